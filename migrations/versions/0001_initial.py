@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("provider_status", sa.String(100), nullable=False),
         sa.Column("status_detail", sa.Text, nullable=False),
         sa.Column("validation", sa.Text, nullable=False),
+        sa.Column("provider_data", sa.Text, nullable=False),
         sa.Column("renewal_of", sa.Integer),
         sa.Column("idempotency_key", sa.String(100), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),

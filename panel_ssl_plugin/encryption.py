@@ -1,0 +1,57 @@
+"""Encryption at rest for private keys and provider credentials.
+
+Fernet (AES-128-CBC with HMAC-SHA256) through MultiFernet: the host's keys come newest first, data
+is encrypted with the newest and decrypted with any, and :meth:`Vault.rotate` re-encrypts old
+tokens under the newest key, so a host rotates by prepending a key and running the rotation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class DecryptionError(Exception):
+    """A stored secret cannot be read with any configured key (a key was removed too early)."""
+
+
+class Vault:
+    """Encrypts and decrypts text and JSON with the host's keys."""
+
+    def __init__(self, keys: list[str]):
+        if not keys:
+            raise ValueError("at least one encryption key is needed (host_secret_keys)")
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+
+    @staticmethod
+    def generate_key() -> str:
+        """A new key for a host's configuration."""
+        return Fernet.generate_key().decode()
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as error:
+            raise DecryptionError(
+                "stored secret cannot be decrypted with the configured keys"
+            ) from error
+
+    def encrypt_json(self, value: dict[str, Any]) -> str:
+        return self.encrypt(json.dumps(value, sort_keys=True))
+
+    def decrypt_json(self, token: str) -> dict[str, Any]:
+        return json.loads(self.decrypt(token))
+
+    def rotate(self, token: str) -> str:
+        """The same secret, encrypted under the newest key."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as error:
+            raise DecryptionError(
+                "stored secret cannot be decrypted with the configured keys"
+            ) from error

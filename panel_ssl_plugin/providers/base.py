@@ -1,0 +1,296 @@
+"""The Provider interface every SSL provider adapter implements, its records and its errors.
+
+Adapters speak to a certificate authority or reseller API and nothing else: no Flask, no SQL.
+What they need from the world around them (mail, publishing challenges, saving their own settings,
+a callback URL) comes through :class:`ProviderHost`, which the order service hands them. What they
+must remember about an order they return in :attr:`ProviderRef.data`; the order service stores it
+with the order and gives it back on every later call.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+import wtforms
+
+
+class ProviderError(Exception):
+    """Something went wrong talking to the provider; ``str(error)`` is fit to show a user."""
+
+
+class ProviderUnavailable(ProviderError):
+    """Timeout, refused connection, 5xx or rate limit: try again later, nothing was lost.
+
+    ``retry_after`` is in seconds when the provider said when to come back (HTTP 429,
+    ACME ``rateLimited``).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request (4xx or an API error code) and said why.
+
+    ``code`` is the provider's own error code and ``field`` the argument it blamed, when given.
+    """
+
+    def __init__(self, message: str, code: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+class OrderState(StrEnum):
+    """The plugin's own states (DESIGN section 4); providers map their raw status onto these."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    PENDING = "pending"
+    ISSUED = "issued"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class DcvMethod(StrEnum):
+    """How domain control is proven."""
+
+    EMAIL = "email"
+    HTTP = "http"
+    DNS = "dns"
+
+
+SERVER_TYPES: dict[str, str] = {
+    "apache": "Apache",
+    "apache_modssl": "Apache/mod_ssl",
+    "nginx": "Nginx",
+    "iis": "Microsoft IIS",
+    "tomcat": "Tomcat",
+    "cpanel": "cPanel",
+    "plesk": "Plesk",
+    "other": "Other",
+}
+
+
+@dataclass(frozen=True)
+class Addon:
+    """An extra a product can be ordered with (extra SANs, warranty upgrade, ...)."""
+
+    id: str
+    name: str
+    price: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Product:
+    """One certificate product of a provider.
+
+    ``periods`` are in months, ``prices`` map a period to the provider's price as text (currency
+    included). ``max_sans`` counts names besides the primary domain.
+    """
+
+    id: str
+    name: str
+    brand: str = ""
+    validation: str = "dv"  # dv, ov or ev
+    periods: tuple[int, ...] = (12,)
+    prices: dict[int, str] = field(default_factory=dict)
+    max_sans: int = 0
+    wildcard: bool = False
+    org_required: bool = False
+    dcv_methods: tuple[DcvMethod, ...] = (DcvMethod.EMAIL,)
+    addons: tuple[Addon, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The admin/tech contact sent with an order."""
+
+    first_name: str
+    last_name: str
+    email: str
+    phone: str = ""
+    title: str = ""
+    organization: str = ""
+    address: str = ""
+    city: str = ""
+    postal_code: str = ""
+    state: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """Everything a provider needs to place (or renew) an order.
+
+    ``domain`` and ``sans`` are A-labels (punycode). ``idempotency_key`` is unique per order;
+    providers that accept one (Sectigo's ``uniqueValue``) pass it on.
+    """
+
+    product_id: str
+    period_months: int
+    csr: str
+    domain: str
+    dcv_method: DcvMethod
+    server_type: str = "other"
+    sans: tuple[str, ...] = ()
+    approver_email: str | None = None
+    organization: str = ""
+    unit: str = ""
+    state: str = ""
+    country: str = ""
+    contact: Contact | None = None
+    addons: tuple[str, ...] = ()
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class ValidationTask:
+    """One proof of control still to be made, shown to the user when the host cannot publish it.
+
+    For ``http``: serve ``value`` at ``location`` (a URL). For ``dns``: create ``record_type``
+    record ``location`` (a name) with ``value``. For ``email``: ``location`` is the approver.
+    """
+
+    domain: str
+    method: DcvMethod
+    location: str
+    value: str = ""
+    record_type: str = ""
+    status: str = "pending"
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderRef:
+    """How a provider finds an order again: its id, plus whatever it asked to remember."""
+
+    order_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    validation: tuple[ValidationTask, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """What the provider says about an order now.
+
+    ``raw_status`` and ``detail`` are the provider's own words, shown beside ``state``. When
+    ``state`` is issued, ``certificate`` is the leaf PEM and ``chain`` the intermediates (PEM,
+    leaf first order). ``data`` replaces :attr:`ProviderRef.data` when not ``None``.
+    """
+
+    state: OrderState
+    raw_status: str
+    detail: str = ""
+    certificate: str | None = None
+    chain: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    validation: tuple[ValidationTask, ...] = ()
+    data: dict[str, Any] | None = None
+
+
+class ProviderHost(Protocol):
+    """What an adapter may ask of the world around it; the order service implements this."""
+
+    def send_mail(self, to: str, subject: str, body: str) -> bool:
+        """Send mail through the host panel (sandbox approval links)."""
+
+    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
+        """Ask the host to serve an http-01 token; False when it cannot."""
+
+    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
+        """Ask the host to publish a DNS record; False when it cannot."""
+
+    def save_settings(self, settings: dict[str, Any]) -> None:
+        """Persist the adapter's settings (encrypted), e.g. a newly registered ACME account."""
+
+    def callback_url(self, token: str) -> str:
+        """An absolute URL that hands ``token`` back to :meth:`Provider.handle_callback`."""
+
+
+class Provider(abc.ABC):
+    """Base class of every adapter.
+
+    Subclasses set ``key`` (stored with each provider account), ``name`` (shown to admins),
+    ``SettingsForm`` (a plain WTForms form: the admin pages render it) and ``secret_fields``
+    (settings that are never shown again once saved). ``settings`` is the form's data.
+    """
+
+    key: ClassVar[str]
+    name: ClassVar[str]
+    SettingsForm: ClassVar[type[wtforms.Form]]
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: dict[str, Any], host: ProviderHost):
+        self.settings = settings
+        self.host = host
+
+    def test_connection(self) -> str:
+        """Call the provider with the saved settings and say what came back, for the admin."""
+        products = self.products()
+        names = ", ".join(p.name for p in products[:5])
+        more = f" and {len(products) - 5} more" if len(products) > 5 else ""
+        return f"Connected: {len(products)} products ({names}{more})."
+
+    @abc.abstractmethod
+    def products(self) -> list[Product]:
+        """The products this account may order."""
+
+    @abc.abstractmethod
+    def dcv_emails(self, domain: str) -> list[str]:
+        """Approver addresses the provider accepts for ``domain`` (an A-label)."""
+
+    @abc.abstractmethod
+    def place_order(self, request: OrderRequest) -> ProviderRef:
+        """Place a new order; raises ProviderRejected with the provider's reason."""
+
+    @abc.abstractmethod
+    def status(self, ref: ProviderRef) -> ProviderStatus:
+        """Ask the provider where the order stands now."""
+
+    def statuses(self, refs: list[ProviderRef]) -> dict[str, ProviderStatus | ProviderError]:
+        """Status of many orders at once, keyed by ``order_id``.
+
+        Adapters with a batch call override this; the default asks one by one and keeps each
+        order's error beside the others' answers.
+        """
+        results: dict[str, ProviderStatus | ProviderError] = {}
+        for ref in refs:
+            try:
+                results[ref.order_id] = self.status(ref)
+            except ProviderError as error:
+                results[ref.order_id] = error
+        return results
+
+    @abc.abstractmethod
+    def renew(self, request: OrderRequest, previous: ProviderRef) -> ProviderRef:
+        """Order the renewal of ``previous`` with the same CSR and details."""
+
+    @abc.abstractmethod
+    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
+        """Reissue the certificate of an order with a new CSR."""
+
+    @abc.abstractmethod
+    def cancel(self, ref: ProviderRef, reason: str = "") -> None:
+        """Cancel a pending order (or ask for a refund where that is the provider's word)."""
+
+    @abc.abstractmethod
+    def resend_approval(self, ref: ProviderRef) -> None:
+        """Send the approval e-mail (or its equivalent) again."""
+
+    def handle_callback(self, token: str) -> tuple[str, dict[str, Any]]:
+        """A link the adapter sent out (see ProviderHost.callback_url) was followed.
+
+        Returns the provider order id it concerns and what to merge into that order's
+        :attr:`ProviderRef.data`. Adapters that send no links keep this default.
+        """
+        raise ProviderRejected("This provider does not use callback links.")
