@@ -138,8 +138,8 @@ def panel_account_tab_links(pm: pluggy.PluginManager, account_id: str, actor: Ac
 
     Called by the host every time it renders that tab, so an implementation must be cheap: build
     the links from the arguments, do no I/O. The host renders each link as a button that opens
-    ``href`` in a popup window of ``popup`` size (or a new tab where ``popup`` is ``None``), sorted by
-    ``order``. Return an empty list (or nothing) to show no link to this actor.
+    ``href`` in a popup window of ``popup`` size (a new tab where ``popup`` is ``None``), sorted
+    by ``order``. Return an empty list (or nothing) to show no link to this actor.
 
     Example::
 

@@ -1,0 +1,1 @@
+"""SSL provider adapters. ``base`` holds the interface; each other module is one provider."""
