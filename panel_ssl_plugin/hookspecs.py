@@ -154,7 +154,7 @@ def panel_account_tab_links(pm: pluggy.PluginManager, account_id: str, actor: Ac
 def panel_blueprints(pm: pluggy.PluginManager) -> list[flask.Blueprint]:
     """Flask blueprints the host registers on its application at start-up.
 
-    Called once by a Flask host while it builds its app, after every plugin is loaded. The
+    Called by a Flask host once, while it builds its app, after every plugin is loaded. The
     blueprints carry their own URL prefix; a plugin's views reach the host's side of the contract
     through the ``pm`` it was given here.
 

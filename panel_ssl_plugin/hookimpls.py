@@ -1,0 +1,67 @@
+"""This plugin's side of the host contract (see hookspecs.py for what each hook means)."""
+
+from __future__ import annotations
+
+import flask
+import pluggy
+
+from panel_ssl_plugin.hookspecs import AdminPage, Link, MigrationSet, PopupSize, hookimpl
+from panel_ssl_plugin.resources import resource_path
+from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
+from panel_ssl_plugin.store import TABLE_PREFIX
+
+URL_PREFIX = "/ssl"
+ORDER_POPUP = PopupSize(760, 880)
+LIST_POPUP = PopupSize(1000, 720)
+
+
+@hookimpl
+def panel_account_tab_links(account_id: str) -> list[Link]:
+    # Runs on every view of the Account Mgmt tab: string formatting only, no I/O. The views
+    # behind the links ask the host's permission hook on every request.
+    base = f"{URL_PREFIX}/accounts/{account_id}"
+    return [
+        Link(
+            "Order SSL Cert",
+            f"{base}/order",
+            popup=ORDER_POPUP,
+            order=10,
+            description="Order a new SSL/TLS certificate for this client",
+        ),
+        Link(
+            "List SSL Certs",
+            f"{base}/certs",
+            popup=LIST_POPUP,
+            order=11,
+            description="Status, details, downloads and renewal of this client's certificates",
+        ),
+    ]
+
+
+@hookimpl
+def panel_blueprints(pm: pluggy.PluginManager) -> list[flask.Blueprint]:
+    from panel_ssl_plugin.web import create_blueprint
+
+    return [create_blueprint(pm)]
+
+
+@hookimpl
+def panel_migrations() -> MigrationSet:
+    return MigrationSet(
+        script_location=resource_path("migrations"),
+        version_table=VERSION_TABLE,
+        branch_label=BRANCH_LABEL,
+        table_prefix=TABLE_PREFIX,
+    )
+
+
+@hookimpl
+def panel_admin_pages() -> list[AdminPage]:
+    return [
+        AdminPage(
+            "SSL Providers",
+            f"{URL_PREFIX}/admin/providers",
+            description="Provider accounts the SSL plugin orders certificates through",
+            order=50,
+        )
+    ]

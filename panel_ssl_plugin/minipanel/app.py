@@ -1,0 +1,164 @@
+"""The minipanel: a small hosting panel that implements the host side of the contract.
+
+It is the demo, the reference for host developers, and the host every test runs in. Plugins come
+from the ``hosting_panel.plugins`` entry points unless the config names them (tests do).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import flask
+import pluggy
+from flask_wtf import CSRFProtect
+
+from panel_ssl_plugin import hookspecs
+from panel_ssl_plugin.encryption import Vault
+from panel_ssl_plugin.minipanel.db import PanelDB, new_secret
+from panel_ssl_plugin.minipanel.host import MiniPanelHost
+from panel_ssl_plugin.store import make_engine
+
+csrf = CSRFProtect()
+
+
+def make_plugin_manager(host: MiniPanelHost, plugins: Iterable[Any] | None) -> pluggy.PluginManager:
+    """The host's PluginManager: the contract, the host's own hookimpls, then the plugins."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(host, name="minipanel")
+    if plugins is None:
+        pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+    else:
+        for plugin in plugins:
+            pm.register(plugin)
+    return pm
+
+
+def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
+    """Build the minipanel.
+
+    Config: ``DATABASE_URL`` (or ``ENGINE``), ``SECRET_KEY``, ``SSL_SECRET_KEYS`` (Fernet keys,
+    newest first), ``PLUGINS`` (objects to register instead of loading entry points), ``DEMO``.
+    Without keys the panel makes them once and keeps them in its own table (demo only).
+    """
+    config = dict(config or {})
+    engine = config.pop("ENGINE", None) or make_engine(config.get("DATABASE_URL", "sqlite://"))
+    db = PanelDB(engine)
+    db.create_tables()
+    app = flask.Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.pop("SECRET_KEY", None) or db.setting("flask_secret", new_secret),
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    secret_keys = config.pop("SSL_SECRET_KEYS", None) or [
+        db.setting("fernet_key", Vault.generate_key)
+    ]
+    app.config.update(config)
+    pm = make_plugin_manager(MiniPanelHost(db, secret_keys), config.get("PLUGINS"))
+    app.extensions["minipanel"] = db
+    app.extensions["hosting_panel"] = pm
+    csrf.init_app(app)
+    for blueprints in pm.hook.panel_blueprints(pm=pm):
+        for blueprint in blueprints:
+            app.register_blueprint(blueprint)
+    _register_routes(app, db, pm)
+    return app
+
+
+def login_required(role: str | None = None) -> Callable:
+    """Refuse anonymous users (redirect to login) and, with ``role``, everyone else (403)."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = flask.g.get("user")
+            if user is None:
+                return flask.redirect(flask.url_for("login", next=flask.request.full_path))
+            if role is not None and user.role != role:
+                flask.abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _register_routes(app: flask.Flask, db: PanelDB, pm: pluggy.PluginManager) -> None:
+    @app.before_request
+    def load_user() -> None:
+        user_id = flask.session.get("user_id")
+        flask.g.user = db.user(user_id) if user_id else None
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login():
+        error = None
+        if flask.request.method == "POST":
+            user = db.authenticate(
+                flask.request.form.get("username", ""), flask.request.form.get("password", "")
+            )
+            if user:
+                flask.session.clear()
+                flask.session["user_id"] = user.id
+                target = flask.request.args.get("next", "")
+                return flask.redirect(target if target.startswith("/") else flask.url_for("home"))
+            error = "Wrong user name or password."
+        return flask.render_template(
+            "minipanel/login.html", error=error, demo=app.config.get("DEMO")
+        )
+
+    @app.post("/logout")
+    def logout():
+        flask.session.clear()
+        return flask.redirect(flask.url_for("login"))
+
+    @app.get("/")
+    @login_required()
+    def home():
+        return flask.render_template("minipanel/clients.html", clients=db.clients_of(flask.g.user))
+
+    def client_for_user(client_id: int):
+        client = db.client(client_id)
+        user = flask.g.user
+        if client is None or (user.role != "admin" and client.reseller_id != user.id):
+            flask.abort(404)
+        return client
+
+    @app.get("/clients/<int:client_id>")
+    @login_required()
+    def client(client_id: int):
+        return flask.redirect(flask.url_for("account_mgmt", client_id=client_id))
+
+    @app.get("/clients/<int:client_id>/account-mgmt")
+    @login_required()
+    def account_mgmt(client_id: int):
+        client = client_for_user(client_id)
+        actor = pm.hook.host_current_actor()
+        groups = pm.hook.panel_account_tab_links(pm=pm, account_id=str(client.id), actor=actor)
+        links = sorted((link for group in groups for link in group or ()), key=lambda k: k.order)
+        return flask.render_template(
+            "minipanel/account_mgmt.html",
+            client=client,
+            contacts=db.contacts_of(client.id),
+            links=links,
+        )
+
+    @app.get("/admin")
+    @login_required(role="admin")
+    def admin():
+        groups = pm.hook.panel_admin_pages(pm=pm)
+        pages = sorted((page for group in groups for page in group or ()), key=lambda p: p.order)
+        return flask.render_template("minipanel/admin.html", pages=pages)
+
+    @app.get("/outbox")
+    @login_required()
+    def outbox():
+        return flask.render_template("minipanel/outbox.html", mails=db.mails())
+
+    @app.get("/.well-known/acme-challenge/<token>")
+    def acme_challenge(token: str):
+        content = db.challenge(token)
+        if content is None:
+            flask.abort(404)
+        return flask.Response(content, mimetype="text/plain")

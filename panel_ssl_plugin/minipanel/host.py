@@ -1,0 +1,87 @@
+"""The minipanel's side of the contract: the ``host_*`` hooks, answered from its own tables."""
+
+from __future__ import annotations
+
+import flask
+import sqlalchemy as sa
+
+from panel_ssl_plugin.hookspecs import AccountProfile, Actor, Contact, hookimpl
+from panel_ssl_plugin.minipanel.db import PanelDB
+
+ACCOUNT_ACTIONS = frozenset({"ssl.view", "ssl.order"})
+
+
+def _contact(row: sa.Row) -> Contact:
+    return Contact(
+        id=str(row.id),
+        first_name=row.first_name,
+        last_name=row.last_name,
+        email=row.email,
+        phone=row.phone,
+        title=row.title,
+    )
+
+
+class MiniPanelHost:
+    """Registered on the minipanel's PluginManager as the plugin named ``minipanel``."""
+
+    def __init__(self, db: PanelDB, secret_keys: list[str]):
+        self.db = db
+        self.secret_keys = secret_keys
+
+    @hookimpl
+    def host_database(self) -> sa.Engine:
+        return self.db.engine
+
+    @hookimpl
+    def host_secret_keys(self) -> list[str]:
+        return self.secret_keys
+
+    @hookimpl
+    def host_current_actor(self) -> Actor | None:
+        user = flask.g.get("user") if flask.has_request_context() else None
+        return Actor(str(user.id), user.display_name, user.role) if user else None
+
+    @hookimpl
+    def host_permission_allowed(self, actor: Actor, action: str, account_id: str | None) -> bool:
+        if actor.role == "admin":
+            return True
+        if action not in ACCOUNT_ACTIONS or account_id is None or not str(account_id).isdigit():
+            return False
+        client = self.db.client(int(account_id))
+        return client is not None and str(client.reseller_id) == actor.id
+
+    @hookimpl
+    def host_account_profile(self, account_id: str) -> AccountProfile | None:
+        client = self.db.client(int(account_id)) if str(account_id).isdigit() else None
+        if client is None:
+            return None
+        contacts = self.db.contacts_of(client.id)
+        return AccountProfile(
+            account_id=str(client.id),
+            name=client.name,
+            organization=client.organization,
+            state=client.state,
+            country=client.country,
+            city=client.city,
+            address=client.address,
+            postal_code=client.postal_code,
+            phone=client.phone,
+            default_contact=_contact(contacts[0]) if contacts else None,
+        )
+
+    @hookimpl
+    def host_account_contacts(self, account_id: str) -> list[Contact]:
+        if not str(account_id).isdigit():
+            return []
+        return [_contact(row) for row in self.db.contacts_of(int(account_id))]
+
+    @hookimpl
+    def host_send_mail(self, to: str, subject: str, body: str) -> bool:
+        self.db.send_mail(to, subject, body)
+        return True
+
+    @hookimpl
+    def host_publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
+        self.db.publish_challenge(domain, token, content)
+        return True

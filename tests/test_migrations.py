@@ -1,0 +1,137 @@
+"""The plugin's migrations on SQLite, PostgreSQL and MariaDB, beside a host's own history."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pluggy
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from click.testing import CliRunner
+
+from panel_ssl_plugin import hookimpls, hookspecs, schema
+from panel_ssl_plugin.cli import main
+
+PLUGIN_TABLES = {"ssl_provider_accounts", "ssl_orders", "ssl_order_events", schema.VERSION_TABLE}
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade(database_url):
+    schema.upgrade(database_url)
+    assert tables(database_url) == PLUGIN_TABLES
+    assert schema.current(database_url) == schema.head()
+
+    schema.downgrade(database_url, "base")
+    assert tables(database_url) == set()
+
+    schema.upgrade(database_url)
+    assert tables(database_url) == PLUGIN_TABLES
+
+
+def test_indexes_the_queries_need(database_url):
+    schema.upgrade(database_url)
+    inspector = sa.inspect(sa.create_engine(database_url))
+    indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("ssl_orders")}
+    assert {("account_id", "created_at"), ("status", "next_check_at"), ("not_after",)} <= indexed
+    unique = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("ssl_orders")}
+    unique |= {
+        tuple(ix["column_names"]) for ix in inspector.get_indexes("ssl_orders") if ix["unique"]
+    }
+    assert ("idempotency_key",) in unique
+
+
+HOST_ENV = """
+from alembic import context
+connection = context.config.attributes["connection"]
+context.configure(connection=connection)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+
+HOST_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+revision = "host0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+def upgrade():
+    op.create_table("host_customers", sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("name", sa.String(50)))
+    op.execute("INSERT INTO host_customers (id, name) VALUES (1, 'kept')")
+def downgrade():
+    op.drop_table("host_customers")
+"""
+
+
+def host_migrate(url: str, tmp_path) -> None:
+    """Give the database a host's own Alembic history, in the default alembic_version table."""
+    scripts = tmp_path / "host_migrations"
+    (scripts / "versions").mkdir(parents=True)
+    (scripts / "env.py").write_text(textwrap.dedent(HOST_ENV))
+    (scripts / "versions" / "host0001.py").write_text(HOST_REVISION)
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    engine.dispose()
+
+
+def host_state(url: str) -> tuple:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+        rows = conn.execute(sa.text("SELECT id, name FROM host_customers")).all()
+    engine.dispose()
+    return version, [tuple(r) for r in rows]
+
+
+def test_host_history_and_tables_untouched(database_url, tmp_path):
+    host_migrate(database_url, tmp_path)
+    before = host_state(database_url)
+    assert before == ("host0001", [(1, "kept")])
+
+    schema.upgrade(database_url)
+    assert host_state(database_url) == before
+    assert tables(database_url) == PLUGIN_TABLES | {"alembic_version", "host_customers"}
+
+    schema.downgrade(database_url, "base")
+    assert host_state(database_url) == before
+    assert tables(database_url) == {"alembic_version", "host_customers"}
+
+
+def test_host_runs_migrations_through_the_hook(sqlite_url):
+    """A host that drives Alembic itself needs only what panel_migrations() returns."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(hookimpls)
+    (migrations,) = pm.hook.panel_migrations(pm=pm)
+    config = Config()
+    config.set_main_option("script_location", str(migrations.script_location))
+    config.set_main_option("sqlalchemy.url", sqlite_url)
+    command.upgrade(config, f"{migrations.branch_label}@head")
+    assert tables(sqlite_url) == PLUGIN_TABLES
+    assert migrations.version_table == schema.VERSION_TABLE
+
+
+def test_cli_db_commands(sqlite_url):
+    runner = CliRunner()
+    result = runner.invoke(main, ["db", "current", "--database-url", sqlite_url])
+    assert result.exit_code == 0 and "base" in result.output
+    result = runner.invoke(main, ["db", "upgrade", "--database-url", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert schema.head() in result.output
+    result = runner.invoke(main, ["db", "history"])
+    assert schema.head() in result.output
+    result = runner.invoke(main, ["db", "downgrade", "base", "--database-url", sqlite_url])
+    assert result.exit_code == 0 and tables(sqlite_url) == set()
