@@ -65,3 +65,10 @@ def panel_admin_pages() -> list[AdminPage]:
             order=50,
         )
     ]
+
+
+@hookimpl
+def ssl_register_providers() -> list[type]:
+    from panel_ssl_plugin.providers.sandbox import SandboxProvider
+
+    return [SandboxProvider]

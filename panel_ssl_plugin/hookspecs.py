@@ -272,6 +272,21 @@ def host_secret_keys(pm: pluggy.PluginManager) -> list[str]:
 
 
 @hookspec(firstresult=True)
+def host_public_url() -> str | None:
+    """The panel's public base URL (scheme, host, optional path), without a trailing slash.
+
+    Called by a plugin when it builds a link that leaves the panel, such as the approval link in
+    a sandbox approval e-mail, possibly outside any request (polling, renewals from cron).
+
+    Example::
+
+        @hookimpl
+        def host_public_url():
+            return "https://panel.example.net"
+    """
+
+
+@hookspec(firstresult=True)
 def host_account_profile(account_id: str) -> AccountProfile | None:
     """What the host knows of a client: organization, state, country and default contact.
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
@@ -218,3 +219,95 @@ def sign_csr(
         )
         .sign(ca_key, hashes.SHA256())
     )
+
+
+MIN_RSA_BITS = 2048
+ALLOWED_CURVES = ("secp256r1", "secp384r1")
+
+
+def check_csr(pem: str, expected_names: list[str]) -> x509.CertificateSigningRequest:
+    """Accept a pasted CSR only if it is sound and asks for exactly the order's names.
+
+    Catches what people paste by mistake (a private key, a certificate), broken signatures,
+    weak keys, and a CSR made for another domain.
+    """
+    if "PRIVATE KEY" in pem:
+        raise InvalidMaterial(
+            "That is a private key, not a CSR. Keep the key secret and paste the block that "
+            "starts with -----BEGIN CERTIFICATE REQUEST-----."
+        )
+    if "BEGIN CERTIFICATE-----" in pem:
+        raise InvalidMaterial("That is a certificate, not a CSR (a certificate signing request).")
+    csr = load_csr(pem)
+    if not csr.is_signature_valid:
+        raise InvalidMaterial("The CSR's signature does not verify; make a new CSR.")
+    key = csr.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise InvalidMaterial(f"The CSR's RSA key has {key.key_size} bits; at least 2048 needed.")
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in ALLOWED_CURVES:
+        raise InvalidMaterial("The CSR's key must be RSA or ECDSA on P-256 or P-384.")
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise InvalidMaterial("The CSR's key must be RSA or ECDSA.")
+    names = sorted(n.lower() for n in csr_names(csr))
+    if names != sorted(expected_names):
+        raise InvalidMaterial(
+            f"The CSR is for {', '.join(names) or 'no name'}, but the order is for "
+            f"{', '.join(sorted(expected_names))}."
+        )
+    return csr
+
+
+def verify_issued(
+    *,
+    certificate: str,
+    chain: str,
+    expected_names: list[str],
+    public_key_of,
+    trusted_roots: list[str],
+) -> x509.Certificate:
+    """Refuse a certificate that does not belong to the order (InvalidMaterial says why).
+
+    It must carry the order's key (``public_key_of`` is the private key or the CSR), cover
+    exactly the order's names, and its chain must link signature by signature up to one of
+    ``trusted_roots`` (the provider's roots; when it names none, the links are still checked).
+    """
+    (leaf, *_extra) = load_certificates(certificate)
+    if public_key_der(leaf) != public_key_der(public_key_of):
+        raise InvalidMaterial("it does not match the order's private key")
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = sorted(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = []
+    if names != sorted(expected_names):
+        raise InvalidMaterial(f"it names {', '.join(names) or 'nothing'}, not the order's names")
+    intermediates = load_certificates(chain) if chain.strip() else []
+    roots = [c for pem in trusted_roots for c in load_certificates(pem)]
+    _check_links(leaf, intermediates, roots)
+    return leaf
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _check_links(
+    leaf: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate]
+) -> None:
+    current, pool = leaf, list(intermediates)
+    while True:
+        if any(_signed_by(current, root) for root in roots):
+            return
+        issuer = next((c for c in pool if _signed_by(current, c)), None)
+        if issuer is None:
+            break
+        pool.remove(issuer)
+        current = issuer
+    if roots:
+        raise InvalidMaterial("its chain does not lead to the provider's root certificate")
+    if intermediates and current is leaf:
+        raise InvalidMaterial("the chain sent with it did not sign it")

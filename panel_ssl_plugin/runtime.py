@@ -1,4 +1,4 @@
-"""The plugin's long-lived objects for one host: its database engine and its vault.
+"""The plugin's long-lived objects for one host: database, vault, provider accounts, orders.
 
 A host hands its PluginManager to every ``panel_*`` hook; from it the plugin asks the host, once,
 for the database and the encryption keys (``host_database``, ``host_secret_keys``). The result is
@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import pluggy
 import sqlalchemy as sa
 
+from panel_ssl_plugin.accounts import ProviderAccounts
 from panel_ssl_plugin.encryption import Vault
-from panel_ssl_plugin.store import make_engine
+from panel_ssl_plugin.orders import OrderService
+from panel_ssl_plugin.store import Store, make_engine
 
 
 class HostMisconfigured(RuntimeError):
@@ -29,6 +31,8 @@ class Runtime:
     pm: pluggy.PluginManager
     engine: sa.Engine
     vault: Vault
+    accounts: ProviderAccounts
+    orders: OrderService
 
 
 _runtimes: weakref.WeakKeyDictionary[pluggy.PluginManager, Runtime] = weakref.WeakKeyDictionary()
@@ -44,6 +48,10 @@ def runtime_for(pm: pluggy.PluginManager) -> Runtime:
         keys = pm.hook.host_secret_keys(pm=pm)
         if not keys:
             raise HostMisconfigured("the host implements no host_secret_keys hook")
-        runtime = Runtime(pm=pm, engine=make_engine(database), vault=Vault(list(keys)))
+        engine, vault = make_engine(database), Vault(list(keys))
+        store = Store(engine)
+        accounts = ProviderAccounts(pm, store, vault)
+        orders = OrderService(pm, store, vault, accounts)
+        runtime = Runtime(pm=pm, engine=engine, vault=vault, accounts=accounts, orders=orders)
         _runtimes[pm] = runtime
     return runtime

@@ -7,7 +7,10 @@ DATETIME has no time zone, so every timestamp is stored as naive UTC and handed 
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -132,3 +135,266 @@ def make_engine(database: sa.Engine | str) -> sa.Engine:
     if isinstance(database, sa.Engine):
         return database
     return sa.create_engine(database, pool_pre_ping=True)
+
+
+# --- records --------------------------------------------------------------------------------------
+
+JSON_COLUMNS = ("addons", "sans", "contact", "validation", "provider_data")
+
+
+@dataclass(frozen=True)
+class ProviderAccountRecord:
+    """A provider account as stored; ``settings_encrypted`` is opened by accounts.py only."""
+
+    id: int
+    provider_key: str
+    label: str
+    settings_encrypted: str
+    enabled: bool
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """One row of ``ssl_orders`` with its JSON columns decoded."""
+
+    id: int
+    account_id: str
+    provider_account_id: int
+    provider_order_id: str | None
+    product_id: str
+    product_name: str
+    addons: list
+    domain: str
+    sans: list
+    period_months: int
+    server_type: str
+    dcv_method: str
+    approver_email: str | None
+    organization: str
+    unit: str
+    state: str
+    country: str
+    contact: dict
+    key_type: str
+    csr: str
+    private_key_encrypted: str | None
+    certificate: str | None
+    chain: str | None
+    not_before: datetime | None
+    not_after: datetime | None
+    status: str
+    provider_status: str
+    status_detail: str
+    validation: list
+    provider_data: dict
+    renewal_of: int | None
+    idempotency_key: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_checked_at: datetime | None
+    next_check_at: datetime | None
+    check_failures: int
+    lease_until: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        """Every field but the private key, for hooks and templates."""
+        values = asdict(self)
+        values.pop("private_key_encrypted")
+        return values
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    order_id: int
+    at: datetime
+    actor: str
+    event: str
+    detail: str
+
+
+def _order(row: sa.Row) -> OrderRecord:
+    values = dict(row._mapping)
+    for name in JSON_COLUMNS:
+        values[name] = json.loads(values[name])
+    return OrderRecord(**values)
+
+
+def _encode(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in values.items()}
+
+
+class DuplicateOrder(Exception):
+    """An order with this idempotency key exists already; ``order_id`` is that order."""
+
+    def __init__(self, order_id: int):
+        super().__init__(order_id)
+        self.order_id = order_id
+
+
+class StaleOrder(Exception):
+    """The order changed since it was read (another request or poller got there first)."""
+
+
+SORTABLE = {
+    "created": orders.c.created_at,
+    "domain": orders.c.domain,
+    "status": orders.c.status,
+    "expires": orders.c.not_after,
+}
+
+
+class Store:
+    """Every query of the plugin, on the host's engine."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    # --- provider accounts ---------------------------------------------------------------------
+
+    def add_provider_account(self, **values: Any) -> int:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            if values.get("is_default"):
+                conn.execute(provider_accounts.update().values(is_default=False))
+            return conn.execute(
+                provider_accounts.insert().values(created_at=now, updated_at=now, **values)
+            ).inserted_primary_key[0]
+
+    def update_provider_account(self, account_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            if values.get("is_default"):
+                conn.execute(provider_accounts.update().values(is_default=False))
+            conn.execute(
+                provider_accounts.update()
+                .where(provider_accounts.c.id == account_id)
+                .values(updated_at=utcnow(), **values)
+            )
+
+    def provider_account(self, account_id: int) -> ProviderAccountRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                provider_accounts.select().where(provider_accounts.c.id == account_id)
+            ).first()
+        return ProviderAccountRecord(**row._mapping) if row else None
+
+    def provider_accounts(self, *, enabled_only: bool = False) -> list[ProviderAccountRecord]:
+        query = provider_accounts.select().order_by(
+            provider_accounts.c.is_default.desc(), provider_accounts.c.label
+        )
+        if enabled_only:
+            query = query.where(provider_accounts.c.enabled.is_(True))
+        with self.engine.connect() as conn:
+            return [ProviderAccountRecord(**row._mapping) for row in conn.execute(query)]
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def add_order(self, actor: str, **values: Any) -> int:
+        """Insert an order and its first event; DuplicateOrder when the key is taken."""
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                order_id = conn.execute(
+                    orders.insert().values(created_at=now, updated_at=now, **_encode(values))
+                ).inserted_primary_key[0]
+                self._event(conn, order_id, actor, values["status"], "")
+                return order_id
+        except sa.exc.IntegrityError:
+            existing = self.order_by_key(values["idempotency_key"])
+            if existing is None:
+                raise
+            raise DuplicateOrder(existing.id) from None
+
+    def order(self, order_id: int) -> OrderRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(orders.select().where(orders.c.id == order_id)).first()
+        return _order(row) if row else None
+
+    def order_by_key(self, idempotency_key: str) -> OrderRecord | None:
+        with self.engine.connect() as conn:
+            query = orders.select().where(orders.c.idempotency_key == idempotency_key)
+            row = conn.execute(query).first()
+        return _order(row) if row else None
+
+    def order_by_provider_ref(self, provider_account_id: int, provider_order_id: str):
+        """The newest order the provider knows by this id (reissues keep the id)."""
+        with self.engine.connect() as conn:
+            query = (
+                orders.select()
+                .where(
+                    orders.c.provider_account_id == provider_account_id,
+                    orders.c.provider_order_id == provider_order_id,
+                )
+                .order_by(orders.c.id.desc())
+            )
+            row = conn.execute(query).first()
+        return _order(row) if row else None
+
+    def renewals_of(self, order_id: int) -> list[OrderRecord]:
+        with self.engine.connect() as conn:
+            query = orders.select().where(orders.c.renewal_of == order_id).order_by(orders.c.id)
+            return [_order(row) for row in conn.execute(query)]
+
+    def account_orders(
+        self,
+        account_id: str,
+        *,
+        sort: str = "created",
+        descending: bool = True,
+        limit: int = 25,
+        offset: int = 0,
+    ) -> tuple[list[OrderRecord], int]:
+        """One page of an account's orders that renew nothing, and how many there are."""
+        where = sa.and_(orders.c.account_id == account_id, orders.c.renewal_of.is_(None))
+        column = SORTABLE.get(sort, orders.c.created_at)
+        order_by = (column.desc(), orders.c.id.desc()) if descending else (column, orders.c.id)
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
+            rows = conn.execute(
+                orders.select().where(where).order_by(*order_by).limit(limit).offset(offset)
+            )
+            return [_order(row) for row in rows], total
+
+    def update_order(
+        self, order: OrderRecord, actor: str, event: str, detail: str = "", **values: Any
+    ) -> OrderRecord:
+        """Change an order and log the event in one transaction; StaleOrder if it moved on.
+
+        The version column makes this a compare-and-set: two requests that read the same order
+        cannot both apply a transition.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                orders.update()
+                .where(orders.c.id == order.id, orders.c.version == order.version)
+                .values(version=order.version + 1, updated_at=utcnow(), **_encode(values))
+            )
+            if result.rowcount != 1:
+                raise StaleOrder(order.id)
+            self._event(conn, order.id, actor, event, detail)
+        return self.order(order.id)
+
+    def add_event(self, order_id: int, actor: str, event: str, detail: str = "") -> None:
+        with self.engine.begin() as conn:
+            self._event(conn, order_id, actor, event, detail)
+
+    def events(self, order_id: int) -> list[EventRecord]:
+        with self.engine.connect() as conn:
+            query = (
+                order_events.select()
+                .where(order_events.c.order_id == order_id)
+                .order_by(order_events.c.at, order_events.c.id)
+            )
+            return [EventRecord(**row._mapping) for row in conn.execute(query)]
+
+    @staticmethod
+    def _event(conn: sa.Connection, order_id: int, actor: str, event: str, detail: str) -> None:
+        conn.execute(
+            order_events.insert().values(
+                order_id=order_id, at=utcnow(), actor=actor[:100], event=event[:40], detail=detail
+            )
+        )

@@ -40,7 +40,8 @@ def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
     """Build the minipanel.
 
     Config: ``DATABASE_URL`` (or ``ENGINE``), ``SECRET_KEY``, ``SSL_SECRET_KEYS`` (Fernet keys,
-    newest first), ``PLUGINS`` (objects to register instead of loading entry points), ``DEMO``.
+    newest first), ``PLUGINS`` (objects to register instead of loading entry points), ``DEMO``,
+    ``PUBLIC_URL`` (for links built outside a request).
     Without keys the panel makes them once and keeps them in its own table (demo only).
     """
     config = dict(config or {})
@@ -56,7 +57,8 @@ def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
         db.setting("fernet_key", Vault.generate_key)
     ]
     app.config.update(config)
-    pm = make_plugin_manager(MiniPanelHost(db, secret_keys), config.get("PLUGINS"))
+    public_url = config.get("PUBLIC_URL", "http://127.0.0.1:8000")
+    pm = make_plugin_manager(MiniPanelHost(db, secret_keys, public_url), config.get("PLUGINS"))
     app.extensions["minipanel"] = db
     app.extensions["hosting_panel"] = pm
     csrf.init_app(app)

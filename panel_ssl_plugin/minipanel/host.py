@@ -25,9 +25,10 @@ def _contact(row: sa.Row) -> Contact:
 class MiniPanelHost:
     """Registered on the minipanel's PluginManager as the plugin named ``minipanel``."""
 
-    def __init__(self, db: PanelDB, secret_keys: list[str]):
+    def __init__(self, db: PanelDB, secret_keys: list[str], public_url: str):
         self.db = db
         self.secret_keys = secret_keys
+        self.public_url = public_url
 
     @hookimpl
     def host_database(self) -> sa.Engine:
@@ -36,6 +37,12 @@ class MiniPanelHost:
     @hookimpl
     def host_secret_keys(self) -> list[str]:
         return self.secret_keys
+
+    @hookimpl
+    def host_public_url(self) -> str:
+        if flask.has_request_context():
+            return flask.request.host_url.rstrip("/")
+        return self.public_url
 
     @hookimpl
     def host_current_actor(self) -> Actor | None:

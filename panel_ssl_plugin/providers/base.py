@@ -280,12 +280,23 @@ class Provider(abc.ABC):
         """Reissue the certificate of an order with a new CSR."""
 
     @abc.abstractmethod
-    def cancel(self, ref: ProviderRef, reason: str = "") -> None:
-        """Cancel a pending order (or ask for a refund where that is the provider's word)."""
+    def cancel(self, ref: ProviderRef, reason: str = "") -> dict[str, Any] | None:
+        """Cancel a pending order (or ask for a refund where that is the provider's word).
+
+        May return what to merge into the order's :attr:`ProviderRef.data`.
+        """
 
     @abc.abstractmethod
     def resend_approval(self, ref: ProviderRef) -> None:
         """Send the approval e-mail (or its equivalent) again."""
+
+    def trusted_roots(self) -> list[str]:
+        """PEM roots this provider's chains must lead to; empty when the adapter knows none.
+
+        Issued certificates are checked against these before they are accepted. With none, the
+        chain's signatures are still checked link by link.
+        """
+        return []
 
     def handle_callback(self, token: str) -> tuple[str, dict[str, Any]]:
         """A link the adapter sent out (see ProviderHost.callback_url) was followed.

@@ -1,0 +1,191 @@
+"""Provider accounts: which providers exist, their encrypted settings, and live adapter objects.
+
+The admin pages and the order service both come here for a provider. Settings are stored as one
+encrypted JSON document per account; a secret setting left empty on an edit keeps its old value,
+so an admin never has to see or retype a password to change a label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from panel_ssl_plugin.encryption import Vault
+from panel_ssl_plugin.providers.base import Provider
+from panel_ssl_plugin.store import ProviderAccountRecord, Store
+
+
+class UnknownProviderAccount(LookupError):
+    """No provider account with that id (or it is disabled where an enabled one is needed)."""
+
+
+@dataclass(frozen=True)
+class ProviderAccount:
+    """A provider account as the rest of the plugin sees it; settings are decrypted."""
+
+    id: int
+    provider_key: str
+    provider_name: str
+    label: str
+    enabled: bool
+    is_default: bool
+    settings: dict[str, Any]
+
+    def public_settings(self, provider_class: type[Provider]) -> dict[str, Any]:
+        """The settings an admin form may show again: secrets left out."""
+        return {k: v for k, v in self.settings.items() if k not in provider_class.secret_fields}
+
+    def secrets_set(self, provider_class: type[Provider]) -> set[str]:
+        """Names of the secret settings that hold a value (the form says "set, keep it")."""
+        return {k for k in provider_class.secret_fields if self.settings.get(k)}
+
+
+def provider_classes(pm: pluggy.PluginManager) -> dict[str, type[Provider]]:
+    """Every provider class registered through ``ssl_register_providers``, by key."""
+    classes: dict[str, type[Provider]] = {}
+    for group in pm.hook.ssl_register_providers():
+        for cls in group or ():
+            classes.setdefault(cls.key, cls)
+    return classes
+
+
+class _Bridge:
+    """The ProviderHost an adapter gets: the host's hooks, and its own settings store."""
+
+    def __init__(self, accounts: ProviderAccounts, account_id: int):
+        self._accounts = accounts
+        self._account_id = account_id
+        self._hook = accounts.pm.hook
+
+    def send_mail(self, to: str, subject: str, body: str) -> bool:
+        return bool(self._hook.host_send_mail(to=to, subject=subject, body=body))
+
+    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
+        return bool(
+            self._hook.host_publish_http_challenge(domain=domain, token=token, content=content)
+        )
+
+    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
+        return bool(
+            self._hook.host_publish_dns_record(
+                domain=domain, name=name, record_type=record_type, value=value
+            )
+        )
+
+    def save_settings(self, settings: dict[str, Any]) -> None:
+        self._accounts.save_settings(self._account_id, settings)
+
+    def callback_url(self, token: str) -> str:
+        base = self._hook.host_public_url() or ""
+        return f"{base}/ssl/providers/{self._account_id}/callback/{token}"
+
+
+class ProviderAccounts:
+    """The provider accounts of one host."""
+
+    def __init__(self, pm: pluggy.PluginManager, store: Store, vault: Vault):
+        self.pm = pm
+        self.store = store
+        self.vault = vault
+        self.classes = provider_classes(pm)
+        # Adapters hold an HTTP session and cached products: one per account, rebuilt when the
+        # account's settings change (the updated_at stamp is part of the key).
+        self._adapters: dict[tuple[int, Any], Provider] = {}
+
+    def _account(self, record: ProviderAccountRecord) -> ProviderAccount:
+        cls = self.classes.get(record.provider_key)
+        return ProviderAccount(
+            id=record.id,
+            provider_key=record.provider_key,
+            provider_name=cls.name if cls else f"{record.provider_key} (not installed)",
+            label=record.label,
+            enabled=record.enabled,
+            is_default=record.is_default,
+            settings=self.vault.decrypt_json(record.settings_encrypted),
+        )
+
+    def all(self, *, enabled_only: bool = False) -> list[ProviderAccount]:
+        """Accounts, the default first, then by label."""
+        records = self.store.provider_accounts(enabled_only=enabled_only)
+        return [self._account(r) for r in records]
+
+    def get(self, account_id: int) -> ProviderAccount:
+        record = self.store.provider_account(account_id)
+        if record is None:
+            raise UnknownProviderAccount(account_id)
+        return self._account(record)
+
+    def create(
+        self,
+        provider_key: str,
+        label: str,
+        settings: dict[str, Any],
+        *,
+        enabled: bool = True,
+        is_default: bool = False,
+    ) -> int:
+        if provider_key not in self.classes:
+            raise UnknownProviderAccount(provider_key)
+        if not self.store.provider_accounts():
+            is_default = True  # the first account is the default; nobody has to pick
+        return self.store.add_provider_account(
+            provider_key=provider_key,
+            label=label,
+            settings_encrypted=self.vault.encrypt_json(settings),
+            enabled=enabled,
+            is_default=is_default,
+        )
+
+    def update(
+        self, account_id: int, *, label: str, settings: dict[str, Any], enabled: bool
+    ) -> None:
+        """Save an edit; secret settings given empty keep their stored value."""
+        account = self.get(account_id)
+        cls = self.classes[account.provider_key]
+        merged = dict(settings)
+        for name in cls.secret_fields:
+            if not merged.get(name) and account.settings.get(name):
+                merged[name] = account.settings[name]
+        self.store.update_provider_account(
+            account_id,
+            label=label,
+            enabled=enabled,
+            settings_encrypted=self.vault.encrypt_json(merged),
+        )
+
+    def save_settings(self, account_id: int, settings: dict[str, Any]) -> None:
+        """Merge what an adapter asked to keep (an ACME account key, the sandbox CA)."""
+        account = self.get(account_id)
+        merged = {**account.settings, **settings}
+        self.store.update_provider_account(
+            account_id, settings_encrypted=self.vault.encrypt_json(merged)
+        )
+
+    def set_enabled(self, account_id: int, enabled: bool) -> None:
+        self.get(account_id)
+        self.store.update_provider_account(account_id, enabled=enabled)
+
+    def set_default(self, account_id: int) -> None:
+        self.get(account_id)
+        self.store.update_provider_account(account_id, is_default=True, enabled=True)
+
+    def adapter(self, account_id: int) -> Provider:
+        """The live adapter of an account, reused while its settings stay the same."""
+        record = self.store.provider_account(account_id)
+        if record is None or record.provider_key not in self.classes:
+            raise UnknownProviderAccount(account_id)
+        key = (record.id, record.updated_at)
+        adapter = self._adapters.get(key)
+        if adapter is None:
+            self._adapters = {k: v for k, v in self._adapters.items() if k[0] != record.id}
+            cls = self.classes[record.provider_key]
+            settings = self.vault.decrypt_json(record.settings_encrypted)
+            adapter = cls(settings, _Bridge(self, record.id))
+            self._adapters[key] = adapter
+        return adapter
+
+    def test_connection(self, account_id: int) -> str:
+        """Ask the provider with the saved settings; ProviderError says what went wrong."""
+        return self.adapter(account_id).test_connection()

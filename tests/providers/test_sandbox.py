@@ -1,0 +1,474 @@
+"""The sandbox CA: catalogue, approver addresses, validation, the approval-link flow, issuance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography import x509
+from werkzeug.datastructures import MultiDict
+
+from panel_ssl_plugin import keys
+from panel_ssl_plugin.providers.base import (
+    DcvMethod,
+    OrderRequest,
+    OrderState,
+    ProviderRef,
+    ProviderRejected,
+    ProviderStatus,
+)
+from panel_ssl_plugin.providers.sandbox import CANCELLED_AT, SandboxProvider
+
+CALLBACK_PREFIX = "http://panel.test/ssl/cb/"
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    body: str
+
+
+class RecordingHost:
+    """A ProviderHost that keeps what the provider asked of it."""
+
+    def __init__(self, publishes_dns: bool = True):
+        self.mails: list[Mail] = []
+        self.saved: list[dict[str, Any]] = []
+        self.records: list[tuple[str, str, str, str]] = []
+        self.publishes_dns = publishes_dns
+
+    def send_mail(self, to: str, subject: str, body: str) -> bool:
+        self.mails.append(Mail(to, subject, body))
+        return True
+
+    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
+        return False
+
+    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
+        self.records.append((domain, name, record_type, value))
+        return self.publishes_dns
+
+    def save_settings(self, settings: dict[str, Any]) -> None:
+        self.saved.append(dict(settings))
+
+    def callback_url(self, token: str) -> str:
+        return CALLBACK_PREFIX + token
+
+
+@pytest.fixture(scope="module")
+def key() -> keys.PrivateKey:
+    return keys.generate_key()
+
+
+@pytest.fixture
+def host() -> RecordingHost:
+    return RecordingHost()
+
+
+@pytest.fixture
+def sandbox(host: RecordingHost) -> SandboxProvider:
+    return SandboxProvider({}, host)
+
+
+def csr_for(key: keys.PrivateKey, *names: str) -> str:
+    return keys.make_csr(key, keys.Subject(names[0]), names[1:])
+
+
+def order(key: keys.PrivateKey, **changes: Any) -> OrderRequest:
+    """A valid single-domain order; ``changes`` override fields (the CSR follows the names)."""
+    domain = changes.get("domain", "www.example.com")
+    sans = changes.get("sans", ())
+    defaults = OrderRequest(
+        product_id="dv-single",
+        period_months=12,
+        csr=csr_for(key, domain, *sans),
+        domain=domain,
+        dcv_method=DcvMethod.EMAIL,
+        approver_email="admin@example.com",
+    )
+    return replace(defaults, **changes)
+
+
+def token_of(mail: Mail) -> str:
+    link = next(line for line in mail.body.splitlines() if line.startswith(CALLBACK_PREFIX))
+    return link.removeprefix(CALLBACK_PREFIX)
+
+
+def merged(ref: ProviderRef, data: dict[str, Any] | None) -> ProviderRef:
+    """What the order service does with data handed back by a callback or a status."""
+    return replace(ref, data={**ref.data, **(data or {})})
+
+
+def approve(sandbox: SandboxProvider, host: RecordingHost, ref: ProviderRef) -> ProviderRef:
+    order_id, data = sandbox.handle_callback(token_of(host.mails[-1]))
+    assert order_id == ref.order_id
+    return merged(ref, data)
+
+
+def issue(sandbox: SandboxProvider, ref: ProviderRef) -> tuple[ProviderRef, ProviderStatus]:
+    status = sandbox.status(ref)
+    assert status.state is OrderState.ISSUED, status.detail
+    return merged(ref, status.data), status
+
+
+# --- the CA --------------------------------------------------------------------------------------
+
+
+def test_ca_is_created_once_persisted_and_reused(sandbox: SandboxProvider, host: RecordingHost):
+    root = sandbox.trusted_roots()[0]
+    sandbox.products()
+    sandbox.trusted_roots()[0]
+    assert len(host.saved) == 1
+    saved = host.saved[0]
+    assert all(saved[name] for name in SandboxProvider.secret_fields)
+
+    later_host = RecordingHost()
+    later = SandboxProvider(saved, later_host)
+    assert later.trusted_roots()[0] == root
+    assert later_host.saved == []
+
+
+def test_link_secret_alone_is_regenerated_without_a_new_root(sandbox: SandboxProvider):
+    root = sandbox.trusted_roots()[0]
+    settings = {**sandbox.settings, "link_secret": ""}
+    host = RecordingHost()
+    again = SandboxProvider(settings, host)
+    assert again.trusted_roots()[0] == root
+    assert host.saved[0]["link_secret"]
+
+
+def test_ca_named_after_the_organization_setting(host: RecordingHost):
+    sandbox = SandboxProvider({"organization": "Acme Hosting"}, host)
+    assert "Acme Hosting Root CA" in sandbox.test_connection()
+
+
+def test_test_connection_reports_ca_and_products(sandbox: SandboxProvider):
+    report = sandbox.test_connection()
+    assert "CN=Panel SSL Sandbox Root CA" in report
+    assert "4 products" in report and "Sandbox DV Wildcard" in report
+
+
+def test_settings_form_defaults_are_valid():
+    form = SandboxProvider.SettingsForm()
+    assert form.validate(), form.errors
+    assert form.data["periods"] == [12, 24] and form.data["issue_delay"] == 0
+    assert not set(SandboxProvider.secret_fields) & set(form.data)
+
+
+@pytest.mark.parametrize(
+    ("posted", "field"),
+    [
+        ({"issue_delay": "-1"}, "issue_delay"),
+        ({"periods": ["48"]}, "periods"),
+        ({"organization": ""}, "organization"),
+    ],
+)
+def test_settings_form_refuses_bad_values(posted: dict[str, Any], field: str):
+    fields = {"organization": "Test CA", "issue_delay": "0", "periods": ["12"], **posted}
+    form = SandboxProvider.SettingsForm(MultiDict(fields))
+    assert not form.validate()
+    assert list(form.errors) == [field]
+
+
+# --- catalogue and approver addresses ------------------------------------------------------------
+
+
+def test_products_have_prices_addons_and_settings_periods(host: RecordingHost):
+    products = {p.id: p for p in SandboxProvider({"periods": [12, 36]}, host).products()}
+    assert set(products) == {"dv-single", "dv-wildcard", "dv-multi", "ov-single"}
+    assert all(p.periods == (12, 36) for p in products.values())
+    assert products["dv-single"].prices == {12: "$9.00", 36: "$27.00"}
+    assert [a.id for a in products["dv-multi"].addons] == ["extra-san", "warranty"]
+    assert "per name" in products["dv-multi"].addons[0].price
+    assert products["dv-wildcard"].wildcard
+    assert set(products["dv-wildcard"].dcv_methods) == {DcvMethod.EMAIL, DcvMethod.DNS}
+    assert products["ov-single"].org_required and products["ov-single"].validation == "ov"
+
+
+def test_dcv_emails_of_a_subdomain_include_the_parent(sandbox: SandboxProvider):
+    assert sandbox.dcv_emails("Shop.Example.com.") == [
+        "admin@shop.example.com",
+        "administrator@shop.example.com",
+        "hostmaster@shop.example.com",
+        "postmaster@shop.example.com",
+        "webmaster@shop.example.com",
+        "admin@example.com",
+        "administrator@example.com",
+        "hostmaster@example.com",
+        "postmaster@example.com",
+        "webmaster@example.com",
+    ]
+
+
+def test_dcv_emails_of_a_registrable_domain_a_wildcard_and_an_idn(sandbox: SandboxProvider):
+    assert sandbox.dcv_emails("example.com")[0] == "admin@example.com"
+    assert len(sandbox.dcv_emails("example.com")) == 5
+    assert sandbox.dcv_emails("*.example.com") == sandbox.dcv_emails("example.com")
+    assert sandbox.dcv_emails("bücher.de")[0] == "admin@xn--bcher-kva.de"
+
+
+@pytest.mark.parametrize(
+    ("domain", "words"),
+    [
+        ("192.0.2.1", "IP address"),
+        ("2001:db8::1", "IP address"),
+        ("localhost", "full domain name"),
+        ("", "Enter a domain name"),
+        ("-bad.example.com", "not a valid domain"),
+        ("shop\n.example.com", "not a valid domain"),
+        ("*.com", "full domain name"),
+    ],
+)
+def test_dcv_emails_reject_what_is_not_a_domain(sandbox: SandboxProvider, domain: str, words):
+    with pytest.raises(ProviderRejected, match=words):
+        sandbox.dcv_emails(domain)
+
+
+# --- the approval flow and the certificate -------------------------------------------------------
+
+
+def test_approval_link_issues_a_certificate_that_verifies(sandbox, host, key):
+    request = order(key, product_id="dv-multi", sans=("example.com", "shop.example.com"))
+    ref = sandbox.place_order(request)
+    assert ref.order_id.startswith("SBX-")
+    [mail] = host.mails
+    assert mail.to == "admin@example.com" and "www.example.com" in mail.subject
+    assert sandbox.status(ref).state is OrderState.PENDING
+
+    ref, status = issue(sandbox, approve(sandbox, host, ref))
+
+    leaf = x509.load_pem_x509_certificate(status.certificate.encode())
+    [intermediate] = keys.load_certificates(status.chain)
+    root = x509.load_pem_x509_certificate(sandbox.trusted_roots()[0].encode())
+    leaf.verify_directly_issued_by(intermediate)
+    intermediate.verify_directly_issued_by(root)
+    assert keys.public_key_der(leaf) == keys.public_key_der(key)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == sorted(
+        ["www.example.com", "example.com", "shop.example.com"]
+    )
+    assert (status.not_before, status.not_after) == (
+        leaf.not_valid_before_utc,
+        leaf.not_valid_after_utc,
+    )
+    assert status.not_after - status.not_before == timedelta(days=365)
+
+
+def test_validity_follows_the_period(sandbox, host, key):
+    ref = approve(sandbox, host, sandbox.place_order(order(key, period_months=24)))
+    _, status = issue(sandbox, ref)
+    assert status.not_after - status.not_before == timedelta(days=730)
+
+
+def test_status_is_stable_once_issued(sandbox, host, key):
+    ref, first = issue(sandbox, approve(sandbox, host, sandbox.place_order(order(key))))
+    second = sandbox.status(ref)
+    assert second.certificate == first.certificate and second.chain == first.chain
+    assert second.data is None
+
+
+@pytest.mark.parametrize(
+    "garble",
+    [
+        lambda token: token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
+        lambda token: "U0JYLTEyMzQ6eA." + token.partition(".")[2],
+        lambda token: "not a token",
+        lambda token: "",
+        lambda token: "%%%.é",
+    ],
+)
+def test_forged_or_garbled_tokens_are_rejected(sandbox, host, key, garble):
+    sandbox.place_order(order(key))
+    with pytest.raises(ProviderRejected, match="not valid"):
+        sandbox.handle_callback(garble(token_of(host.mails[0])))
+
+
+def test_a_token_of_another_installation_is_rejected(sandbox, host, key):
+    sandbox.place_order(order(key))
+    other = SandboxProvider({}, RecordingHost())
+    with pytest.raises(ProviderRejected, match="not valid"):
+        other.handle_callback(token_of(host.mails[0]))
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _rejections(key: keys.PrivateKey) -> list[tuple[OrderRequest, str, str]]:
+    """(request, field blamed, words of the message) for every rule place_order enforces."""
+    return [
+        (order(key, product_id="ev-gold"), "product_id", "Unknown product"),
+        (order(key, period_months=36), "period_months", "sold for 12, 24 months"),
+        (order(key, addons=("insurance",)), "addons", "no add-on insurance"),
+        (order(key, dcv_method=DcvMethod.DNS), "dcv_method", "cannot be validated by dns"),
+        (order(key, approver_email="root@example.com"), "approver_email", "not an approver"),
+        (order(key, approver_email=None), "approver_email", "No address is not an approver"),
+        (order(key, approver_email="admin@example.org"), "approver_email", "not an approver"),
+        (order(key, csr="garbage"), "csr", "not a readable certificate signing request"),
+        (order(key, csr=csr_for(key, "www.example.org")), "csr", "differ from the order"),
+        (order(key, sans=("example.com",)), "sans", "allows 0 names besides"),
+        (order(key, domain="*.example.com"), "domain", "does not cover wildcard"),
+        (order(key, domain="192.0.2.7"), "domain", "IP address"),
+        (
+            order(key, product_id="dv-multi", sans=("a.example.com", "b.example.com", "c.net")),
+            "addons",
+            "add the 'Extra SAN' add-on for the other 1",
+        ),
+        (order(key, product_id="ov-single"), "organization", "needs the organization"),
+        (
+            order(key, product_id="ov-single", organization="Acme", country="Germany"),
+            "country",
+            "not an ISO 3166-1 country code",
+        ),
+    ]
+
+
+def test_every_rule_rejects_with_a_clear_message(sandbox, host, key):
+    for request, field, words in _rejections(key):
+        with pytest.raises(ProviderRejected, match=words) as caught:
+            sandbox.place_order(request)
+        assert caught.value.field == field, words
+    assert host.mails == []
+
+
+def test_the_csr_signature_is_checked(sandbox, key):
+    pem = csr_for(key, "www.example.com")
+    forged = pem.replace(pem.splitlines()[-2], pem.splitlines()[-2][:-6] + "AAAA==")
+    with pytest.raises(ProviderRejected) as caught:
+        sandbox.place_order(order(key, csr=forged))
+    assert caught.value.field == "csr"
+
+
+def test_orders_that_pass_every_rule(sandbox, host, key):
+    accepted = [
+        order(key, product_id="dv-wildcard", domain="*.example.com", sans=("example.com",)),
+        order(
+            key,
+            product_id="dv-multi",
+            sans=("a.example.com", "b.example.com", "c.net"),
+            addons=("extra-san", "warranty"),
+        ),
+        order(key, product_id="ov-single", organization="Acme", country="de"),
+        order(key, domain="shop.example.com", approver_email="webmaster@shop.example.com"),
+    ]
+    for request in accepted:
+        sandbox.place_order(request)
+    assert len(host.mails) == len(accepted)
+
+
+def test_reject_setting_refuses_every_order(host, key):
+    sandbox = SandboxProvider({"reject_message": "Sandbox is closed for maintenance."}, host)
+    with pytest.raises(ProviderRejected, match="closed for maintenance") as caught:
+        sandbox.place_order(order(key))
+    assert caught.value.code == "rejected"
+
+
+# --- settings that shape issuance ----------------------------------------------------------------
+
+
+def test_delay_keeps_an_approved_order_pending_until_due(host, key):
+    sandbox = SandboxProvider({"issue_delay": 600}, host)
+    ref = approve(sandbox, host, sandbox.place_order(order(key)))
+    waiting = sandbox.status(ref)
+    assert (waiting.state, waiting.raw_status) == (OrderState.PENDING, "approved")
+    assert "issuing in" in waiting.detail
+
+    earlier = (datetime.now(UTC) - timedelta(seconds=601)).isoformat()
+    issue(sandbox, merged(ref, {"approved_at": earlier}))
+
+
+def test_auto_approve_issues_on_the_first_status_without_mail(host, key):
+    sandbox = SandboxProvider({"auto_approve": True}, host)
+    ref = sandbox.place_order(order(key))
+    issue(sandbox, ref)
+    assert host.mails == []
+
+
+def test_dns_validation_is_approved_when_the_host_publishes(sandbox, host, key):
+    request = order(
+        key,
+        product_id="dv-wildcard",
+        domain="*.example.com",
+        sans=("example.com",),
+        dcv_method=DcvMethod.DNS,
+        approver_email=None,
+    )
+    ref = sandbox.place_order(request)
+    [(domain, name, record_type, _)] = host.records
+    assert (domain, name, record_type) == ("example.com", "_sandbox-validation.example.com", "TXT")
+    assert [task.published for task in ref.validation] == [True]
+    issue(sandbox, ref)
+    assert host.mails == []
+
+
+def test_dns_validation_is_rejected_when_the_host_cannot_publish(key):
+    sandbox = SandboxProvider({}, RecordingHost(publishes_dns=False))
+    request = order(key, product_id="dv-wildcard", domain="*.example.com", dcv_method=DcvMethod.DNS)
+    with pytest.raises(ProviderRejected, match="choose e-mail validation"):
+        sandbox.place_order(request)
+
+
+# --- renew, reissue, resend, cancel --------------------------------------------------------------
+
+
+def test_renew_is_a_new_order_that_names_the_previous(sandbox, host, key):
+    previous, _ = issue(sandbox, approve(sandbox, host, sandbox.place_order(order(key))))
+    renewal = sandbox.renew(order(key, period_months=24), previous)
+    assert renewal.order_id != previous.order_id
+    assert renewal.data["renewal_of"] == previous.order_id
+    assert len(host.mails) == 2
+    assert sandbox.status(renewal).state is OrderState.PENDING
+    issue(sandbox, approve(sandbox, host, renewal))
+
+
+def test_reissue_keeps_the_order_and_needs_a_new_approval(sandbox, host, key):
+    ref = approve(sandbox, host, sandbox.place_order(order(key)))
+    old_token = token_of(host.mails[-1])
+    ref, first = issue(sandbox, ref)
+
+    new_key = keys.generate_key()
+    reissued = sandbox.reissue(ref, csr_for(new_key, "www.example.com"))
+    assert reissued.order_id == ref.order_id and len(host.mails) == 2
+    assert sandbox.status(reissued).state is OrderState.PENDING
+
+    _, stale = sandbox.handle_callback(old_token)
+    assert sandbox.status(merged(reissued, stale)).state is OrderState.PENDING
+
+    _, second = issue(sandbox, approve(sandbox, host, reissued))
+    assert second.certificate != first.certificate
+    leaf = x509.load_pem_x509_certificate(second.certificate.encode())
+    assert keys.public_key_der(leaf) == keys.public_key_der(new_key)
+
+
+def test_reissue_must_ask_for_the_same_names(sandbox, host, key):
+    ref = sandbox.place_order(order(key))
+    with pytest.raises(ProviderRejected, match="differ from the order"):
+        sandbox.reissue(ref, csr_for(key, "other.example.com"))
+
+
+def test_resend_mails_the_same_link_until_approved(sandbox, host, key):
+    ref = sandbox.place_order(order(key))
+    sandbox.resend_approval(ref)
+    first, again = host.mails
+    assert again.to == first.to and token_of(again) == token_of(first)
+    with pytest.raises(ProviderRejected, match="already approved"):
+        sandbox.resend_approval(approve(sandbox, host, ref))
+
+
+def test_cancel_pending_is_accepted_and_reported(sandbox, host, key):
+    ref = sandbox.place_order(order(key))
+    cancelled = merged(ref, sandbox.cancel(ref, "typo in the domain"))
+    assert CANCELLED_AT in cancelled.data
+    assert sandbox.status(cancelled).state is OrderState.CANCELLED
+    for refused in (sandbox.resend_approval, lambda r: sandbox.reissue(r, r.data["csr"])):
+        with pytest.raises(ProviderRejected, match="cancelled"):
+            refused(cancelled)
+
+
+def test_cancel_refuses_an_issued_order(sandbox, host, key):
+    ref, _ = issue(sandbox, approve(sandbox, host, sandbox.place_order(order(key))))
+    with pytest.raises(ProviderRejected, match="revoke") as caught:
+        sandbox.cancel(ref)
+    assert caught.value.code == "issued"
