@@ -5,8 +5,9 @@ from __future__ import annotations
 import flask
 import pluggy
 
+from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.resources import resource_path
-from panel_ssl_plugin.runtime import runtime_for
+from panel_ssl_plugin.runtime import Runtime, runtime_for
 
 
 def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
@@ -31,6 +32,22 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
     return blueprint
 
 
-def current_runtime():
+def current_runtime() -> Runtime:
     """The Runtime of the host serving this request."""
     return runtime_for(flask.current_app.extensions["panel_ssl"])
+
+
+def require(action: str, account_id: str | None = None) -> Actor:
+    """The current actor, if the host allows ``action`` on ``account_id``; else 401/403.
+
+    Every view calls this before it reads or writes anything. The host's answer is final, and
+    no answer at all means no.
+    """
+    pm = current_runtime().pm
+    actor = pm.hook.host_current_actor()
+    if actor is None:
+        flask.abort(401)
+    allowed = pm.hook.host_permission_allowed(actor=actor, action=action, account_id=account_id)
+    if allowed is not True:
+        flask.abort(403)
+    return actor
