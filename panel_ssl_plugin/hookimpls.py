@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import flask
 import pluggy
 
 from panel_ssl_plugin.hookspecs import AdminPage, Link, MigrationSet, PopupSize, hookimpl
+from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
+from panel_ssl_plugin.providers.sandbox import SandboxProvider
 from panel_ssl_plugin.resources import resource_path
+from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
 from panel_ssl_plugin.store import TABLE_PREFIX
+from panel_ssl_plugin.web import create_blueprint
 
 URL_PREFIX = "/ssl"
 ORDER_POPUP = PopupSize(760, 880)
@@ -40,8 +46,6 @@ def panel_account_tab_links(account_id: str) -> list[Link]:
 
 @hookimpl
 def panel_blueprints(pm: pluggy.PluginManager) -> list[flask.Blueprint]:
-    from panel_ssl_plugin.web import create_blueprint
-
     return [create_blueprint(pm)]
 
 
@@ -69,6 +73,17 @@ def panel_admin_pages() -> list[AdminPage]:
 
 @hookimpl
 def ssl_register_providers() -> list[type]:
-    from panel_ssl_plugin.providers.sandbox import SandboxProvider
+    return [SandboxProvider, GoGetSSLProvider]
 
-    return [SandboxProvider]
+
+@hookimpl
+def panel_renewal_due(
+    pm: pluggy.PluginManager, account_id: str, certificate_id: int, period_months: int
+) -> int:
+    orders = runtime_for(pm).orders
+    return orders.renewal_due(str(account_id), int(certificate_id), int(period_months)).id
+
+
+@hookimpl
+def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
+    runtime_for(pm).orders.poll_due(now)

@@ -228,7 +228,7 @@ def panel_account_updated(pm: pluggy.PluginManager, account_id: str) -> None:
 
 @hookspec
 def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
-    """Periodic work: the host's scheduler calls this every minute or so.
+    """Periodic work. Called by the host's scheduler every minute or so.
 
     The SSL plugin polls providers for orders whose next check is due and expires certificates
     past their end date. ``now`` is an aware UTC datetime.

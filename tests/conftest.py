@@ -14,6 +14,9 @@ from panel_ssl_plugin import hookimpls, schema
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
 
+# The provider simulators and the Pebble fixture live beside their tests; every test may use them.
+pytest_plugins = ["tests.providers.gogetssl_sim"]
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "PANEL_SSL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -24,15 +24,20 @@ DEFAULT_TIMEOUT = (5.0, 30.0)  # connect, read
 
 
 def make_session(user_agent: str = "panel-ssl-plugin") -> requests.Session:
-    """A session that retries idempotent reads on connection errors and 502/503/504."""
+    """A session that retries idempotent reads on connection errors and 502/503/504.
+
+    A read timeout is not retried (it would double the wait) and a 429 is not waited out here:
+    its Retry-After goes back to the caller in ProviderUnavailable, so nothing blocks for it.
+    """
     retry = Retry(
         total=2,
         connect=2,
-        read=1,
+        read=0,
         backoff_factor=0.2,
         status_forcelist=(502, 503, 504),
         allowed_methods=frozenset({"GET", "HEAD"}),
         raise_on_status=False,
+        respect_retry_after_header=False,
     )
     session = requests.Session()
     session.headers["User-Agent"] = user_agent

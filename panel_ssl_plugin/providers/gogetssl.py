@@ -1,0 +1,573 @@
+"""GoGetSSL reseller REST API (v1): products, approver e-mails, orders, renewals and reissues.
+
+The wire format is the one in PROVIDERS.md: form-encoded requests, JSON replies, errors as
+``{"error": true, "message": ..., "description": ...}`` with HTTP 200 or 4xx. A login key from
+``POST /auth/`` rides on every call as ``?auth_key=``; a 403 means it expired, so the adapter logs
+in again once and repeats the call once. That repeat is safe even for order placement: a refused
+key means GoGetSSL did nothing. Nothing else that places an order is ever repeated.
+
+Readings the public documentation leaves open (marked *guess*; tests/providers/gogetssl_sim.py
+follows the same readings):
+
+- *guess* SAN products carry ``max_san`` (names allowed besides the main domain), ``san_included``
+  (names in the base price) and ``prices.san`` (price of each further name, keyed by period like
+  ``prices.vendor``). They become one add-on, ``extra_san``, whose price lists every period. The
+  number of SANs is implied by the names ordered, so ``OrderRequest.addons`` is not sent.
+- *guess* Prices carry no currency; the account's currency comes from ``GET /account/balance/``
+  (``{"balance": ..., "currency": ...}``), asked once per adapter instance.
+- *guess* Every product validates by e-mail, HTTP file and DNS CNAME, except wildcards, which
+  cannot use HTTP (CA/Browser Forum rules).
+- *guess* Error replies may name a ``field`` and a ``code``; ``message`` is the headline and
+  ``description`` the detail, shown together. Nested descriptions are flattened into words.
+- *guess* ``approver_emails`` needs one entry per SAN but the order form asks for one approver: for
+  e-mail validation each SAN gets the same mailbox name at that SAN's own domain (admin@ for
+  admin@, which CAs accept for every name); for HTTP/DNS each entry is the method's name.
+- *guess* ``approver_method`` in an order or reissue reply is
+  ``{"http": {"link", "filename", "content"}}`` or ``{"dns": {"record": "<name> CNAME <value>"}}``
+  for the main domain. The hash is the CSR's, the same for every name, so the task of each SAN is
+  the main domain's with the name swapped.
+- *guess* The order status reply explains itself in ``status_description``; dates are ISO
+  (``YYYY-MM-DD``, optionally with a time) in UTC.
+- *guess* The batch reply is ``{"certificates": [{"order_id", "status", ...}]}`` without
+  certificates, so orders it reports active are then asked for one by one.
+- *guess* The renew call takes exactly a new order's payload; the previous order is not named.
+- *guess* Web server names are matched loosely: Nginx maps to Apache/mod_ssl where GoGetSSL lists
+  no Nginx (the same PEM files), and anything unmatched to "Other".
+- For an OV product the organization's address, city, postal code and phone come from the
+  order's contact: :class:`OrderRequest` has no separate organization address.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import requests
+import wtforms
+from wtforms import validators
+
+from panel_ssl_plugin.providers.base import (
+    SERVER_TYPES,
+    Addon,
+    Contact,
+    DcvMethod,
+    OrderRequest,
+    OrderState,
+    Product,
+    Provider,
+    ProviderError,
+    ProviderHost,
+    ProviderRef,
+    ProviderRejected,
+    ProviderStatus,
+    ValidationTask,
+)
+from panel_ssl_plugin.providers.http import call, json_body, make_session
+
+log = logging.getLogger(__name__)
+
+NAME = "GoGetSSL"
+URL_PRESETS: dict[str, str] = {
+    "production": "https://my.gogetssl.com/api",
+    "sandbox": "https://sandbox.gogetssl.com/api",
+}
+DEFAULT_TIMEOUT = 30.0
+
+STATUS_MAP: dict[str, OrderState] = {
+    "new_order": OrderState.PENDING,
+    "processing": OrderState.PENDING,
+    "pending": OrderState.PENDING,
+    "incomplete": OrderState.PENDING,
+    "unpaid": OrderState.PENDING,
+    "reissue": OrderState.PENDING,
+    "active": OrderState.ISSUED,
+    "rejected": OrderState.FAILED,
+    "cancelled": OrderState.CANCELLED,
+    "expired": OrderState.EXPIRED,
+}
+
+# Web server list 1 belongs to the Comodo/Sectigo brands, list 2 to every other brand.
+SECTIGO_BRANDS = frozenset({"comodo", "sectigo"})
+
+# Our server type key → fragments of GoGetSSL's web server names (lowercase, letters and digits
+# only), best first; "other" is always the last resort.
+SERVER_NAME_HINTS: dict[str, tuple[str, ...]] = {
+    "apache": ("apachemodssl", "apache"),
+    "apache_modssl": ("apachemodssl", "apache"),
+    "nginx": ("nginx", "apachemodssl", "apache"),
+    "iis": ("iis7", "iis5", "iis"),
+    "tomcat": ("tomcat",),
+    "cpanel": ("cpanel",),
+    "plesk": ("plesk",),
+}
+
+# GoGetSSL contact field suffix → Contact attribute; sent once as admin_* and once as tech_*.
+CONTACT_FIELDS: dict[str, str] = {
+    "firstname": "first_name",
+    "lastname": "last_name",
+    "organization": "organization",
+    "title": "title",
+    "phone": "phone",
+    "email": "email",
+    "city": "city",
+    "country": "country",
+    "postalcode": "postal_code",
+    "region": "state",
+}
+
+
+class GoGetSSLSettingsForm(wtforms.Form):
+    """A GoGetSSL API account; the URL is free so a sandbox or a test simulator can stand in."""
+
+    base_url = wtforms.URLField(
+        "API base URL",
+        [validators.InputRequired(), validators.URL(require_tld=False)],
+        default=URL_PRESETS["production"],
+        description="Production: {production} · Sandbox: {sandbox}".format(**URL_PRESETS),
+    )
+    username = wtforms.StringField("Username", [validators.InputRequired()])
+    password = wtforms.PasswordField("API password", [validators.InputRequired()])
+    timeout = wtforms.FloatField(
+        "Request timeout (seconds)",
+        [validators.Optional(), validators.NumberRange(min=0.1, max=300)],
+        default=DEFAULT_TIMEOUT,
+    )
+
+
+class GoGetSSLProvider(Provider):
+    """Orders certificates through a GoGetSSL reseller account."""
+
+    key = "gogetssl"
+    name = "GoGetSSL"
+    SettingsForm = GoGetSSLSettingsForm
+    secret_fields = ("password",)
+    url_presets: ClassVar[dict[str, str]] = URL_PRESETS
+
+    def __init__(self, settings: dict[str, Any], host: ProviderHost):
+        super().__init__(settings, host)
+        self._session = make_session()
+        self._auth_key: str | None = None
+        self._currency: str | None = None
+        self._product_records: dict[str, dict] = {}
+        self._webservers: dict[int, list] = {}
+
+    # --- the Provider interface -----------------------------------------------------------
+
+    def test_connection(self) -> str:
+        """Logs in, lists products and shows the balance, which is what an admin checks first."""
+        balance = self._api("GET", "/account/balance/")
+        self._currency = _text(balance.get("currency"))
+        summary = super().test_connection()
+        return f"{summary} Balance: {_money(balance.get('balance'), self._currency)}."
+
+    def products(self) -> list[Product]:
+        records = _list(self._api("GET", "/products/ssl/"), "products")
+        currency = self._account_currency()
+        try:
+            products = [_product(record, currency) for record in records]
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ProviderError(f"{NAME} sent a product this plugin cannot read.") from error
+        self._product_records.update({str(record["id"]): record for record in records})
+        return products
+
+    def dcv_emails(self, domain: str) -> list[str]:
+        """Merges the per-brand lists: the user picks an address, not a brand."""
+        body = self._api("POST", "/tools/domain/emails/", {"domain": domain.removeprefix("*.")})
+        lists = [value for key, value in body.items() if key.endswith("ApprovalEmails")]
+        if not lists:
+            raise ProviderError(f"{NAME} sent no approver e-mail list for {domain}.")
+        unique: dict[str, str] = {}
+        for entries in lists:
+            for email in entries if isinstance(entries, list) else ():
+                if isinstance(email, str) and email.strip():
+                    unique.setdefault(email.strip().lower(), email.strip())
+        return list(unique.values())
+
+    def place_order(self, request: OrderRequest) -> ProviderRef:
+        """Sent once: a repeated POST after a fault could buy a second certificate."""
+        return self._order("/orders/add_ssl_order/", request)
+
+    def renew(self, request: OrderRequest, previous: ProviderRef) -> ProviderRef:
+        """GoGetSSL renews through a new order on its renewal endpoint (see *guess* above)."""
+        return self._order("/orders/add_ssl_renew_order/", request)
+
+    def status(self, ref: ProviderRef) -> ProviderStatus:
+        return _status(self._api("GET", f"/orders/status/{ref.order_id}"))
+
+    def statuses(self, refs: list[ProviderRef]) -> dict[str, ProviderStatus | ProviderError]:
+        """One batch call for all, then a full call only for orders that turned active."""
+        if not refs:
+            return {}
+        try:
+            body = self._api("POST", "/orders/statuses/", {"cids": _join(r.order_id for r in refs)})
+            rows = {_text(row.get("order_id")): row for row in _list(body, "certificates")}
+        except ProviderError as error:
+            return dict.fromkeys((ref.order_id for ref in refs), error)
+        return {ref.order_id: self._batch_entry(ref, rows.get(ref.order_id)) for ref in refs}
+
+    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
+        """Repeats the order's validation choices, which GoGetSSL asks for again on reissue."""
+        dcv = ref.data.get("dcv", {})
+        reply = self._api("POST", f"/orders/ssl/reissue/{ref.order_id}", {"csr": csr, **dcv})
+        names = (ref.data.get("domain", ""), *_split(dcv.get("dns_names", "")))
+        method = DcvMethod(dcv.get("dcv_method", DcvMethod.EMAIL))
+        return ProviderRef(ref.order_id, dict(ref.data), _validation_tasks(reply, method, names))
+
+    def cancel(self, ref: ProviderRef, reason: str = "") -> None:
+        reason = reason or "Cancelled from the hosting panel."
+        self._api("POST", "/orders/cancel_ssl_order/", {"order_id": ref.order_id, "reason": reason})
+
+    def resend_approval(self, ref: ProviderRef) -> None:
+        self._api("POST", f"/orders/ssl/resend_validation_email/{ref.order_id}")
+
+    # --- orders ------------------------------------------------------------------------------
+
+    def _order(self, path: str, request: OrderRequest) -> ProviderRef:
+        """Places a new or renewal order; after GoGetSSL has accepted it nothing may raise but
+        a missing order number, or the caller would lose track of a paid order."""
+        record = self._product_record(request.product_id)
+        dcv = {
+            "webserver_type": self._webserver_type(_text(record.get("brand")), request.server_type),
+            **_dcv_fields(request),
+        }
+        payload = {
+            "product_id": request.product_id,
+            "period": str(request.period_months),
+            "csr": request.csr,
+            "server_count": "-1",
+            **dcv,
+            **_contact_fields(request.contact),
+            **(_org_fields(request) if _flag(record.get("org_required")) else {}),
+        }
+        reply = self._api("POST", path, payload)
+        order_id = _text(reply.get("order_id"))
+        if not order_id:
+            raise ProviderError(
+                f"{NAME} accepted the order but sent no order number; "
+                f"check the {NAME} account before ordering again."
+            )
+        tasks = _validation_tasks(reply, request.dcv_method, (request.domain, *request.sans))
+        return ProviderRef(order_id, {"domain": request.domain, "dcv": dcv}, tasks)
+
+    def _product_record(self, product_id: str) -> dict:
+        """Brand and org_required decide the web server list and the org fields of an order."""
+        if product_id not in self._product_records:
+            product = self._api("GET", f"/products/ssl/{product_id}").get("product")
+            if not isinstance(product, dict):
+                raise _unexpected()
+            self._product_records[product_id] = product
+        return self._product_records[product_id]
+
+    def _webserver_type(self, brand: str, server_type: str) -> str:
+        kind = 1 if brand.lower() in SECTIGO_BRANDS else 2
+        if kind not in self._webservers:
+            self._webservers[kind] = _list(
+                self._api("GET", f"/tools/webservers/{kind}"), "webservers"
+            )
+        return _pick_webserver(self._webservers[kind], server_type)
+
+    def _batch_entry(self, ref: ProviderRef, row: dict | None) -> ProviderStatus | ProviderError:
+        if row is None:
+            return ProviderError(f"{NAME} did not report on order {ref.order_id}.")
+        try:
+            status = _status(row)
+            if status.raw_status == "active" and status.certificate is None:
+                return self.status(ref)
+            return status
+        except ProviderError as error:
+            return error
+
+    # --- the API plumbing --------------------------------------------------------------------
+
+    def _account_currency(self) -> str:
+        if self._currency is None:
+            self._currency = _text(self._api("GET", "/account/balance/").get("currency"))
+        return self._currency
+
+    def _api(self, method: str, path: str, data: dict[str, str] | None = None) -> dict:
+        """One authenticated call; an expired key (403) earns one fresh login and one repeat."""
+        response = self._send_authenticated(method, path, data)
+        if response.status_code == 403:
+            log.info("%s auth key refused; logging in again", NAME)
+            self._auth_key = None
+            response = self._send_authenticated(method, path, data)
+        return _reply(response)
+
+    def _send_authenticated(
+        self, method: str, path: str, data: dict[str, str] | None
+    ) -> requests.Response:
+        if self._auth_key is None:
+            self._auth_key = self._login()
+        return self._send(method, path, data, {"auth_key": self._auth_key})
+
+    def _login(self) -> str:
+        credentials = {
+            "user": self.settings.get("username", ""),
+            "pass": self.settings.get("password", ""),
+        }
+        key = _reply(self._send("POST", "/auth/", credentials)).get("key")
+        if not isinstance(key, str) or not key:
+            raise ProviderError(f"{NAME} accepted the login but sent no key.")
+        return key
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        data: dict[str, str] | None,
+        params: dict[str, str] | None = None,
+    ) -> requests.Response:
+        url = str(self.settings.get("base_url") or URL_PRESETS["production"]).rstrip("/") + path
+        seconds = float(self.settings.get("timeout") or DEFAULT_TIMEOUT)
+        timeout = (min(5.0, seconds), seconds)
+        return call(
+            self._session, method, url, provider=NAME, timeout=timeout, data=data, params=params
+        )
+
+
+# --- replies -------------------------------------------------------------------------------------
+
+
+def _reply(response: requests.Response) -> dict:
+    """The JSON body, or ProviderRejected when GoGetSSL said no (by flag or by HTTP status)."""
+    body = json_body(response, NAME)
+    if body.get("error") or response.status_code >= 400:
+        raise _rejection(body, response.status_code)
+    return body
+
+
+def _rejection(body: dict, http_status: int) -> ProviderRejected:
+    words = [_text(body.get("message")), _text(body.get("description"))]
+    message = ": ".join(dict.fromkeys(w for w in words if w))
+    return ProviderRejected(
+        message or f"{NAME} refused the request (HTTP {http_status}).",
+        code=_text(body.get("code")) or None,
+        field=_text(body.get("field")) or None,
+    )
+
+
+def _unexpected() -> ProviderError:
+    return ProviderError(f"{NAME} sent an unexpected reply.")
+
+
+def _list(body: dict, key: str) -> list[dict]:
+    value = body.get(key)
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise _unexpected()
+    return value
+
+
+def _text(value: Any) -> str:
+    """Words from whatever a reply holds, so a user never sees "[object Object]" or "None"."""
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_text(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return "; ".join(_text(item) for item in value)
+    if value is None or isinstance(value, bool):
+        return ""
+    return str(value).strip()
+
+
+def _flag(value: Any) -> bool:
+    """GoGetSSL's flags arrive as 0/1, "0"/"1" or booleans."""
+    if isinstance(value, bool):
+        return value
+    return _text(value).lower() in {"1", "true"}
+
+
+def _date(value: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(_text(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _pem(value: Any) -> str | None:
+    text = _text(value)
+    return f"{text}\n" if text else None
+
+
+def _join(values: Iterable[str]) -> str:
+    return ",".join(values)
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _bare(name: str) -> str:
+    return name.removeprefix("*.")
+
+
+def _money(amount: Any, currency: str) -> str:
+    return f"{float(amount):.2f} {currency}".strip()
+
+
+# --- products ------------------------------------------------------------------------------------
+
+
+def _product(record: dict, currency: str) -> Product:
+    max_period = int(record["max_period"])
+    vendor = {int(period): price for period, price in record["prices"]["vendor"].items()}
+    periods = tuple(sorted(p for p in vendor if p <= max_period))
+    wildcard = _flag(record.get("wildcard_enabled"))
+    org_required = _flag(record.get("org_required"))
+    max_sans = int(record.get("max_san") or 0) if _flag(record.get("san_enabled")) else 0
+    return Product(
+        id=_text(record["id"]),
+        name=_text(record["product"]),
+        brand=_text(record.get("brand")),
+        validation="ov" if org_required else "dv",
+        periods=periods,
+        prices={p: _money(vendor[p], currency) for p in periods},
+        max_sans=max_sans,
+        wildcard=wildcard,
+        org_required=org_required,
+        dcv_methods=(DcvMethod.EMAIL, DcvMethod.DNS)
+        if wildcard
+        else (DcvMethod.EMAIL, DcvMethod.HTTP, DcvMethod.DNS),
+        addons=_san_addons(record, periods, max_sans, currency),
+    )
+
+
+def _san_addons(
+    record: dict, periods: tuple[int, ...], max_sans: int, currency: str
+) -> tuple[Addon, ...]:
+    san_prices = {int(p): price for p, price in (record["prices"].get("san") or {}).items()}
+    offered = [p for p in periods if p in san_prices]
+    if not max_sans or not offered:
+        return ()
+    included = int(record.get("san_included") or 0)
+    return (
+        Addon(
+            id="extra_san",
+            name="Additional domain name (SAN)",
+            price=", ".join(f"{p} months: {_money(san_prices[p], currency)}" for p in offered),
+            description=(
+                f"Up to {max_sans} names besides the main domain; the first {included} are "
+                "included in the certificate's price, each further name costs this much."
+            ),
+        ),
+    )
+
+
+# --- order fields --------------------------------------------------------------------------------
+
+
+def _pick_webserver(servers: list[dict], server_type: str) -> str:
+    names = {re.sub(r"[^a-z0-9]", "", _text(s.get("software")).lower()): s for s in servers}
+    for hint in (*SERVER_NAME_HINTS.get(server_type, ()), "other"):
+        for name, server in names.items():
+            if hint in name:
+                return _text(server.get("id"))
+    label = SERVER_TYPES.get(server_type, server_type)
+    raise ProviderError(f"{NAME} lists no web server type matching {label}.")
+
+
+def _dcv_fields(request: OrderRequest) -> dict[str, str]:
+    method = request.dcv_method.value
+    approver = request.approver_email or ""
+    if request.dcv_method is DcvMethod.EMAIL:
+        mailbox = approver.partition("@")[0]
+        per_san = [f"{mailbox}@{_bare(san)}" for san in request.sans] if mailbox else []
+    else:
+        approver, per_san = "", [method] * len(request.sans)
+    fields = {
+        "dcv_method": method,
+        "approver_email": approver,
+        "dns_names": _join(request.sans),
+        "approver_emails": _join(per_san),
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+def _contact_fields(contact: Contact | None) -> dict[str, str]:
+    if contact is None:
+        return {}
+    values = {suffix: getattr(contact, attr) for suffix, attr in CONTACT_FIELDS.items()}
+    return {
+        f"{role}_{suffix}": value
+        for role in ("admin", "tech")
+        for suffix, value in values.items()
+        if value
+    }
+
+
+def _org_fields(request: OrderRequest) -> dict[str, str]:
+    contact = request.contact or Contact(first_name="", last_name="", email="")
+    fields = {
+        "org_name": request.organization,
+        "org_division": request.unit,
+        "org_addressline1": contact.address,
+        "org_city": contact.city,
+        "org_country": request.country,
+        "org_phone": contact.phone,
+        "org_postalcode": contact.postal_code,
+        "org_region": request.state,
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+# --- status and validation -----------------------------------------------------------------------
+
+
+def _status(body: dict) -> ProviderStatus:
+    raw = _text(body.get("status"))
+    state = STATUS_MAP.get(raw)
+    if state is None:
+        raise ProviderError(f"{NAME} reported an order status this plugin does not know: {raw!r}.")
+    detail = _text(body.get("status_description"))
+    certificate = _pem(body.get("crt_code")) if state is OrderState.ISSUED else None
+    if state is OrderState.ISSUED and certificate is None:
+        state = OrderState.PENDING
+        detail = detail or f"Issued; {NAME} has not released the certificate yet."
+    return ProviderStatus(
+        state=state,
+        raw_status=raw,
+        detail=detail,
+        certificate=certificate,
+        chain=_pem(body.get("ca_code")) if certificate else None,
+        not_before=_date(body.get("valid_from")),
+        not_after=_date(body.get("valid_till")),
+    )
+
+
+def _validation_tasks(
+    reply: dict, method: DcvMethod, names: tuple[str, ...]
+) -> tuple[ValidationTask, ...]:
+    """Tasks for every name from the main domain's record; never raises, since the order exists
+    by now and an odd record must not lose it (the status call shows what is pending)."""
+    methods = reply.get("approver_method")
+    record = methods.get(method.value) if isinstance(methods, dict) else None
+    if method is DcvMethod.EMAIL or not isinstance(record, dict):
+        return ()
+    build = _http_task if method is DcvMethod.HTTP else _dns_task
+    tasks = (build(record, _bare(name)) for name in names if name)
+    return tuple(task for task in tasks if task is not None)
+
+
+def _http_task(record: dict, domain: str) -> ValidationTask | None:
+    link, content = _text(record.get("link")), _text(record.get("content"))
+    if not link or not content:
+        return None
+    location = f"http://{domain}{urlsplit(link).path}"
+    return ValidationTask(domain=domain, method=DcvMethod.HTTP, location=location, value=content)
+
+
+def _dns_task(record: dict, domain: str) -> ValidationTask | None:
+    parts = _text(record.get("record")).split()
+    if len(parts) != 3:
+        return None
+    name, record_type, value = parts
+    return ValidationTask(
+        domain=domain,
+        method=DcvMethod.DNS,
+        location=f"{name.split('.', 1)[0]}.{domain}",
+        value=value.rstrip("."),
+        record_type=record_type.upper(),
+    )

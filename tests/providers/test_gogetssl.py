@@ -1,0 +1,497 @@
+"""The GoGetSSL adapter against its simulator over real HTTP; neither requests nor it is patched."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import pytest
+from cryptography import x509
+from werkzeug.datastructures import MultiDict
+
+from panel_ssl_plugin import keys
+from panel_ssl_plugin.providers.base import (
+    Contact,
+    DcvMethod,
+    OrderRequest,
+    OrderState,
+    ProviderError,
+    ProviderRef,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
+from tests.providers.gogetssl_sim import PASSWORD, USER, GoGetSSLSim
+
+CONTACT = Contact(
+    first_name="Ada",
+    last_name="Lovelace",
+    email="ada@example.com",
+    phone="+44.2079460000",
+    title="CTO",
+    organization="Example Ltd",
+    address="1 Analytical Way",
+    city="London",
+    postal_code="N1 9GU",
+    state="Greater London",
+    country="GB",
+)
+
+
+class RecordingHost:
+    """A ProviderHost that can do nothing itself and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def _record(self, name: str, *args: Any) -> bool:
+        self.calls.append((name, args))
+        return False
+
+    def send_mail(self, to: str, subject: str, body: str) -> bool:
+        return self._record("send_mail", to, subject, body)
+
+    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
+        return self._record("publish_http_challenge", domain, token, content)
+
+    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
+        return self._record("publish_dns_record", domain, name, record_type, value)
+
+    def save_settings(self, settings: dict[str, Any]) -> None:
+        self._record("save_settings", settings)
+
+    def callback_url(self, token: str) -> str:
+        self._record("callback_url", token)
+        return f"http://panel.test/callback/{token}"
+
+
+def make_provider(sim: GoGetSSLSim, **settings: Any) -> GoGetSSLProvider:
+    defaults = {"base_url": sim.url, "username": USER, "password": PASSWORD, "timeout": 5.0}
+    return GoGetSSLProvider({**defaults, **settings}, RecordingHost())
+
+
+def new_csr(domain: str, *sans: str) -> tuple[keys.PrivateKey, str]:
+    key = keys.generate_key()
+    return key, keys.make_csr(key, keys.Subject(domain), sans)
+
+
+def order_request(csr: str, domain: str = "example.com", **fields: Any) -> OrderRequest:
+    """A complete order for the single-domain DV product, org details included (DV drops them)."""
+    defaults: dict[str, Any] = {
+        "product_id": "71",
+        "period_months": 12,
+        "dcv_method": DcvMethod.EMAIL,
+        "approver_email": "admin@example.com",
+        "organization": "Example Ltd",
+        "unit": "Web",
+        "state": "Greater London",
+        "country": "GB",
+        "contact": CONTACT,
+    }
+    return OrderRequest(csr=csr, domain=domain, **{**defaults, **fields})
+
+
+def place(provider: GoGetSSLProvider, domain: str = "example.com", **fields: Any) -> ProviderRef:
+    _, csr = new_csr(domain)
+    return provider.place_order(order_request(csr, domain, **fields))
+
+
+@pytest.fixture
+def provider(gogetssl_sim: GoGetSSLSim) -> GoGetSSLProvider:
+    return make_provider(gogetssl_sim)
+
+
+# --- settings and catalogue -----------------------------------------------------------------------
+
+
+def test_settings_form_takes_a_free_url_and_offers_the_presets(gogetssl_sim):
+    formdata = MultiDict({"base_url": gogetssl_sim.url, "username": USER, "password": PASSWORD})
+    form = GoGetSSLProvider.SettingsForm(formdata)
+    assert form.validate(), form.errors
+    assert form.data["timeout"] == 30
+    assert GoGetSSLProvider.url_presets == {
+        "production": "https://my.gogetssl.com/api",
+        "sandbox": "https://sandbox.gogetssl.com/api",
+    }
+    assert GoGetSSLProvider.secret_fields == ("password",)
+
+
+def test_test_connection_reports_products_and_balance(provider):
+    message = provider.test_connection()
+    assert message.startswith("Connected: 4 products (PositiveSSL, ")
+    assert message.endswith("Balance: 250.00 USD.")
+
+
+def test_products_carry_periods_prices_validation_and_the_san_addon(provider):
+    products = {product.id: product for product in provider.products()}
+    assert list(products) == ["71", "72", "88", "99"]
+    single = products["71"]
+    assert single.periods == (12, 24)  # the 36-month price is beyond max_period
+    assert single.prices == {12: "8.50 USD", 24: "15.90 USD"}
+    assert (single.validation, single.wildcard, single.max_sans, single.addons) == (
+        "dv",
+        False,
+        0,
+        (),
+    )
+    assert single.dcv_methods == (DcvMethod.EMAIL, DcvMethod.HTTP, DcvMethod.DNS)
+    assert products["72"].wildcard
+    assert products["72"].dcv_methods == (DcvMethod.EMAIL, DcvMethod.DNS)
+    ov = products["88"]
+    assert (ov.brand, ov.validation, ov.org_required) == ("geotrust", "ov", True)
+    multi = products["99"]
+    (addon,) = multi.addons
+    assert multi.max_sans == 10
+    assert (addon.id, addon.price) == ("extra_san", "12 months: 9.00 USD, 24 months: 17.50 USD")
+    assert "the first 2 are included" in addon.description
+
+
+# --- approver e-mails -----------------------------------------------------------------------------
+
+
+def test_dcv_emails_merge_the_brand_lists_in_order_without_duplicates(provider, gogetssl_sim):
+    gogetssl_sim.set_dcv_emails(
+        "example.com",
+        comodo=["admin@example.com", "webmaster@example.com"],
+        geotrust=["Admin@Example.com", "hostmaster@example.com"],
+    )
+    assert provider.dcv_emails("example.com") == [
+        "admin@example.com",
+        "webmaster@example.com",
+        "hostmaster@example.com",
+    ]
+
+
+def test_dcv_emails_of_a_wildcard_are_those_of_its_base_name(provider):
+    emails = provider.dcv_emails("*.shop.example.com")
+    assert emails[0] == "admin@shop.example.com"
+    assert "admin@example.com" in emails
+    assert len(emails) == len(set(emails)) == 10
+
+
+def test_dcv_emails_may_be_an_empty_list(provider, gogetssl_sim):
+    gogetssl_sim.set_dcv_emails("example.net", comodo=[], geotrust=[])
+    assert provider.dcv_emails("example.net") == []
+
+
+def test_dcv_email_errors_show_the_providers_words_not_raw_objects(provider):
+    with pytest.raises(ProviderRejected) as caught:
+        provider.dcv_emails("bad_name.example.com")
+    message = str(caught.value)
+    assert message == "Validation error: domain: The domain name contains invalid characters."
+    assert caught.value.field == "domain"
+    assert not re.search(r"[{}\[\]]|object", message)
+
+
+# --- ordering -------------------------------------------------------------------------------------
+
+
+def test_order_is_pending_until_approved_then_issued_with_a_verifiable_chain(
+    provider, gogetssl_sim
+):
+    sans = ("www.example.com", "shop.example.com")
+    key, csr = new_csr("example.com", *sans)
+    ref = provider.place_order(order_request(csr, product_id="99", sans=sans))
+    pending = provider.status(ref)
+    assert (pending.state, pending.raw_status, pending.certificate) == (
+        OrderState.PENDING,
+        "processing",
+        None,
+    )
+
+    gogetssl_sim.approve(ref.order_id)
+    issued = provider.status(ref)
+
+    assert (issued.state, issued.raw_status) == (OrderState.ISSUED, "active")
+    leaf = x509.load_pem_x509_certificate(issued.certificate.encode())
+    (intermediate,) = keys.load_certificates(issued.chain)
+    leaf.verify_directly_issued_by(intermediate)
+    intermediate.verify_directly_issued_by(gogetssl_sim.root_cert)
+    assert keys.public_key_der(leaf) == keys.public_key_der(key)
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["example.com", *sans]
+    assert issued.not_after.date() == leaf.not_valid_after_utc.date()
+
+
+def test_order_sends_the_documented_fields(provider, gogetssl_sim):
+    ref = place(provider, "www.example.com", server_type="nginx")
+    sent = gogetssl_sim.orders[ref.order_id].params
+    assert sent["server_count"] == "-1"
+    assert sent["webserver_type"] == "37"
+    assert (sent["dcv_method"], sent["approver_email"]) == ("email", "admin@example.com")
+    assert (sent["admin_firstname"], sent["tech_email"]) == ("Ada", "ada@example.com")
+    assert "org_name" not in sent  # DV products take no organization
+
+
+def test_san_approvers_use_the_chosen_mailbox_at_each_name(provider, gogetssl_sim):
+    sans = ("www.example.com", "shop.example.com")
+    _, csr = new_csr("example.com", *sans)
+    ref = provider.place_order(order_request(csr, product_id="99", sans=sans))
+    sent = gogetssl_sim.orders[ref.order_id].params
+    assert sent["dns_names"] == "www.example.com,shop.example.com"
+    assert sent["approver_emails"] == "admin@www.example.com,admin@shop.example.com"
+
+
+@pytest.mark.parametrize(
+    ("product_id", "server_type", "webserver_id"),
+    [
+        ("71", "apache", "3"),
+        ("71", "iis", "18"),
+        ("71", "cpanel", "35"),
+        ("88", "nginx", "1"),
+        ("88", "iis", "11"),
+        ("88", "plesk", "99"),
+    ],
+)
+def test_server_types_map_onto_the_brands_web_server_list(
+    provider, gogetssl_sim, product_id, server_type, webserver_id
+):
+    ref = place(provider, product_id=product_id, server_type=server_type)
+    assert gogetssl_sim.orders[ref.order_id].params["webserver_type"] == webserver_id
+
+
+def test_ov_orders_carry_the_organization(provider, gogetssl_sim):
+    ref = place(provider, product_id="88")
+    sent = gogetssl_sim.orders[ref.order_id].params
+    assert (sent["org_name"], sent["org_division"], sent["org_country"]) == (
+        "Example Ltd",
+        "Web",
+        "GB",
+    )
+    assert (sent["org_addressline1"], sent["org_postalcode"]) == ("1 Analytical Way", "N1 9GU")
+
+
+@pytest.mark.parametrize(
+    ("fields", "text", "field"),
+    [
+        ({"product_id": "12345"}, "Product 12345 does not exist.", "product_id"),
+        ({"csr": "not a CSR"}, "Invalid CSR", "csr"),
+        (
+            {"approver_email": "ceo@example.com"},
+            "ceo@example.com is not a valid approver",
+            "approver_email",
+        ),
+        ({"period_months": 36}, "Period 36 is not offered", "period"),
+        ({"product_id": "88", "organization": ""}, "org_name is required.", "org_name"),
+    ],
+)
+def test_invalid_orders_are_rejected_with_the_providers_reason(
+    provider, gogetssl_sim, fields, text, field
+):
+    _, csr = new_csr("example.com")
+    with pytest.raises(ProviderRejected) as caught:
+        provider.place_order(order_request(**{"csr": csr, **fields}))
+    assert text in str(caught.value)
+    assert caught.value.field == field
+    assert gogetssl_sim.orders == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "location"),
+    [
+        (DcvMethod.HTTP, r"http://www\.example\.com/\.well-known/pki-validation/[0-9A-F]{32}\.txt"),
+        (DcvMethod.DNS, r"_[0-9a-f]{32}\.www\.example\.com"),
+    ],
+)
+def test_http_and_dns_validation_return_a_task_per_name(provider, gogetssl_sim, method, location):
+    _, csr = new_csr("example.com", "www.example.com")
+    request = order_request(
+        csr, product_id="99", sans=("www.example.com",), dcv_method=method, approver_email=None
+    )
+    ref = provider.place_order(request)
+    main, san = ref.validation
+    assert (main.domain, san.domain) == ("example.com", "www.example.com")
+    assert re.fullmatch(location, san.location)
+    assert main.value == san.value != ""
+    assert all(t.method is method and not t.published for t in ref.validation)
+    sent = gogetssl_sim.orders[ref.order_id].params
+    assert sent["approver_emails"] == method.value
+    assert "approver_email" not in sent
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "state"),
+    [
+        ("new_order", OrderState.PENDING),
+        ("processing", OrderState.PENDING),
+        ("pending", OrderState.PENDING),
+        ("incomplete", OrderState.PENDING),
+        ("unpaid", OrderState.PENDING),
+        ("reissue", OrderState.PENDING),
+        ("rejected", OrderState.FAILED),
+        ("cancelled", OrderState.CANCELLED),
+        ("expired", OrderState.EXPIRED),
+    ],
+)
+def test_raw_statuses_map_onto_the_plugins_states(provider, gogetssl_sim, raw, state):
+    ref = place(provider)
+    gogetssl_sim.set_status(ref.order_id, raw, f"The CA says {raw}.")
+    status = provider.status(ref)
+    assert (status.state, status.raw_status, status.detail) == (state, raw, f"The CA says {raw}.")
+
+
+def test_an_unknown_raw_status_is_an_error_not_a_guess(provider, gogetssl_sim):
+    ref = place(provider)
+    gogetssl_sim.set_status(ref.order_id, "on_hold")
+    with pytest.raises(ProviderError, match="on_hold"):
+        provider.status(ref)
+
+
+def test_batch_statuses_ask_again_only_for_orders_that_turned_active(provider, gogetssl_sim):
+    issued, failed, waiting = (place(provider, f"site{n}.example.com") for n in range(3))
+    gogetssl_sim.approve(issued.order_id)
+    gogetssl_sim.reject(failed.order_id, "CAA records forbid this CA.")
+
+    result = provider.statuses([issued, failed, waiting, ProviderRef("424242")])
+
+    assert result[issued.order_id].state is OrderState.ISSUED
+    assert result[issued.order_id].certificate.startswith("-----BEGIN CERTIFICATE-----")
+    assert result[failed.order_id].state is OrderState.FAILED
+    assert result[waiting.order_id].state is OrderState.PENDING
+    assert "did not report on order 424242" in str(result["424242"])
+    assert gogetssl_sim.path_calls["/orders/statuses/"] == 1
+    single_calls = [
+        gogetssl_sim.path_calls[f"/orders/status/{r.order_id}"] for r in (issued, failed)
+    ]
+    assert single_calls == [1, 0]
+
+
+def test_a_failed_batch_call_is_each_orders_error(provider, gogetssl_sim):
+    refs = [place(provider), place(provider)]
+    gogetssl_sim.fail_next("500", "/orders/statuses/")
+    result = provider.statuses(refs)
+    assert all(isinstance(result[ref.order_id], ProviderUnavailable) for ref in refs)
+
+
+# --- renew, reissue, cancel, resend ---------------------------------------------------------------
+
+
+def test_renew_places_a_new_order_with_the_same_csr(provider, gogetssl_sim):
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    first = provider.place_order(request)
+    gogetssl_sim.approve(first.order_id)
+
+    renewed = provider.renew(request, first)
+
+    assert renewed.order_id != first.order_id
+    order = gogetssl_sim.orders[renewed.order_id]
+    assert order.renewal and order.csr == csr
+    assert provider.status(renewed).state is OrderState.PENDING
+
+
+def test_reissue_issues_a_new_certificate_for_the_new_key(provider, gogetssl_sim):
+    ref = place(provider)
+    gogetssl_sim.approve(ref.order_id)
+    old = provider.status(ref).certificate
+    new_key, csr = new_csr("example.com")
+
+    reissued = provider.reissue(ref, csr)
+    waiting = provider.status(reissued)
+    gogetssl_sim.approve(reissued.order_id)
+    status = provider.status(reissued)
+
+    assert reissued.order_id == ref.order_id
+    assert gogetssl_sim.orders[ref.order_id].reissues == 1
+    assert (waiting.state, waiting.raw_status) == (OrderState.PENDING, "reissue")
+    assert status.state is OrderState.ISSUED and status.certificate != old
+    leaf = x509.load_pem_x509_certificate(status.certificate.encode())
+    assert keys.public_key_der(leaf) == keys.public_key_der(new_key)
+
+
+def test_cancel_then_cancelling_again_is_refused(provider, gogetssl_sim):
+    ref = place(provider)
+    provider.cancel(ref, "Typo in the domain name.")
+    status = provider.status(ref)
+    assert (status.state, status.detail) == (OrderState.CANCELLED, "Typo in the domain name.")
+    with pytest.raises(ProviderRejected, match="cannot be cancelled"):
+        provider.cancel(ref)
+
+
+def test_resend_approval_sends_the_email_again(provider, gogetssl_sim):
+    ref = place(provider)
+    provider.resend_approval(ref)
+    assert gogetssl_sim.orders[ref.order_id].resends == 1
+
+
+def test_resend_approval_for_dns_validation_is_refused(provider):
+    ref = place(provider, dcv_method=DcvMethod.DNS, approver_email=None)
+    with pytest.raises(ProviderRejected, match="not waiting for an approval e-mail"):
+        provider.resend_approval(ref)
+
+
+# --- auth -----------------------------------------------------------------------------------------
+
+
+def test_an_expired_key_costs_one_login_and_the_call_succeeds(provider, gogetssl_sim):
+    ref = place(provider)
+    gogetssl_sim.expire_keys()
+    assert provider.status(ref).state is OrderState.PENDING
+    assert gogetssl_sim.path_calls["/auth/"] == 2
+    assert gogetssl_sim.order_calls[ref.order_id] == 2  # the refused call and its repeat
+
+
+def test_an_order_refused_for_an_expired_key_is_placed_once(provider, gogetssl_sim):
+    place(provider)
+    gogetssl_sim.expire_keys()
+    place(provider)
+    assert gogetssl_sim.path_calls["/auth/"] == 2
+    assert len(gogetssl_sim.orders) == 2
+
+
+def test_wrong_credentials_are_rejected_with_the_providers_words(gogetssl_sim):
+    provider = make_provider(gogetssl_sim, password="not-it")
+    with pytest.raises(ProviderRejected, match=r"Auth error: Wrong user name or API password\."):
+        provider.products()
+
+
+def test_credentials_never_reach_the_logs(provider, gogetssl_sim, caplog):
+    caplog.set_level(logging.DEBUG, logger="panel_ssl_plugin")
+    provider.products()
+    gogetssl_sim.expire_keys()
+    gogetssl_sim.fail_next("garbage", "/auth/")
+    with pytest.raises(ProviderError):
+        provider.products()
+    assert "logging in again" in caplog.text
+    assert PASSWORD not in caplog.text
+    assert "auth_key" not in caplog.text
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "text"),
+    [
+        ("500", ProviderUnavailable, "internal error (HTTP 500)"),
+        ("garbage", ProviderError, "not JSON"),
+        ("slow", ProviderUnavailable, "did not answer in time"),
+    ],
+)
+def test_faults_become_the_matching_error(gogetssl_sim, fault, error, text):
+    provider = make_provider(gogetssl_sim, timeout=0.5)
+    gogetssl_sim.fail_next(fault, "/tools/domain/emails/")
+    with pytest.raises(ProviderError) as caught:
+        provider.dcv_emails("example.com")
+    assert type(caught.value) is error
+    assert text in str(caught.value)
+
+
+def test_rate_limit_says_when_to_come_back(provider, gogetssl_sim):
+    gogetssl_sim.fail_next("429", "/tools/domain/emails/")
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.dcv_emails("example.com")
+    assert caught.value.retry_after == 7
+
+
+@pytest.mark.parametrize("fault", ["500", "slow"])
+def test_an_order_post_is_never_repeated_after_a_fault(gogetssl_sim, fault):
+    provider = make_provider(gogetssl_sim, timeout=0.5)
+    gogetssl_sim.fail_next(fault, "/orders/add_ssl_order/")
+    with pytest.raises(ProviderUnavailable):
+        place(provider)
+    assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 1
