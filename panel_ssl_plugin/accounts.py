@@ -31,6 +31,7 @@ class ProviderAccount:
     label: str
     enabled: bool
     is_default: bool
+    auto_renew: bool
     settings: dict[str, Any]
 
     def public_settings(self, provider_class: type[Provider]) -> dict[str, Any]:
@@ -103,6 +104,7 @@ class ProviderAccounts:
             label=record.label,
             enabled=record.enabled,
             is_default=record.is_default,
+            auto_renew=record.auto_renew,
             settings=self.vault.decrypt_json(record.settings_encrypted),
         )
 
@@ -125,6 +127,7 @@ class ProviderAccounts:
         *,
         enabled: bool = True,
         is_default: bool = False,
+        auto_renew: bool = False,
     ) -> int:
         if provider_key not in self.classes:
             raise UnknownProviderAccount(provider_key)
@@ -136,10 +139,17 @@ class ProviderAccounts:
             settings_encrypted=self.vault.encrypt_json(settings),
             enabled=enabled,
             is_default=is_default,
+            auto_renew=auto_renew,
         )
 
     def update(
-        self, account_id: int, *, label: str, settings: dict[str, Any], enabled: bool
+        self,
+        account_id: int,
+        *,
+        label: str,
+        settings: dict[str, Any],
+        enabled: bool,
+        auto_renew: bool = False,
     ) -> None:
         """Save an edit; secret settings given empty keep their stored value."""
         account = self.get(account_id)
@@ -152,6 +162,7 @@ class ProviderAccounts:
             account_id,
             label=label,
             enabled=enabled,
+            auto_renew=auto_renew,
             settings_encrypted=self.vault.encrypt_json(merged),
         )
 

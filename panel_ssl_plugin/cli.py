@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+import pluggy
 
-from panel_ssl_plugin import schema
+from panel_ssl_plugin import hookspecs, schema
+from panel_ssl_plugin.hookspecs import hookimpl
+from panel_ssl_plugin.minipanel.app import create_app, make_plugin_manager, open_host
+from panel_ssl_plugin.minipanel.demo import prepare_demo
+from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, RenewalRefused
+from panel_ssl_plugin.providers.base import ProviderError
+from panel_ssl_plugin.runtime import HostMisconfigured, runtime_for
+from panel_ssl_plugin.store import make_engine
 
 DEFAULT_DEMO_DB = "sqlite:///panel-ssl-demo.db"
+REFUSALS = (OrderNotFound, OrderRejected, RenewalRefused, ProviderError, HostMisconfigured)
 
 database_option = click.option(
     "--database-url",
@@ -66,9 +80,6 @@ def history() -> None:
 @click.option("--database-url", default=DEFAULT_DEMO_DB, show_default=True)
 def demo(port: int, database_url: str) -> None:
     """Run the minipanel with this plugin and the sandbox provider, seeded with demo users."""
-    from panel_ssl_plugin.minipanel.app import create_app
-    from panel_ssl_plugin.minipanel.demo import prepare_demo
-
     schema.upgrade(database_url)
     app = create_app({"DATABASE_URL": database_url, "DEMO": True})
     prepare_demo(app)
@@ -79,3 +90,151 @@ def demo(port: int, database_url: str) -> None:
     click.echo("Demo users (password = user name): admin, alice, bob")
     click.echo(f"MiniPanel: http://127.0.0.1:{port}/")
     app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+
+
+# --- the periodic work, outside the panel's own process -------------------------------------------
+
+
+class CommandLineHost:
+    """The host side of the contract for a cron job: database and keys from the environment.
+
+    ``PANEL_SSL_SECRET_KEYS`` holds the host's Fernet keys, comma-separated, newest first;
+    ``PANEL_SSL_PUBLIC_URL`` the panel's address for links in mail. A host whose own hooks are
+    installed as a plugin (entry point group hosting_panel.plugins) answers the rest.
+    """
+
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+
+    @hookimpl
+    def host_database(self) -> str:
+        return self.database_url
+
+    @hookimpl
+    def host_secret_keys(self) -> list[str]:
+        keys = [k.strip() for k in os.environ.get("PANEL_SSL_SECRET_KEYS", "").split(",")]
+        return [k for k in keys if k]
+
+    @hookimpl
+    def host_public_url(self) -> str | None:
+        return os.environ.get("PANEL_SSL_PUBLIC_URL")
+
+
+def plugin_manager(database_url: str, minipanel: bool) -> pluggy.PluginManager:
+    """The PluginManager a command works through: the minipanel's host, or the cron host."""
+    if minipanel:
+        return make_plugin_manager(open_host(make_engine(database_url)), None)
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(CommandLineHost(database_url), name="command-line-host")
+    pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+    return pm
+
+
+host_options = [
+    database_option,
+    click.option(
+        "--minipanel",
+        is_flag=True,
+        help="Act as the minipanel (its mail outbox and demo keys), e.g. on the demo database.",
+    ),
+]
+
+
+def with_host(command):
+    for option in reversed(host_options):
+        command = option(command)
+    return command
+
+
+def parse_duration(value: str) -> timedelta:
+    """'30d', '12h', '90m' or a plain number of days."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhm]?)\s*", value)
+    if not match:
+        raise click.BadParameter("use a number with d, h or m, like 30d")
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    return timedelta(**{units[match.group(2) or "d"]: int(match.group(1))})
+
+
+@main.command()
+@with_host
+@click.option("--limit", default=500, show_default=True, help="Most orders to check this run.")
+@click.option("--workers", default=4, show_default=True, help="Provider calls at once.")
+def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
+    """Check every order whose next check is due, then expire ended certificates."""
+    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
+    now = datetime.now(UTC)
+    claimed = orders.claim_due(now, limit=limit)
+    with click.progressbar(length=len(claimed), label="Checking orders", show_pos=True) as bar:
+        report = orders.check_claimed(claimed, workers=workers, on_done=lambda _: bar.update(1))
+    report.expired = orders.expire_ended(now)
+    click.echo(report.summary())
+
+
+@main.command("renew-due")
+@with_host
+@click.option("--within", default="30d", show_default=True, help="Renew what ends within this.")
+def renew_due(database_url: str, minipanel: bool, within: str) -> None:
+    """Renew issued certificates ending soon, on provider accounts with auto-renew on."""
+    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
+    results = list(orders.renew_expiring(datetime.now(UTC), parse_duration(within)))
+    for order, outcome in results:
+        if isinstance(outcome, Exception):
+            text = f"refused: {outcome}"
+        else:
+            text = f"renewal order {outcome.id} ({outcome.status})"
+        click.echo(f"{order.domain} (order {order.id}, ends {order.not_after:%Y-%m-%d}): {text}")
+    click.echo(f"{len(results)} certificates due for renewal.")
+
+
+@main.group()
+def event() -> None:
+    """Events from a host that is not written in Python: JSON on stdin, JSON on stdout."""
+
+
+def _event_reply(work) -> None:
+    """Run ``work(payload)`` and answer in JSON: exit 0 done, 1 refused, 2 bad input."""
+    try:
+        payload = json.loads(sys.stdin.read() or "{}")
+        if not isinstance(payload, dict):
+            raise ValueError("the input must be a JSON object")
+        reply = work(payload)
+    except REFUSALS as error:
+        click.echo(json.dumps({"ok": False, "error": str(error) or type(error).__name__}))
+        sys.exit(1)
+    except (ValueError, KeyError, TypeError) as error:
+        click.echo(json.dumps({"ok": False, "error": f"bad input: {error}"}))
+        sys.exit(2)
+
+    click.echo(json.dumps({"ok": True, **reply}))
+
+
+@event.command("renewal-due")
+@with_host
+def event_renewal_due(database_url: str, minipanel: bool) -> None:
+    """{"account_id": "42", "certificate_id": 7, "period_months": 12} → the renewal order."""
+
+    def work(payload: dict) -> dict:
+        pm = plugin_manager(database_url, minipanel)
+        results = pm.hook.panel_renewal_due(
+            pm=pm,
+            account_id=str(payload["account_id"]),
+            certificate_id=int(payload["certificate_id"]),
+            period_months=int(payload.get("period_months", 12)),
+        )
+        return {"renewal_order_id": results[0] if results else None}
+
+    _event_reply(work)
+
+
+@event.command("tick")
+@with_host
+def event_tick(database_url: str, minipanel: bool) -> None:
+    """{} → poll due orders now (what panel_tick does inside a Python host)."""
+
+    def work(payload: dict) -> dict:
+        pm = plugin_manager(database_url, minipanel)
+        pm.hook.panel_tick(pm=pm, now=datetime.now(UTC))
+        return {}
+
+    _event_reply(work)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pluggy
@@ -41,6 +42,13 @@ CACHE_SECONDS = 300.0
 FIELD_LIMITS = {"organization": 200, "unit": 200, "state": 200}
 CONTACT_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 30, "title": 100}
 FIRST_CHECK = timedelta(minutes=1)
+BATCH_SIZE = 50
+IN_FLIGHT = frozenset({"draft", "submitted", "pending"})
+RENEWAL_COPIED = (
+    "account_id", "provider_account_id", "product_id", "product_name", "addons", "domain",
+    "sans", "server_type", "dcv_method", "approver_email", "organization", "unit", "state",
+    "country", "contact", "key_type", "csr", "private_key_encrypted",
+)  # fmt: skip
 MAX_BACKOFF = timedelta(hours=6)
 
 
@@ -62,6 +70,30 @@ class OrderRejected(Exception):
 
 class OrderNotFound(LookupError):
     pass
+
+
+class RenewalRefused(Exception):
+    """A renewal cannot be made now; ``str(error)`` says why to the person who asked."""
+
+    def __init__(self, message: str, order: OrderRecord | None = None):
+        super().__init__(message)
+        self.order = order
+
+
+@dataclass
+class PollReport:
+    """What one polling round did, for the CLI and the host's logs."""
+
+    claimed: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    expired: int = 0
+
+    def count(self, order: OrderRecord) -> None:
+        self.by_status[order.status] = self.by_status.get(order.status, 0) + 1
+
+    def summary(self) -> str:
+        states = ", ".join(f"{n} {state}" for state, n in sorted(self.by_status.items()))
+        return f"Checked {self.claimed} orders ({states or 'none due'}); {self.expired} expired."
 
 
 @dataclass(frozen=True)
@@ -221,7 +253,7 @@ class OrderService:
             order, actor, "placed", f"provider order {ref.order_id}",
             status=OrderState.PENDING, provider_order_id=ref.order_id, provider_data=ref.data,
             validation=_tasks_json(ref.validation), status_detail=self._placed_detail(order, ref),
-            next_check_at=utcnow() + FIRST_CHECK, check_failures=0,
+            next_check_at=utcnow() + FIRST_CHECK, check_failures=0, lease_until=None,
         )  # fmt: skip
         self._notify_status(placed, OrderState.SUBMITTED)
         return placed
@@ -234,6 +266,7 @@ class OrderService:
             order, actor, "provider_unavailable", str(error),
             status_detail=f"{error} We will retry automatically.",
             next_check_at=utcnow() + wait, check_failures=order.check_failures + 1,
+            lease_until=None,
         )  # fmt: skip
 
     @staticmethod
@@ -455,10 +488,21 @@ class OrderService:
             return order
         adapter = self.accounts.adapter(order.provider_account_id)
         try:
-            status = adapter.status(to_ref(order))
+            answer: ProviderStatus | ProviderError = adapter.status(to_ref(order))
         except ProviderError as error:
-            return self._check_failed(order, actor, error)
-        return self.apply_status(order, status, actor, adapter)
+            answer = error
+        return self._record_answer(order, answer, actor, adapter)
+
+    def _record_answer(
+        self,
+        order: OrderRecord,
+        answer: ProviderStatus | ProviderError,
+        actor: str,
+        adapter: Provider,
+    ) -> OrderRecord:
+        if isinstance(answer, ProviderError):
+            return self._check_failed(order, actor, answer)
+        return self.apply_status(order, answer, actor, adapter)
 
     def _check_failed(self, order: OrderRecord, actor: str, error: ProviderError) -> OrderRecord:
         wait = backoff(order.check_failures + 1)
@@ -467,7 +511,7 @@ class OrderService:
         return self.store.update_order(
             order, actor, "check_failed", str(error),
             last_checked_at=utcnow(), next_check_at=utcnow() + wait,
-            check_failures=order.check_failures + 1,
+            check_failures=order.check_failures + 1, lease_until=None,
         )  # fmt: skip
 
     def apply_status(
@@ -480,6 +524,7 @@ class OrderService:
             "status_detail": status.detail,
             "last_checked_at": now,
             "check_failures": 0,
+            "lease_until": None,
         }
         if status.data is not None:
             values["provider_data"] = status.data
@@ -519,6 +564,164 @@ class OrderService:
         except keys.InvalidMaterial as error:
             return f"The issued certificate was refused: {error}"
         return ""
+
+    # --- renewing -------------------------------------------------------------------------------
+
+    def renew(
+        self,
+        order_id: int,
+        actor: str,
+        *,
+        period_months: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Placed:
+        """Order the renewal of an issued certificate: same CSR, key and details, new period.
+
+        The renewal is a new order linked by ``renewal_of``; the old certificate stays usable
+        until the new one is issued. Without an explicit key, the key is derived from the
+        certificate being renewed and its end date, so every request to renew this certificate
+        (a double click, the billing event delivered twice, at once) makes one renewal.
+        """
+        order = self.get(order_id)
+        if order.status not in (OrderState.ISSUED, OrderState.EXPIRED):
+            raise RenewalRefused(
+                f"Only issued certificates can be renewed; this one is {order.status}."
+            )
+        key = idempotency_key or f"renew:{order.id}:{order.not_after:%Y%m%d%H%M%S}"
+        in_flight = self._renewal_in_flight(order)
+        if in_flight is not None:
+            if in_flight.idempotency_key == key:
+                return Placed(in_flight, duplicate=True)
+            raise RenewalRefused(
+                f"A renewal of this certificate is already in progress (order {in_flight.id}, "
+                f"{in_flight.status})."
+            )
+        period = period_months or order.period_months
+        product = self.product(order.provider_account_id, order.product_id)
+        if product is not None and period not in product.periods:
+            raise RenewalRefused("Choose a validity period this product offers.")
+        values = {name: getattr(order, name) for name in RENEWAL_COPIED}
+        values.update(
+            period_months=period, renewal_of=order.id, idempotency_key=key,
+            status=OrderState.SUBMITTED,
+        )  # fmt: skip
+        try:
+            renewal = self.store.order(self.store.add_order(actor, **values))
+        except DuplicateOrder as duplicate:
+            return Placed(self.get(duplicate.order_id), duplicate=True)
+        self.store.add_event(order.id, actor, "renewal_ordered", f"renewal order {renewal.id}")
+        try:
+            return Placed(self._submit(renewal, actor))
+        except OrderRejected as rejected:
+            failed = self.store.update_order(
+                rejected.order, actor, "failed", str(rejected), status=OrderState.FAILED,
+            )  # fmt: skip
+            raise RenewalRefused(f"The provider refused the renewal: {rejected}", failed) from None
+
+    def _renewal_in_flight(self, order: OrderRecord) -> OrderRecord | None:
+        return next((r for r in self.store.renewals_of(order.id) if r.status in IN_FLIGHT), None)
+
+    def renewal_due(
+        self, account_id: str, certificate_id: int, period_months: int, actor: str = "billing"
+    ) -> OrderRecord:
+        """The host's billing asked for a renewal: one renewal however often it asks."""
+        order = self.get(certificate_id)
+        if order.account_id != str(account_id):
+            raise OrderNotFound(certificate_id)
+        in_flight = self._renewal_in_flight(order)
+        if in_flight is not None:
+            return in_flight
+        return self.renew(order.id, actor, period_months=period_months).order
+
+    def renew_expiring(self, now: datetime, within: timedelta, actor: str = "auto-renew"):
+        """Renew issued certificates ending within ``within`` on auto-renew accounts.
+
+        Yields (order, outcome) per certificate, outcome being the renewal or the refusal, so a
+        caller can show progress.
+        """
+        for order in self.store.issued_ending_before(now + within, auto_renew_only=True):
+            try:
+                yield order, self.renew(order.id, actor).order
+            except (RenewalRefused, OrderRejected) as error:
+                yield order, error
+
+    # --- polling -------------------------------------------------------------------------------
+
+    def poll_due(self, now: datetime, *, limit: int = 500, workers: int = 4) -> PollReport:
+        """One polling round: claim the due orders, check them, expire ended certificates."""
+        report = self.check_claimed(self.claim_due(now, limit=limit), workers=workers)
+        report.expired = self.expire_ended(now)
+        return report
+
+    def claim_due(
+        self, now: datetime, *, limit: int = 500, lease: timedelta = timedelta(minutes=5)
+    ) -> list[OrderRecord]:
+        """Lease the orders whose check is due (store.claim_due): no other poller takes them."""
+        return self.store.claim_due(now, limit, lease)
+
+    def check_claimed(
+        self, claimed: list[OrderRecord], *, workers: int = 4, on_done=None
+    ) -> PollReport:
+        """Check claimed orders; ``on_done(order)`` after each one (the CLI's progress bar).
+
+        Orders are grouped per provider account so adapters with a batch call ask once per
+        group; groups run side by side in a bounded thread pool.
+        """
+        report = PollReport(claimed=len(claimed))
+        groups: dict[int, list[OrderRecord]] = {}
+        for order in claimed:
+            groups.setdefault(order.provider_account_id, []).append(order)
+        chunks = [
+            group[i : i + BATCH_SIZE]
+            for group in groups.values()
+            for i in range(0, len(group), BATCH_SIZE)
+        ]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for results in pool.map(self._poll_chunk, chunks):
+                for order in results:
+                    report.count(order)
+                    if on_done:
+                        on_done(order)
+        return report
+
+    def _poll_chunk(self, chunk: list[OrderRecord]) -> list[OrderRecord]:
+        adapter = self.accounts.adapter(chunk[0].provider_account_id)
+        pending = [o for o in chunk if o.status == OrderState.PENDING and o.provider_order_id]
+        answers = adapter.statuses([to_ref(o) for o in pending]) if pending else {}
+        missing = ProviderError("The provider did not answer for this order.")
+
+        def step(order: OrderRecord) -> OrderRecord:
+            if order.status == OrderState.SUBMITTED:
+                return self._submit(order, "poller")
+            answer = answers.get(order.provider_order_id, missing)
+            return self._record_answer(order, answer, "poller", adapter)
+
+        return [self._settled(step, order) for order in chunk]
+
+    @staticmethod
+    def _settled(step, order: OrderRecord) -> OrderRecord:
+        """Run one order's step; a refusal or a lost race is that order's business alone."""
+        try:
+            return step(order)
+        except OrderRejected as rejected:
+            return rejected.order
+        except StaleOrder:
+            return order
+
+    def expire_ended(self, now: datetime) -> int:
+        """Issued certificates past their end become expired; returns how many."""
+        count = 0
+        for order in self.store.issued_ending_before(now):
+            try:
+                expired = self.store.update_order(
+                    order, "system", "expired", "The certificate's validity ended.",
+                    status=OrderState.EXPIRED,
+                )  # fmt: skip
+            except StaleOrder:
+                continue
+            self._notify_status(expired, order.status)
+            count += 1
+        return count
 
     # --- links the provider sent out, cancelling ------------------------------------------------
 

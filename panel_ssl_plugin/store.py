@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +53,7 @@ provider_accounts = sa.Table(
     sa.Column("settings_encrypted", sa.Text, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     sa.Column("is_default", sa.Boolean, nullable=False, default=False),
+    sa.Column("auto_renew", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -152,6 +153,7 @@ class ProviderAccountRecord:
     settings_encrypted: str
     enabled: bool
     is_default: bool
+    auto_renew: bool
     created_at: datetime
     updated_at: datetime
 
@@ -333,6 +335,49 @@ class Store:
             )
             row = conn.execute(query).first()
         return _order(row) if row else None
+
+    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[OrderRecord]:
+        """Lease up to ``limit`` orders whose check is due, so no other poller takes them.
+
+        On PostgreSQL and MariaDB the rows are picked with FOR UPDATE SKIP LOCKED, so pollers
+        running at once split the work instead of waiting on each other; the lease (committed
+        before the provider is asked) keeps the rows out of later claims until it runs out.
+        SQLite has no row locks: run one poller there.
+        """
+        due = sa.and_(
+            orders.c.status.in_(("submitted", "pending")),
+            orders.c.next_check_at <= now,
+            sa.or_(orders.c.lease_until.is_(None), orders.c.lease_until < now),
+        )
+        with self.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(orders.c.id)
+                    .where(due)
+                    .order_by(orders.c.next_check_at, orders.c.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not ids:
+                return []
+            conn.execute(
+                orders.update().where(orders.c.id.in_(ids)).values(lease_until=now + lease)
+            )
+            rows = conn.execute(orders.select().where(orders.c.id.in_(ids)).order_by(orders.c.id))
+            return [_order(row) for row in rows]
+
+    def issued_ending_before(
+        self, moment: datetime, *, auto_renew_only: bool = False
+    ) -> list[OrderRecord]:
+        """Issued orders whose certificate ends before ``moment``, soonest first."""
+        query = orders.select().where(orders.c.status == "issued", orders.c.not_after < moment)
+        if auto_renew_only:
+            query = query.join(
+                provider_accounts, provider_accounts.c.id == orders.c.provider_account_id
+            ).where(provider_accounts.c.auto_renew.is_(True))
+        with self.engine.connect() as conn:
+            return [_order(row) for row in conn.execute(query.order_by(orders.c.not_after))]
 
     def renewals_of(self, order_id: int) -> list[OrderRecord]:
         with self.engine.connect() as conn:

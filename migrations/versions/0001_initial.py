@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("settings_encrypted", sa.Text, nullable=False),
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("is_default", sa.Boolean, nullable=False),
+        sa.Column("auto_renew", sa.Boolean, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_ssl_provider_accounts"),

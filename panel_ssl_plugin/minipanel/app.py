@@ -12,6 +12,7 @@ from typing import Any
 
 import flask
 import pluggy
+import sqlalchemy as sa
 from flask_wtf import CSRFProtect
 
 from panel_ssl_plugin import hookspecs
@@ -36,29 +37,38 @@ def make_plugin_manager(host: MiniPanelHost, plugins: Iterable[Any] | None) -> p
     return pm
 
 
+def open_host(
+    engine: sa.Engine, secret_keys: list[str] | None = None, public_url: str | None = None
+) -> MiniPanelHost:
+    """The minipanel's host hooks on a database, its tables made if missing.
+
+    The CLI uses this too, so ``panel-ssl poll --minipanel`` acts exactly as the running panel.
+    Without keys the panel makes one once and keeps it in its own table (demo only).
+    """
+    db = PanelDB(engine)
+    db.create_tables()
+    keys = secret_keys or [db.setting("fernet_key", Vault.generate_key)]
+    return MiniPanelHost(db, keys, public_url or "http://127.0.0.1:8000")
+
+
 def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
     """Build the minipanel.
 
     Config: ``DATABASE_URL`` (or ``ENGINE``), ``SECRET_KEY``, ``SSL_SECRET_KEYS`` (Fernet keys,
     newest first), ``PLUGINS`` (objects to register instead of loading entry points), ``DEMO``,
     ``PUBLIC_URL`` (for links built outside a request).
-    Without keys the panel makes them once and keeps them in its own table (demo only).
     """
     config = dict(config or {})
     engine = config.pop("ENGINE", None) or make_engine(config.get("DATABASE_URL", "sqlite://"))
-    db = PanelDB(engine)
-    db.create_tables()
+    host = open_host(engine, config.pop("SSL_SECRET_KEYS", None), config.get("PUBLIC_URL"))
+    db = host.db
     app = flask.Flask(__name__)
     app.config.update(
         SECRET_KEY=config.pop("SECRET_KEY", None) or db.setting("flask_secret", new_secret),
         SESSION_COOKIE_SAMESITE="Lax",
     )
-    secret_keys = config.pop("SSL_SECRET_KEYS", None) or [
-        db.setting("fernet_key", Vault.generate_key)
-    ]
     app.config.update(config)
-    public_url = config.get("PUBLIC_URL", "http://127.0.0.1:8000")
-    pm = make_plugin_manager(MiniPanelHost(db, secret_keys, public_url), config.get("PLUGINS"))
+    pm = make_plugin_manager(host, config.get("PLUGINS"))
     app.extensions["minipanel"] = db
     app.extensions["hosting_panel"] = pm
     csrf.init_app(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 
 from panel_ssl_plugin.minipanel.db import PanelDB
+from panel_ssl_plugin.runtime import runtime_for
 
 DEMO_USERS = (
     ("admin", "admin", "Ada Admin"),
@@ -70,5 +71,8 @@ def seed_demo(db: PanelDB) -> bool:
 
 
 def prepare_demo(app: flask.Flask) -> None:
-    """Everything ``panel-ssl demo`` shows: the demo users and clients."""
+    """Everything ``panel-ssl demo`` shows: demo users and clients, and a sandbox provider."""
     seed_demo(app.extensions["minipanel"])
+    accounts = runtime_for(app.extensions["hosting_panel"]).accounts
+    if not accounts.all():
+        accounts.create("sandbox", "Sandbox (demo CA)", {}, is_default=True)
