@@ -1,0 +1,542 @@
+"""A simulator of Sectigo's reseller API, served over real HTTP on loopback for the adapter's tests.
+
+It speaks the wire format the adapter does (form POSTs to ``/products/!<Name>`` and
+``/products/download/CollectSSL``, URL-encoded replies, negative ``errorCode`` on failure) and
+keeps to the readings listed in ``panel_ssl_plugin/providers/sectigo.py``. Where the simulator had
+to choose a behaviour of its own, it is:
+
+* Arguments are checked like the real API: an argument it does not know is -2, a missing one -3,
+  a bad value -4 (``errorItem`` names it), wrong credentials -16.
+* A ``uniqueValue`` seen before with the same CSR answers with the order already placed (the
+  retry of a request whose reply was lost); with another CSR it is -4 ``uniqueValue``.
+* Orders stay "Not Yet Issued" until the test calls :meth:`SectigoSim.approve`, which issues a
+  certificate from a test root → intermediate; CollectSSL lists ``caCertificate`` root first
+  (the reverse of what a server needs) so the adapter has to sort it.
+* A reissue puts the order back to "Not Yet Issued" until approved again.
+
+A test steers it through :meth:`SectigoSim.inject` (:class:`Fault`: an HTTP status, a garbage
+body, a late reply), ``insufficient_credits``, ``whois`` and the ``approve``/``reject``/``expire``
+methods, and asks :meth:`SectigoSim.count` how often an endpoint or an order was called.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode
+
+import pycountry
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from panel_ssl_plugin import keys
+
+LOGIN_NAME = "reseller"
+LOGIN_PASSWORD = "correct horse battery staple"
+PREFIX = "/products/"
+
+
+@dataclass(frozen=True)
+class SimProduct:
+    wildcard: bool
+    max_names: int
+    cost: str
+    org_required: bool = False
+
+
+PRODUCTS: dict[str, SimProduct] = {
+    "287": SimProduct(False, 1, "8.95"),
+    "289": SimProduct(True, 1, "79.00"),
+    "279": SimProduct(False, 250, "29.00"),
+    "7": SimProduct(False, 1, "49.00", org_required=True),
+    "556": SimProduct(False, 1, "99.00", org_required=True),
+}
+VALID_DAYS = frozenset({"365", "730"})
+DCV_METHODS = frozenset({"EMAIL", "HTTP_CSR_HASH", "CNAME_CSR_HASH"})
+MAILBOXES = ("admin", "administrator", "hostmaster", "postmaster", "webmaster")
+NOT_YET_ISSUED = "Not Yet Issued"
+
+
+class SimError(Exception):
+    """A refusal, sent as ``errorCode``/``errorMessage``/``errorItem``."""
+
+    def __init__(self, code: int, message: str, item: str = ""):
+        super().__init__(message)
+        self.code, self.message, self.item = code, message, item
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the next request gets instead of (or besides) a normal reply.
+
+    ``status``/``body`` replace the reply; ``delay`` only makes the normal reply late, after the
+    request has been processed, as when a reply is lost on the way back.
+    """
+
+    status: int = 200
+    body: str | None = None
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Order:
+    number: str
+    certificate_id: str
+    csr: x509.CertificateSigningRequest
+    product: str
+    days: int
+    names: list[str]
+    dcv_method: str
+    dcv_email: str
+    unique_value: str
+    status: str = NOT_YET_ISSUED
+    certificate: x509.Certificate | None = None
+    dcv_emails_sent: int = 1
+
+
+Pairs = list[tuple[str, str]]
+Result = tuple[int, Pairs]
+"""A successful reply: its (non-negative) errorCode and the fields after it."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    handler: Callable[[SectigoSim, dict[str, str]], Result]
+    required: frozenset[str] = frozenset()
+    optional: frozenset[str] = frozenset()
+
+
+class SectigoSim:
+    """The simulated reseller account: its orders, its CA, and the test's controls."""
+
+    def __init__(self) -> None:
+        self.root_key, self.root = keys.create_ca("Sim Sectigo Root")
+        self.ca_key, self.intermediate = keys.create_ca(
+            "Sim Sectigo DV CA", issuer_key=self.root_key, issuer_cert=self.root
+        )
+        self.orders: dict[str, Order] = {}
+        self.whois: dict[str, str] = {}
+        self.insufficient_credits = False
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.base_url = ""
+        self._faults: deque[Fault] = deque()
+        self._numbers = itertools.count(1_000_001)
+        self._lock = threading.Lock()
+
+    # --- the test's controls -------------------------------------------------------------------
+
+    def provider_settings(self, **overrides: object) -> dict[str, object]:
+        """Adapter settings that reach this simulator with valid credentials."""
+        settings = {
+            "base_url": self.base_url,
+            "login_name": LOGIN_NAME,
+            "login_password": LOGIN_PASSWORD,
+            "test_mode": False,
+            "timeout": 5.0,
+        }
+        return {**settings, **overrides}
+
+    def inject(self, fault: Fault) -> None:
+        self._faults.append(fault)
+
+    def count(self, endpoint: str | None = None, order: str | None = None) -> int:
+        """Requests received so far, optionally only those to ``endpoint`` or about ``order``."""
+        return sum(
+            1
+            for name, form in self.requests
+            if endpoint in (None, name) and order in (None, form.get("orderNumber"))
+        )
+
+    def last_form(self, endpoint: str) -> dict[str, str]:
+        """The arguments of the latest request to ``endpoint``."""
+        return next(form for name, form in reversed(self.requests) if name == endpoint)
+
+    def approve(self, number: str) -> x509.Certificate:
+        """Validation passed: issue the certificate from the intermediate."""
+        order = self.orders[number]
+        order.certificate = keys.sign_csr(
+            order.csr, self.ca_key, self.intermediate, days=order.days
+        )
+        order.status = "Issued"
+        return order.certificate
+
+    def reject(self, number: str) -> None:
+        self.orders[number].status = "Rejected"
+
+    def expire(self, number: str) -> None:
+        self.orders[number].status = "Expired"
+
+    # --- the wire ------------------------------------------------------------------------------
+
+    def respond(self, path: str, form: dict[str, str]) -> Response:
+        """One request in, one reply out: faults first, then the endpoint's checks and work."""
+        name = path.removeprefix(PREFIX)
+        self.requests.append((name, form))
+        fault = self._faults.popleft() if self._faults else Fault()
+        if fault.status != 200 or fault.body is not None:
+            return Response(fault.status, fault.body or "", fault.headers)
+        endpoint = ENDPOINTS.get(name)
+        if endpoint is None:
+            return Response(404, "Not Found")
+        with self._lock:
+            pairs = self._dispatch(endpoint, form)
+        return Response(200, urlencode(pairs), delay=fault.delay)
+
+    def _dispatch(self, endpoint: Endpoint, form: dict[str, str]) -> Pairs:
+        try:
+            _check_arguments(endpoint, form)
+            code, pairs = endpoint.handler(self, form)
+            return [("errorCode", str(code)), *pairs]
+        except SimError as error:
+            return [
+                ("errorCode", str(error.code)),
+                ("errorMessage", error.message),
+                ("errorItem", error.item),
+            ]
+
+    # --- endpoints -----------------------------------------------------------------------------
+
+    def dcv_email_list(self, form: dict[str, str]) -> Result:
+        labels = form["domainName"].removeprefix("*.").split(".")
+        if len(labels) < 2 or not all(labels):
+            raise SimError(-4, "The value of 'domainName' is invalid!", "domainName")
+        level2 = ".".join(labels[-2:])
+        whois = [("whois_email", self.whois[level2])] if level2 in self.whois else []
+        level3 = ".".join(labels) if len(labels) > 2 else ""
+        return 0, [
+            *whois,
+            *(("level2_email", f"{box}@{level2}") for box in MAILBOXES),
+            *(("level3_email", f"{box}@{level3}") for box in MAILBOXES if level3),
+        ]
+
+    def auto_apply(self, form: dict[str, str]) -> Result:
+        product = _product(form)
+        days = _days(form)
+        csr = _csr(form["csr"])
+        names = _names(form, csr, product)
+        _check_organization(form, product)
+        dcv_email = self._check_dcv(form, names[0], product)
+        existing = self._replay(form, csr)
+        if existing is not None:
+            return 0, self._order_reply(existing, form)
+        if self.insufficient_credits:
+            raise SimError(-15, "Insufficient credits!")
+        order = Order(
+            number=str(next(self._numbers)),
+            certificate_id=str(next(self._numbers)),
+            csr=csr,
+            product=form["product"],
+            days=days,
+            names=names,
+            dcv_method=form["dcvMethod"],
+            dcv_email=dcv_email,
+            unique_value=form.get("uniqueValue", ""),
+        )
+        self.orders[order.number] = order
+        return 0, self._order_reply(order, form)
+
+    def collect(self, form: dict[str, str]) -> Result:
+        order = self._order(form)
+        attached = order.status == "Issued" and form["queryType"] == "1"
+        if attached and form.get("responseType", "3") != "3":
+            raise SimError(-4, "Only individually encoded PEMs are simulated.", "responseType")
+        pairs = [("certificateStatus", order.status)]
+        if form.get("showExtStatus") == "Y":
+            dcv = "Validated" if order.certificate else "Pending"
+            validation = "Rejected" if order.status == "Rejected" else dcv
+            pairs += [("validationStatus", validation), ("dcvStatus", dcv)]
+        if attached:
+            pairs += self._certificate_pairs(order)
+        return 2 if attached else int(order.status == "Issued"), pairs
+
+    def replace(self, form: dict[str, str]) -> Result:
+        order = self._order(form)
+        _check_not_closed(order)
+        order.csr = _csr(form["csr"])
+        order.status, order.certificate = NOT_YET_ISSUED, None
+        order.certificate_id = str(next(self._numbers))
+        return 0, [("certificateID", order.certificate_id)]
+
+    def resend_dcv_email(self, form: dict[str, str]) -> Result:
+        order = self._order(form)
+        if order.status != NOT_YET_ISSUED or order.dcv_method != "EMAIL":
+            raise SimError(-4, "No DCV e-mail is awaited for this order.", "orderNumber")
+        order.dcv_emails_sent += 1
+        return 0, []
+
+    def refund(self, form: dict[str, str]) -> Result:
+        order = self._order(form)
+        if order.status == "Refunded":
+            raise SimError(-18, "This order has already been refunded!")
+        _check_not_closed(order)
+        order.status = "Refunded"
+        return 0, []
+
+    def revoke(self, form: dict[str, str]) -> Result:
+        order = self._order(form)
+        _check_not_closed(order)
+        order.status = "Revoked"
+        return 0, []
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _order(self, form: dict[str, str]) -> Order:
+        try:
+            return self.orders[form["orderNumber"]]
+        except KeyError:
+            raise SimError(-4, "The value of 'orderNumber' is invalid!", "orderNumber") from None
+
+    def _check_dcv(self, form: dict[str, str], primary: str, product: SimProduct) -> str:
+        method = form["dcvMethod"]
+        if method not in DCV_METHODS or (method == "HTTP_CSR_HASH" and product.wildcard):
+            raise SimError(-4, "The value of 'dcvMethod' is invalid!", "dcvMethod")
+        if method != "EMAIL":
+            return ""
+        email = form.get("dcvEmailAddress", "")
+        if not email:
+            raise SimError(-3, "The 'dcvEmailAddress' argument is missing!", "dcvEmailAddress")
+        _, pairs = self.dcv_email_list({"domainName": primary})
+        if email not in {value for _, value in pairs}:
+            raise SimError(-4, "The value of 'dcvEmailAddress' is invalid!", "dcvEmailAddress")
+        return email
+
+    def _replay(self, form: dict[str, str], csr: x509.CertificateSigningRequest) -> Order | None:
+        """The order a repeated uniqueValue already placed (idempotency), if any."""
+        unique = form.get("uniqueValue", "")
+        if unique and not (unique.isalnum() and len(unique) <= 20):
+            raise SimError(-4, "The value of 'uniqueValue' is invalid!", "uniqueValue")
+        order = next((o for o in self.orders.values() if unique and o.unique_value == unique), None)
+        if order is not None and order.csr != csr:
+            raise SimError(-4, "'uniqueValue' was already used for another CSR.", "uniqueValue")
+        return order
+
+    def _order_reply(self, order: Order, form: dict[str, str]) -> Pairs:
+        pairs = [
+            ("orderNumber", order.number),
+            ("totalCost", PRODUCTS[order.product].cost),
+            ("expectedDeliveryTime", "1"),
+        ]
+        if form.get("showCertificateID") == "Y":
+            pairs.append(("certificateID", order.certificate_id))
+        return pairs
+
+    def _certificate_pairs(self, order: Order) -> Pairs:
+        assert order.certificate is not None
+        return [
+            ("certificate", keys.cert_to_pem(order.certificate)),
+            ("caCertificate", keys.cert_to_pem(self.root)),
+            ("caCertificate", keys.cert_to_pem(self.intermediate)),
+            ("notBefore", str(_unix(order.certificate.not_valid_before_utc))),
+            ("notAfter", str(_unix(order.certificate.not_valid_after_utc))),
+        ]
+
+
+# --- argument checks, shared by the endpoints ---------------------------------------------------
+
+
+def _check_arguments(endpoint: Endpoint, form: dict[str, str]) -> None:
+    required = {"loginName", "loginPassword", *endpoint.required}
+    missing = sorted(required - form.keys())
+    if missing:
+        raise SimError(-3, f"The '{missing[0]}' argument is missing!", missing[0])
+    unknown = sorted(form.keys() - required - endpoint.optional - {"responseFormat"})
+    if unknown:
+        raise SimError(-2, f"'{unknown[0]}' is an unrecognised argument!", unknown[0])
+    if (form["loginName"], form["loginPassword"]) != (LOGIN_NAME, LOGIN_PASSWORD):
+        raise SimError(-16, "Permission denied!")
+
+
+def _product(form: dict[str, str]) -> SimProduct:
+    if form["product"] not in PRODUCTS:
+        raise SimError(-4, "The value of 'product' is invalid!", "product")
+    return PRODUCTS[form["product"]]
+
+
+def _days(form: dict[str, str]) -> int:
+    if "days" not in form:
+        raise SimError(-3, "The 'days' argument is missing!", "days")
+    if form["days"] not in VALID_DAYS:
+        raise SimError(-4, "The value of 'days' is invalid!", "days")
+    return int(form["days"])
+
+
+def _csr(pem: str) -> x509.CertificateSigningRequest:
+    """Parse a CSR, failing with the code Sectigo uses for each kind of problem."""
+    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+    try:
+        der = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise SimError(-9, "The CSR is not valid Base-64 data!", "csr") from None
+    try:
+        csr = x509.load_der_x509_csr(der)
+    except ValueError:
+        raise SimError(-10, "The CSR cannot be decoded!", "csr") from None
+    key = csr.public_key()
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise SimError(-11, "The CSR uses an unsupported algorithm!", "csr")
+    if not csr.is_signature_valid:
+        raise SimError(-12, "The CSR has an invalid signature!", "csr")
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        raise SimError(-13, "The CSR uses an unsupported key size!", "csr")
+    return csr
+
+
+def _names(
+    form: dict[str, str], csr: x509.CertificateSigningRequest, product: SimProduct
+) -> list[str]:
+    common_name = keys.csr_names(csr)[0]
+    if common_name.startswith("*.") and not product.wildcard:
+        raise SimError(-5, "The CSR's Common Name may NOT contain a wildcard!", "csr")
+    if product.wildcard and not common_name.startswith("*."):
+        raise SimError(-6, "The CSR's Common Name MUST contain ONE wildcard!", "csr")
+    names = [n for n in form.get("domainNames", "").split(",") if n] or [common_name]
+    if len(names) > product.max_names:
+        raise SimError(-4, "The value of 'domainNames' is invalid!", "domainNames")
+    return names
+
+
+def _check_organization(form: dict[str, str], product: SimProduct) -> None:
+    country = form.get("countryName", "")
+    if country and pycountry.countries.get(alpha_2=country) is None:
+        raise SimError(-7, "'countryName' is not a valid ISO-3166 country!", "countryName")
+    for item in ("organizationName", "countryName"):
+        if product.org_required and not form.get(item):
+            raise SimError(-3, f"The '{item}' argument is missing!", item)
+
+
+def _check_not_closed(order: Order) -> None:
+    if order.status in {"Rejected", "Refunded"}:
+        raise SimError(-20, "The certificate has already been rejected!", "orderNumber")
+    if order.status == "Revoked":
+        raise SimError(-21, "The certificate has already been revoked!", "orderNumber")
+
+
+def _unix(when: datetime) -> int:
+    return int(when.astimezone(UTC).timestamp())
+
+
+ORDER_FIELDS = frozenset(
+    {
+        "organizationName",
+        "organizationalUnitName",
+        "stateOrProvinceName",
+        "countryName",
+        "streetAddress1",
+        "localityName",
+        "postalCode",
+        "appRepForename",
+        "appRepSurname",
+        "appRepEmailAddress",
+        "appRepTelephone",
+        "appRepTitle",
+        "contactEmailAddress",
+    }
+)
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "!GetDCVEmailAddressList": Endpoint(SectigoSim.dcv_email_list, frozenset({"domainName"})),
+    "!AutoApplySSL": Endpoint(
+        SectigoSim.auto_apply,
+        frozenset({"product", "csr", "serverSoftware", "dcvMethod"}),
+        ORDER_FIELDS
+        | {
+            "days",
+            "years",
+            "dcvEmailAddress",
+            "domainNames",
+            "primaryDomainName",
+            "isCustomerValidated",
+            "uniqueValue",
+            "showCertificateID",
+            "test",
+        },
+    ),
+    "download/CollectSSL": Endpoint(
+        SectigoSim.collect,
+        frozenset({"orderNumber", "queryType"}),
+        frozenset({"showExtStatus", "responseType", "responseEncoding"}),
+    ),
+    "!AutoReplaceSSL": Endpoint(
+        SectigoSim.replace,
+        frozenset({"orderNumber", "csr"}),
+        frozenset({"dcvMethod", "dcvEmailAddress", "uniqueValue", "serverSoftware"}),
+    ),
+    "!ResendDCVEmail": Endpoint(
+        SectigoSim.resend_dcv_email, frozenset({"orderNumber"}), frozenset({"dcvEmailAddress"})
+    ),
+    "!AutoRefund": Endpoint(SectigoSim.refund, frozenset({"orderNumber"})),
+    "!AutoRevokeSSL": Endpoint(
+        SectigoSim.revoke, frozenset({"orderNumber"}), frozenset({"revocationReason"})
+    ),
+}
+
+
+# --- serving it ---------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        form = dict(parse_qsl(self.rfile.read(length).decode(), keep_blank_values=True))
+        response = self.server.sim.respond(self.path, form)
+        time.sleep(response.delay)
+        with contextlib.suppress(ConnectionError):  # the client gave up waiting: fine
+            self.send_response(response.status)
+            for name, value in {"Content-Type": "text/plain", **response.headers}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response.body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: request lines would only clutter test output."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() waits for late replies, so no thread outlives a test
+
+    def __init__(self, sim: SectigoSim):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.sim = sim
+
+
+@contextlib.contextmanager
+def running(sim: SectigoSim) -> Iterator[SectigoSim]:
+    """Serve ``sim`` on a free loopback port until the block ends."""
+    server = _Server(sim)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    sim.base_url = f"http://127.0.0.1:{server.server_port}/products"
+    try:
+        yield sim
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def sectigo_sim() -> Iterator[SectigoSim]:
+    """A fresh simulator on its own port, stopped after the test."""
+    with running(SectigoSim()) as sim:
+        yield sim
