@@ -92,8 +92,8 @@ class ProviderAccounts:
         self.vault = vault
         self.classes = provider_classes(pm)
         # Adapters hold an HTTP session and cached products: one per account, rebuilt when the
-        # account's settings change (the updated_at stamp is part of the key).
-        self._adapters: dict[tuple[int, Any], Provider] = {}
+        # account's settings change (every save writes a new ciphertext, part of the key).
+        self._adapters: dict[tuple[int, str], Provider] = {}
 
     def _account(self, record: ProviderAccountRecord) -> ProviderAccount:
         cls = self.classes.get(record.provider_key)
@@ -154,7 +154,9 @@ class ProviderAccounts:
         """Save an edit; secret settings given empty keep their stored value."""
         account = self.get(account_id)
         cls = self.classes[account.provider_key]
-        merged = dict(settings)
+        # Start from what is stored: adapters keep settings the form does not show (an ACME
+        # account URL, the sandbox CA), and an edit must not drop them.
+        merged = {**account.settings, **settings}
         for name in cls.secret_fields:
             if not merged.get(name) and account.settings.get(name):
                 merged[name] = account.settings[name]
@@ -187,7 +189,7 @@ class ProviderAccounts:
         record = self.store.provider_account(account_id)
         if record is None or record.provider_key not in self.classes:
             raise UnknownProviderAccount(account_id)
-        key = (record.id, record.updated_at)
+        key = (record.id, record.settings_encrypted)
         adapter = self._adapters.get(key)
         if adapter is None:
             self._adapters = {k: v for k, v in self._adapters.items() if k[0] != record.id}

@@ -166,7 +166,9 @@ def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
     now = datetime.now(UTC)
     claimed = orders.claim_due(now, limit=limit)
     with click.progressbar(length=len(claimed), label="Checking orders", show_pos=True) as bar:
-        report = orders.check_claimed(claimed, workers=workers, on_done=lambda _: bar.update(1))
+        report = orders.check_claimed(
+            claimed, now=now, workers=workers, on_done=lambda _: bar.update(1)
+        )
     report.expired = orders.expire_ended(now)
     click.echo(report.summary())
 

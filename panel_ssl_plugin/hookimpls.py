@@ -10,6 +10,7 @@ import pluggy
 from panel_ssl_plugin.hookspecs import AdminPage, Link, MigrationSet, PopupSize, hookimpl
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
 from panel_ssl_plugin.providers.sandbox import SandboxProvider
+from panel_ssl_plugin.providers.sectigo import SectigoProvider
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
@@ -73,7 +74,7 @@ def panel_admin_pages() -> list[AdminPage]:
 
 @hookimpl
 def ssl_register_providers() -> list[type]:
-    return [SandboxProvider, GoGetSSLProvider]
+    return [SandboxProvider, GoGetSSLProvider, SectigoProvider]
 
 
 @hookimpl

@@ -232,7 +232,8 @@ class OrderService:
             return self.store.order(self.store.add_order(actor, **values))
         return self.store.update_order(draft_order, actor, "resubmitted", **values)
 
-    def _submit(self, order: OrderRecord, actor: str) -> OrderRecord:
+    def _submit(self, order: OrderRecord, actor: str, now: datetime | None = None) -> OrderRecord:
+        now = now or utcnow()
         adapter = self.accounts.adapter(order.provider_account_id)
         request = self._request(order)
         try:
@@ -248,24 +249,26 @@ class OrderService:
             )  # fmt: skip
             raise OrderRejected(str(error), rejected) from error
         except ProviderError as error:
-            return self._retry_later(order, actor, error)
+            return self._retry_later(order, actor, error, now)
         placed = self.store.update_order(
             order, actor, "placed", f"provider order {ref.order_id}",
             status=OrderState.PENDING, provider_order_id=ref.order_id, provider_data=ref.data,
             validation=_tasks_json(ref.validation), status_detail=self._placed_detail(order, ref),
-            next_check_at=utcnow() + FIRST_CHECK, check_failures=0, lease_until=None,
+            next_check_at=now + FIRST_CHECK, check_failures=0, lease_until=None,
         )  # fmt: skip
         self._notify_status(placed, OrderState.SUBMITTED)
         return placed
 
-    def _retry_later(self, order: OrderRecord, actor: str, error: ProviderError) -> OrderRecord:
+    def _retry_later(
+        self, order: OrderRecord, actor: str, error: ProviderError, now: datetime
+    ) -> OrderRecord:
         wait = backoff(order.check_failures)
         if isinstance(error, ProviderUnavailable) and error.retry_after:
             wait = max(wait, timedelta(seconds=error.retry_after))
         return self.store.update_order(
             order, actor, "provider_unavailable", str(error),
             status_detail=f"{error} We will retry automatically.",
-            next_check_at=utcnow() + wait, check_failures=order.check_failures + 1,
+            next_check_at=now + wait, check_failures=order.check_failures + 1,
             lease_until=None,
         )  # fmt: skip
 
@@ -499,26 +502,35 @@ class OrderService:
         answer: ProviderStatus | ProviderError,
         actor: str,
         adapter: Provider,
+        now: datetime | None = None,
     ) -> OrderRecord:
+        now = now or utcnow()
         if isinstance(answer, ProviderError):
-            return self._check_failed(order, actor, answer)
-        return self.apply_status(order, answer, actor, adapter)
+            return self._check_failed(order, actor, answer, now)
+        return self.apply_status(order, answer, actor, adapter, now)
 
-    def _check_failed(self, order: OrderRecord, actor: str, error: ProviderError) -> OrderRecord:
+    def _check_failed(
+        self, order: OrderRecord, actor: str, error: ProviderError, now: datetime
+    ) -> OrderRecord:
         wait = backoff(order.check_failures + 1)
         if isinstance(error, ProviderUnavailable) and error.retry_after:
             wait = max(wait, timedelta(seconds=error.retry_after))
         return self.store.update_order(
             order, actor, "check_failed", str(error),
-            last_checked_at=utcnow(), next_check_at=utcnow() + wait,
+            last_checked_at=now, next_check_at=now + wait,
             check_failures=order.check_failures + 1, lease_until=None,
         )  # fmt: skip
 
     def apply_status(
-        self, order: OrderRecord, status: ProviderStatus, actor: str, adapter: Provider
+        self,
+        order: OrderRecord,
+        status: ProviderStatus,
+        actor: str,
+        adapter: Provider,
+        now: datetime | None = None,
     ) -> OrderRecord:
         """Record a provider's answer; an issued certificate is verified before it is accepted."""
-        now = utcnow()
+        now = now or utcnow()
         values: dict[str, Any] = {
             "provider_status": status.raw_status[:100],
             "status_detail": status.detail,
@@ -649,7 +661,7 @@ class OrderService:
 
     def poll_due(self, now: datetime, *, limit: int = 500, workers: int = 4) -> PollReport:
         """One polling round: claim the due orders, check them, expire ended certificates."""
-        report = self.check_claimed(self.claim_due(now, limit=limit), workers=workers)
+        report = self.check_claimed(self.claim_due(now, limit=limit), now=now, workers=workers)
         report.expired = self.expire_ended(now)
         return report
 
@@ -660,7 +672,12 @@ class OrderService:
         return self.store.claim_due(now, limit, lease)
 
     def check_claimed(
-        self, claimed: list[OrderRecord], *, workers: int = 4, on_done=None
+        self,
+        claimed: list[OrderRecord],
+        *,
+        now: datetime | None = None,
+        workers: int = 4,
+        on_done=None,
     ) -> PollReport:
         """Check claimed orders; ``on_done(order)`` after each one (the CLI's progress bar).
 
@@ -677,14 +694,14 @@ class OrderService:
             for i in range(0, len(group), BATCH_SIZE)
         ]
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for results in pool.map(self._poll_chunk, chunks):
+            for results in pool.map(lambda chunk: self._poll_chunk(chunk, now), chunks):
                 for order in results:
                     report.count(order)
                     if on_done:
                         on_done(order)
         return report
 
-    def _poll_chunk(self, chunk: list[OrderRecord]) -> list[OrderRecord]:
+    def _poll_chunk(self, chunk: list[OrderRecord], now: datetime | None) -> list[OrderRecord]:
         adapter = self.accounts.adapter(chunk[0].provider_account_id)
         pending = [o for o in chunk if o.status == OrderState.PENDING and o.provider_order_id]
         answers = adapter.statuses([to_ref(o) for o in pending]) if pending else {}
@@ -692,9 +709,9 @@ class OrderService:
 
         def step(order: OrderRecord) -> OrderRecord:
             if order.status == OrderState.SUBMITTED:
-                return self._submit(order, "poller")
+                return self._submit(order, "poller", now)
             answer = answers.get(order.provider_order_id, missing)
-            return self._record_answer(order, answer, "poller", adapter)
+            return self._record_answer(order, answer, "poller", adapter, now)
 
         return [self._settled(step, order) for order in chunk]
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
 TABLE_PREFIX = "ssl_"
@@ -28,10 +29,19 @@ metadata = sa.MetaData(
 
 
 class UTCDateTime(TypeDecorator):
-    """Aware datetimes in, aware UTC datetimes out; naive UTC in the database."""
+    """Aware datetimes in, aware UTC datetimes out; naive UTC in the database.
+
+    MariaDB's DATETIME keeps whole seconds unless asked for more; events a few milliseconds
+    apart must keep their order, so it gets microseconds like the other two.
+    """
 
     impl = sa.DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:

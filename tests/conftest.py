@@ -7,6 +7,7 @@ import re
 import uuid
 from collections.abc import Iterator
 
+import flask
 import pytest
 import sqlalchemy as sa
 
@@ -15,7 +16,7 @@ from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
 
 # The provider simulators and the Pebble fixture live beside their tests; every test may use them.
-pytest_plugins = ["tests.providers.gogetssl_sim"]
+pytest_plugins = ["tests.providers.gogetssl_sim", "tests.providers.sectigo_sim"]
 
 SERVER_URLS = {
     "postgresql": os.environ.get(
@@ -68,6 +69,12 @@ def database_url(request, server_engines, tmp_path) -> Iterator[str]:
     yield from _fresh_database(request.param, server_engines, tmp_path)
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def row_locking_database_url(request, server_engines, tmp_path) -> Iterator[str]:
+    """An empty database on each server with row locks (SELECT ... SKIP LOCKED)."""
+    yield from _fresh_database(request.param, server_engines, tmp_path)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'panel.db'}"
@@ -79,7 +86,19 @@ def app(sqlite_url):
     schema.upgrade(sqlite_url)
     app = create_app({"DATABASE_URL": sqlite_url, "PLUGINS": [hookimpls], "TESTING": True})
     prepare_demo(app)
+    app.before_request_funcs.setdefault(None, []).insert(0, _forget_g)
     return app
+
+
+def _forget_g() -> None:
+    """Each request starts with an empty ``g``, as it does outside the tests.
+
+    pytest-flask keeps one app context, so one ``g``, for a whole test. Flask-WTF keeps its
+    token and its "CSRF already checked" mark there: a token made before a login (which clears
+    the session) would be served again after it, and a check passed once would pass every POST.
+    """
+    for name in list(flask.g):
+        flask.g.pop(name)
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

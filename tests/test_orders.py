@@ -1,0 +1,302 @@
+"""The order service on SQLite, PostgreSQL and MariaDB: placing, retries, renewals, polling."""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from panel_ssl_plugin import hookimpls, keys, schema
+from panel_ssl_plugin.hookspecs import hookimpl
+from panel_ssl_plugin.minipanel import create_app
+from panel_ssl_plugin.minipanel.demo import prepare_demo
+from panel_ssl_plugin.orders import OrderDraft, OrderInvalid, OrderRejected, RenewalRefused
+from panel_ssl_plugin.runtime import runtime_for
+from panel_ssl_plugin.store import orders as orders_table
+
+from .providers.gogetssl_sim import PASSWORD, USER
+
+CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@example.com"}
+
+
+class Listener:
+    """A host plugin that records the plugin's notifications."""
+
+    def __init__(self):
+        self.changes: list[tuple[int, str, str]] = []
+        self.issued: list[int] = []
+
+    @hookimpl
+    def ssl_order_status_changed(self, order, old, new):
+        self.changes.append((order["id"], old, new))
+
+    @hookimpl
+    def ssl_certificate_issued(self, certificate):
+        assert "private_key_encrypted" not in certificate
+        self.issued.append(certificate["id"])
+
+
+@pytest.fixture
+def listener():
+    return Listener()
+
+
+@pytest.fixture
+def panel(database_url, listener):
+    """The minipanel on each database, the sandbox as default provider, a listener."""
+    schema.upgrade(database_url)
+    app = create_app({"DATABASE_URL": database_url, "PLUGINS": [hookimpls, listener]})
+    prepare_demo(app)
+    return app
+
+
+@pytest.fixture
+def runtime(panel):
+    return runtime_for(panel.extensions["hosting_panel"])
+
+
+@pytest.fixture
+def sandbox_id(runtime) -> int:
+    return runtime.accounts.all()[0].id
+
+
+@pytest.fixture
+def gogetssl_id(runtime, gogetssl_sim) -> int:
+    settings = {"base_url": gogetssl_sim.url, "username": USER, "password": PASSWORD, "timeout": 2}
+    return runtime.accounts.create("gogetssl", "GoGetSSL", settings)
+
+
+def draft(provider_account_id: int, **changes) -> OrderDraft:
+    values = dict(
+        account_id="1", provider_account_id=provider_account_id, product_id="dv-single",
+        period_months=12, server_type="nginx", domain="shop.example.com", dcv_method="email",
+        idempotency_key=uuid.uuid4().hex, approver_email="admin@shop.example.com",
+        organization="Bäckerei Müller GmbH", state="Bayern", country="de", contact=CONTACT,
+    )  # fmt: skip
+    values.update(changes)
+    return OrderDraft(**values)
+
+
+def approve_sandbox(panel, runtime, sandbox_id):
+    """Follow the newest approval link in the minipanel's outbox."""
+    body = panel.extensions["minipanel"].mails()[0].body
+    token = re.search(r"/callback/(\S+)", body).group(1)
+    return runtime.orders.handle_callback(sandbox_id, token)
+
+
+def test_place_encrypts_the_key_and_issues_after_approval(panel, runtime, sandbox_id, listener):
+    placed = runtime.orders.place(draft(sandbox_id), "alice")
+    order = placed.order
+    assert order.status == "pending" and not placed.duplicate
+    assert "approval email was sent to admin@shop.example.com" in order.status_detail
+    assert order.country == "DE"
+    with runtime.engine.connect() as conn:
+        stored = conn.execute(sa.select(orders_table.c.private_key_encrypted)).scalar_one()
+    assert "PRIVATE KEY" not in stored
+    key = keys.key_from_pem(runtime.orders.private_key(order))
+    assert keys.public_key_der(key) == keys.public_key_der(keys.load_csr(order.csr))
+
+    issued = approve_sandbox(panel, runtime, sandbox_id)
+    assert issued.status == "issued" and issued.not_after > datetime.now(UTC)
+    assert listener.changes == [(order.id, "submitted", "pending"), (order.id, "pending", "issued")]
+    assert listener.issued == [order.id]
+    events = [e.event for e in runtime.orders.store.events(order.id)]
+    assert events == ["submitted", "placed", "approved", "issued"]
+
+
+def test_invalid_draft_names_every_field(runtime, sandbox_id):
+    bad = draft(
+        sandbox_id, domain="bad_domain.example", country="XX", approver_email="",
+        period_months=7, contact={"first_name": "", "last_name": "x", "email": "nope"},
+    )  # fmt: skip
+    with pytest.raises(OrderInvalid) as caught:
+        runtime.orders.place(bad, "alice")
+    assert set(caught.value.errors) >= {
+        "domain", "country", "period_months", "contact_first_name", "contact_email",
+    }  # fmt: skip
+    assert "underscore" in caught.value.errors["domain"]
+
+
+def test_approver_must_be_offered_for_the_domain(runtime, sandbox_id):
+    with pytest.raises(OrderInvalid) as caught:
+        runtime.orders.place(draft(sandbox_id, approver_email="ceo@gmail.com"), "alice")
+    assert "approval addresses the provider offers" in caught.value.errors["approver_email"]
+
+
+def test_idn_domain_is_ordered_as_a_label(runtime, sandbox_id):
+    order = runtime.orders.place(
+        draft(sandbox_id, domain="Bücher.example", approver_email="admin@xn--bcher-kva.example"),
+        "alice",
+    ).order
+    assert order.domain == "xn--bcher-kva.example"
+    assert keys.csr_names(keys.load_csr(order.csr)) == ["xn--bcher-kva.example"]
+
+
+def test_pasted_csr_is_checked(runtime, sandbox_id):
+    key = keys.generate_key("rsa2048")
+    other = keys.make_csr(key, keys.Subject("other.example"))
+    with pytest.raises(OrderInvalid, match=r"other\.example"):
+        runtime.orders.place(draft(sandbox_id, csr=other), "alice")
+    with pytest.raises(OrderInvalid, match="a private key"):
+        runtime.orders.place(draft(sandbox_id, csr=keys.key_to_pem(key)), "alice")
+    good = keys.make_csr(key, keys.Subject("shop.example.com"))
+    order = runtime.orders.place(draft(sandbox_id, csr=good), "alice").order
+    assert order.private_key_encrypted is None and order.key_type == "csr"
+
+
+def test_same_form_twice_places_one_order(panel, runtime, gogetssl_id, gogetssl_sim):
+    form = draft(gogetssl_id, product_id="71")
+    first = runtime.orders.place(form, "alice")
+    second = runtime.orders.place(form, "alice")
+    assert second.duplicate and second.order.id == first.order.id
+    assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 1
+
+
+def test_two_threads_submitting_at_once_place_one_order(runtime, gogetssl_id, gogetssl_sim):
+    form = draft(gogetssl_id, product_id="71")
+    runtime.orders.products(gogetssl_id)  # warm the cache so both threads race on the insert
+    barrier, results = threading.Barrier(2), []
+
+    def submit():
+        barrier.wait()
+        results.append(runtime.orders.place(form, "alice"))
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({r.order.id for r in results}) == 1
+    assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 1
+    with runtime.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(orders_table)).scalar() == 1
+
+
+def test_rejection_keeps_the_draft_and_a_fixed_resubmit_places_it(
+    runtime, gogetssl_id, gogetssl_sim
+):
+    form = draft(gogetssl_id, product_id="88")  # OV: the provider wants organization details
+    form = replace(form, organization="", state="", country="")
+    with pytest.raises(OrderInvalid):
+        runtime.orders.place(form, "alice")
+    gogetssl_sim.fail_next("500", "/orders/add_ssl_order/")
+    fixed = replace(form, organization="Acme Widgets Ltd", state="California", country="US")
+    placed = runtime.orders.place(fixed, "alice")
+    assert placed.waiting_for_provider and "retry" in placed.order.status_detail
+    assert placed.order.organization == "Acme Widgets Ltd"
+
+
+def test_provider_error_returns_the_draft_and_a_resubmit_reuses_it(runtime, sandbox_id):
+    runtime.accounts.save_settings(sandbox_id, {"reject_message": "Domain is on a blocklist."})
+    form = draft(sandbox_id, domain="www.shop.example.com", approver_email="admin@shop.example.com")
+    with pytest.raises(OrderRejected, match="Domain is on a blocklist") as caught:
+        runtime.orders.place(form, "alice")
+    order = caught.value.order
+    assert order.status == "draft" and order.domain == "www.shop.example.com"
+    assert order.approver_email == "admin@shop.example.com"
+
+    runtime.accounts.save_settings(sandbox_id, {"reject_message": ""})
+    placed = runtime.orders.place(form, "alice")
+    assert placed.order.id == order.id and placed.order.status == "pending"
+
+
+def test_provider_down_keeps_the_order_and_the_poller_places_it_once(
+    runtime, gogetssl_id, gogetssl_sim
+):
+    gogetssl_sim.fail_next("500", "/orders/add_ssl_order/")
+    placed = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice")
+    assert placed.order.status == "submitted" and placed.waiting_for_provider
+    assert runtime.orders.place(
+        draft(gogetssl_id, product_id="71", idempotency_key=placed.order.idempotency_key), "alice"
+    ).duplicate
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    report = runtime.orders.poll_due(later)
+    assert report.by_status == {"pending": 1}
+    assert runtime.orders.poll_due(later).claimed == 0  # next check is a minute after that
+    assert runtime.orders.poll_due(later + timedelta(minutes=2)).by_status == {"pending": 1}
+    assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 2  # the failed one and the retry
+    assert len(gogetssl_sim.orders) == 1
+
+
+def test_poll_issues_verified_certificates(runtime, gogetssl_id, gogetssl_sim, listener):
+    order = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice").order
+    gogetssl_sim.approve(order.provider_order_id)
+    report = runtime.orders.poll_due(datetime.now(UTC) + timedelta(minutes=2))
+    assert report.by_status == {"issued": 1}
+    issued = runtime.orders.get(order.id)
+    assert issued.certificate and issued.chain and issued.not_after
+    assert listener.issued == [order.id]
+
+
+def issued_sandbox_order(panel, runtime, sandbox_id):
+    order = runtime.orders.place(draft(sandbox_id), "alice").order
+    approve_sandbox(panel, runtime, sandbox_id)
+    return runtime.orders.get(order.id)
+
+
+def test_renewal_event_twice_and_concurrently_makes_one_renewal(panel, runtime, sandbox_id):
+    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    pm = panel.extensions["hosting_panel"]
+    barrier, ids = threading.Barrier(3), []
+
+    def deliver():
+        barrier.wait()
+        ids.extend(
+            pm.hook.panel_renewal_due(
+                pm=pm, account_id="1", certificate_id=order.id, period_months=24
+            )
+        )
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 1 and len(ids) == 3
+    renewals = runtime.orders.store.renewals_of(order.id)
+    assert len(renewals) == 1
+    renewal = renewals[0]
+    assert renewal.status == "pending" and renewal.period_months == 24
+    assert renewal.csr == order.csr and renewal.private_key_encrypted == order.private_key_encrypted
+    assert runtime.orders.get(order.id).status == "issued"  # the old one stays usable
+
+
+def test_renewal_refusals(panel, runtime, sandbox_id):
+    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    renewal = runtime.orders.renew(order.id, "alice").order
+    with pytest.raises(RenewalRefused, match="already in progress"):
+        runtime.orders.renew(order.id, "alice", idempotency_key="another-click")
+    with pytest.raises(RenewalRefused, match="Only issued"):
+        runtime.orders.renew(renewal.id, "alice")
+    with pytest.raises(RenewalRefused, match="period"):
+        other = issued_sandbox_order(panel, runtime, sandbox_id)
+        runtime.orders.renew(other.id, "alice", period_months=5)
+
+
+def test_renewal_due_for_another_account_is_refused(panel, runtime, sandbox_id):
+    from panel_ssl_plugin.orders import OrderNotFound
+
+    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    with pytest.raises(OrderNotFound):
+        runtime.orders.renewal_due("2", order.id, 12)
+
+
+def test_expired_certificates_are_marked(panel, runtime, sandbox_id, listener):
+    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    report = runtime.orders.poll_due(order.not_after + timedelta(days=1))
+    assert report.expired == 1
+    assert runtime.orders.get(order.id).status == "expired"
+    assert listener.changes[-1] == (order.id, "issued", "expired")
+
+
+def test_cancel_pending(panel, runtime, sandbox_id, listener):
+    order = runtime.orders.place(draft(sandbox_id), "alice").order
+    cancelled = runtime.orders.cancel(order.id, "alice", "typo in the domain")
+    assert cancelled.status == "cancelled"
+    assert runtime.orders.check(order.id).status == "cancelled"
