@@ -18,6 +18,7 @@ import pluggy
 
 from panel_ssl_plugin import keys, names
 from panel_ssl_plugin.accounts import ProviderAccounts
+from panel_ssl_plugin.downloads import Download, DownloadRefused, Material, make_download
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
@@ -43,6 +44,7 @@ FIELD_LIMITS = {"organization": 200, "unit": 200, "state": 200}
 CONTACT_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 30, "title": 100}
 FIRST_CHECK = timedelta(minutes=1)
 BATCH_SIZE = 50
+KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
 IN_FLIGHT = frozenset({"draft", "submitted", "pending"})
 RENEWAL_COPIED = (
     "account_id", "provider_account_id", "product_id", "product_name", "addons", "domain",
@@ -480,6 +482,33 @@ class OrderService:
             self.vault.decrypt(order.private_key_encrypted) if order.private_key_encrypted else None
         )
 
+    def reveal_key(self, order_id: int, actor: str) -> str:
+        """The private key in clear for someone allowed to see it; the audit log says who."""
+        order = self.get(order_id)
+        key = self.private_key(order)
+        if key is None:
+            raise DownloadRefused("This order was placed with your own CSR: only you hold its key.")
+        self.store.add_event(order.id, actor, "key_revealed", "private key shown")
+        return key
+
+    def download(self, order_id: int, fmt: str, actor: str, password: str = "") -> Download:
+        """One download of an issued certificate; files holding the key are audited."""
+        order = self.get(order_id)
+        if not order.certificate:
+            raise DownloadRefused("The certificate is not issued yet; check its status first.")
+        material = Material(
+            domain=order.domain,
+            server_type=order.server_type,
+            certificate=order.certificate,
+            chain=order.chain or "",
+            private_key=self.private_key(order),
+        )
+        server = SERVER_TYPES.get(order.server_type, "Other")
+        download = make_download(material, fmt, password=password, server_name=server)
+        if fmt in KEY_FORMATS:
+            self.store.add_event(order.id, actor, "key_downloaded", download.filename)
+        return download
+
     # --- checking status -----------------------------------------------------------------------
 
     def check(self, order_id: int, actor: str = "system") -> OrderRecord:
@@ -760,6 +789,23 @@ class OrderService:
             provider_data={**order.provider_data, **data},
         )  # fmt: skip
         return self.check(order.id, actor="approver")
+
+    def resend_approval(self, order_id: int, actor: str) -> OrderRecord:
+        """Send the approval e-mail again, or, for HTTP/DNS validation, tell the provider the
+        records are published and validation may start; then check where the order stands."""
+        order = self.get(order_id)
+        if order.status != OrderState.PENDING:
+            raise OrderRejected(f"A {order.status} order has nothing to approve.", order)
+        adapter = self.accounts.adapter(order.provider_account_id)
+        try:
+            data = adapter.resend_approval(to_ref(order))
+        except ProviderError as error:
+            raise OrderRejected(str(error), order) from error
+        event = "approval_resent" if order.dcv_method == DcvMethod.EMAIL else "validation_started"
+        order = self.store.update_order(
+            order, actor, event, "", provider_data={**order.provider_data, **(data or {})}
+        )
+        return self.check(order.id, actor)
 
     def cancel(self, order_id: int, actor: str, reason: str = "") -> OrderRecord:
         """Cancel an order not yet issued: at the provider first, then here."""
