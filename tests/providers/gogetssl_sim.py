@@ -194,8 +194,9 @@ class Route:
 class GoGetSSLSim:
     """The simulated account: products, orders, auth keys, faults and request counters."""
 
-    def __init__(self, slow_seconds: float = 3.0):
+    def __init__(self, slow_seconds: float = 3.0, latency: float = 0.0):
         self.slow_seconds = slow_seconds
+        self.latency = latency  # seconds added to every reply, like a provider far away
         self.orders: dict[str, SimOrder] = {}
         self.path_calls: Counter[str] = Counter()
         self.order_calls: Counter[str] = Counter()
@@ -287,6 +288,7 @@ class GoGetSSLSim:
         route, groups = _find_route(method, path)
         call = Call({**dict(parse_qsl(url.query)), **dict(parse_qsl(body.decode()))}, groups)
         fault = self._arrive(path, call)
+        self._stopping.wait(self.latency)
         if fault == "slow":
             self._stopping.wait(self.slow_seconds)
         elif fault:
