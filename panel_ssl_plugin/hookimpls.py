@@ -8,6 +8,7 @@ import flask
 import pluggy
 
 from panel_ssl_plugin.hookspecs import AdminPage, Link, MigrationSet, PopupSize, hookimpl
+from panel_ssl_plugin.providers.acme import AcmeProvider
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
 from panel_ssl_plugin.providers.sandbox import SandboxProvider
 from panel_ssl_plugin.providers.sectigo import SectigoProvider
@@ -74,7 +75,7 @@ def panel_admin_pages() -> list[AdminPage]:
 
 @hookimpl
 def ssl_register_providers() -> list[type]:
-    return [SandboxProvider, GoGetSSLProvider, SectigoProvider]
+    return [SandboxProvider, AcmeProvider, GoGetSSLProvider, SectigoProvider]
 
 
 @hookimpl

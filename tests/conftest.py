@@ -16,7 +16,11 @@ from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
 
 # The provider simulators and the Pebble fixture live beside their tests; every test may use them.
-pytest_plugins = ["tests.providers.gogetssl_sim", "tests.providers.sectigo_sim"]
+pytest_plugins = [
+    "tests.providers.gogetssl_sim",
+    "tests.providers.sectigo_sim",
+    "tests.providers.pebble_server",
+]
 
 SERVER_URLS = {
     "postgresql": os.environ.get(

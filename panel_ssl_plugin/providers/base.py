@@ -287,8 +287,12 @@ class Provider(abc.ABC):
         """
 
     @abc.abstractmethod
-    def resend_approval(self, ref: ProviderRef) -> None:
-        """Send the approval e-mail (or its equivalent) again."""
+    def resend_approval(self, ref: ProviderRef) -> dict[str, Any] | None:
+        """Send the approval e-mail again, or — for HTTP/DNS validation — tell the provider the
+        user has published the records and validation may start now.
+
+        May return what to merge into the order's :attr:`ProviderRef.data`.
+        """
 
     def trusted_roots(self) -> list[str]:
         """PEM roots this provider's chains must lead to; empty when the adapter knows none.

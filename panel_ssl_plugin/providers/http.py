@@ -47,7 +47,8 @@ def make_session(user_agent: str = "panel-ssl-plugin") -> requests.Session:
     return session
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds a reply's Retry-After header asks for (delta-seconds or an HTTP date), if any."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -84,7 +85,7 @@ def call(
     if response.status_code == 429:
         raise ProviderUnavailable(
             f"{provider} is rate limiting requests; try again later.",
-            retry_after=_retry_after(response),
+            retry_after=retry_after(response),
         )
     if response.status_code >= 500:
         raise ProviderUnavailable(

@@ -1,0 +1,617 @@
+"""ACME (RFC 8555) adapter: Let's Encrypt, ZeroSSL, Buypass, Google Trust Services or any ACME CA.
+
+ACME sells nothing and validates by http-01 or dns-01 only, so this adapter is mostly about
+getting challenges published: through the host panel when it owns the docroot or DNS zone, or
+by the user following the :class:`ValidationTask` instructions it returns.
+
+Readings that had to be guessed, kept here so the next reader can check them:
+
+- ``ProviderHost.save_settings`` gets the complete settings (the old ones plus the new account),
+  which is right whether the host replaces or merges what it stored.
+- The account is registered at one directory URL. When an admin switches the directory, a new
+  account (and key) is registered instead of sending the old account to the wrong CA.
+- ``ProviderRef.order_id`` is the last path segment of the order URL: the store keeps order ids
+  in ``String(100)`` and some CAs' order URLs come close to that. The full URL is in ``data``.
+- ``status()`` is polled on a schedule, and the CA checks a challenge once: an answer before
+  the record exists fails the order. So ``status()`` answers only the challenges the host
+  published itself, and ``resend_approval()`` is read as the user saying "I have published,
+  validate now": it publishes through the host what it can and answers every outstanding
+  challenge. Which challenges were published and answered is kept in ``data`` (both calls
+  return it): the CA's challenge status cannot tell (Pebble shows an answered challenge as
+  pending until checked).
+- CAs choose the lifetime (Let's Encrypt 90 days, Buypass 180, Pebble five years); products
+  say 3 months, the ~90 days most ACME CAs issue. ``max_sans`` is Let's Encrypt's 100 names.
+- Pebble reports an order whose authorizations were deactivated as ``deactivated``, a status
+  RFC 8555 does not define; that, and an invalid order with a deactivated authorization, is
+  reported as cancelled rather than failed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, NamedTuple
+
+import josepy as jose
+import requests
+import wtforms
+from acme import challenges, client, errors, messages
+from wtforms import validators
+
+from panel_ssl_plugin.keys import (
+    InvalidMaterial,
+    cert_to_pem,
+    generate_key,
+    key_from_pem,
+    key_to_pem,
+    load_certificates,
+    load_csr,
+)
+from panel_ssl_plugin.providers.base import (
+    DcvMethod,
+    OrderRequest,
+    OrderState,
+    Product,
+    Provider,
+    ProviderError,
+    ProviderHost,
+    ProviderRef,
+    ProviderRejected,
+    ProviderStatus,
+    ProviderUnavailable,
+    ValidationTask,
+)
+from panel_ssl_plugin.providers.http import DEFAULT_TIMEOUT, make_session, retry_after
+
+USER_AGENT = "panel-ssl-plugin (acme)"
+CUSTOM = "custom"
+
+# The challenge each validation method answers; ACME has no e-mail validation.
+CHALLENGE_TYPES: dict[DcvMethod, type[challenges.KeyAuthorizationChallenge]] = {
+    DcvMethod.HTTP: challenges.HTTP01,
+    DcvMethod.DNS: challenges.DNS01,
+}
+PENDING_STATUSES = frozenset(
+    {messages.STATUS_PENDING, messages.STATUS_READY, messages.STATUS_PROCESSING}
+)
+
+
+class DirectoryPreset(NamedTuple):
+    """A well-known ACME CA; ``eab_required`` tells the admin to fetch EAB credentials first."""
+
+    label: str
+    url: str
+    eab_required: bool = False
+
+
+DIRECTORY_PRESETS: dict[str, DirectoryPreset] = {
+    "letsencrypt": DirectoryPreset(
+        "Let's Encrypt", "https://acme-v02.api.letsencrypt.org/directory"
+    ),
+    "letsencrypt_staging": DirectoryPreset(
+        "Let's Encrypt (staging)", "https://acme-staging-v02.api.letsencrypt.org/directory"
+    ),
+    "zerossl": DirectoryPreset("ZeroSSL", "https://acme.zerossl.com/v2/DV90", True),
+    "buypass": DirectoryPreset("Buypass Go SSL", "https://api.buypass.com/acme/directory"),
+    "google": DirectoryPreset(
+        "Google Trust Services", "https://dv.acme-v02.api.pki.goog/directory", True
+    ),
+}
+
+
+def _required_for_custom(form: wtforms.Form, field: wtforms.Field) -> None:
+    """Listed before ``Optional``, which would otherwise end the checks of an empty URL."""
+    if form.directory.data == CUSTOM and not field.data:
+        raise validators.StopValidation("Enter the directory URL of the ACME CA.")
+
+
+class AcmeSettingsForm(wtforms.Form):
+    """What an admin enters for one ACME account; the account key itself is made on first use."""
+
+    directory = wtforms.SelectField(
+        "ACME directory",
+        choices=[wtforms.SelectChoice(key, p.label) for key, p in DIRECTORY_PRESETS.items()]
+        + [wtforms.SelectChoice(CUSTOM, "Custom URL")],
+        default="letsencrypt",
+    )
+    directory_url = wtforms.URLField(
+        "Custom directory URL",
+        validators=[_required_for_custom, validators.Optional(), validators.URL(require_tld=False)],
+    )
+    contact_email = wtforms.EmailField(
+        "Contact e-mail",
+        validators=[validators.Optional(), validators.Regexp(r"^[^@\s]+@[^@\s]+$")],
+        description="The CA writes here about expiring certificates and policy changes.",
+    )
+    agree_tos = wtforms.BooleanField("I agree to the CA's terms of service")
+    eab_kid = wtforms.StringField("EAB key id", description="Only for CAs that require EAB.")
+    eab_hmac_key = wtforms.PasswordField("EAB HMAC key")
+    ca_bundle = wtforms.StringField(
+        "CA bundle path",
+        description="A PEM file to trust for the ACME server's own TLS; empty: system trust.",
+    )
+
+
+class AcmeProvider(Provider):
+    """Certificates from an ACME CA, validated by http-01 or dns-01."""
+
+    key = "acme"
+    name = "ACME (Let's Encrypt, ZeroSSL, Buypass, Google)"
+    SettingsForm = AcmeSettingsForm
+    secret_fields = ("eab_hmac_key", "account_key")
+    DIRECTORY_PRESETS: ClassVar[dict[str, DirectoryPreset]] = DIRECTORY_PRESETS
+
+    def __init__(self, settings: dict[str, Any], host: ProviderHost):
+        super().__init__(settings, host)
+        self._acme: client.ClientV2 | None = None
+        self._last_response: requests.Response | None = None
+
+    # --- what the order service asks ------------------------------------------------------------
+
+    def test_connection(self) -> str:
+        """Fetch the directory only: it proves URL and trust without registering an account."""
+        with self._errors():
+            meta = self._client().directory.meta
+        parts = [f"Connected to the ACME directory {self._directory_url()}."]
+        if meta.website:
+            parts.append(f"Website: {meta.website}.")
+        if meta.terms_of_service:
+            parts.append(f"Terms of service: {meta.terms_of_service}.")
+        eab = "required" if meta.external_account_required else "not required"
+        parts.append(f"External Account Binding {eab}.")
+        account = "registered" if self._has_account() else "registered on the first order"
+        parts.append(f"Account {account}.")
+        return " ".join(parts)
+
+    def products(self) -> list[Product]:
+        """Two kinds of certificate: wildcards get their own product because CAs only accept
+        dns-01 for them (RFC 8555 section 7.1.3), so the popup can offer the right methods."""
+        common = {"brand": self._ca_label(), "periods": (3,), "max_sans": 99}
+        return [
+            Product(
+                id="dv",
+                name="Domain validated (ACME)",
+                dcv_methods=(DcvMethod.HTTP, DcvMethod.DNS),
+                **common,
+            ),
+            Product(
+                id="dv-wildcard",
+                name="Wildcard domain validated (ACME)",
+                wildcard=True,
+                dcv_methods=(DcvMethod.DNS,),
+                **common,
+            ),
+        ]
+
+    def dcv_emails(self, domain: str) -> list[str]:
+        """Always empty: ACME proves control by http-01 or dns-01, never by approver e-mail."""
+        return []
+
+    def place_order(self, request: OrderRequest) -> ProviderRef:
+        """Challenges the host publishes are answered at once; the rest come back as tasks."""
+        return self._new_order(request.csr, request.dcv_method)
+
+    def renew(self, request: OrderRequest, previous: ProviderRef) -> ProviderRef:
+        """ACME has no renewal call: a renewal is a new order for the same CSR."""
+        return self._new_order(request.csr, request.dcv_method)
+
+    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
+        """ACME cannot change an order's key: a reissue is a new order for the new CSR."""
+        return self._new_order(csr, DcvMethod(ref.data["dcv_method"]))
+
+    def status(self, ref: ProviderRef) -> ProviderStatus:
+        """Move the order on as far as it goes now: answer the challenges the host published,
+        finalize once ready (never before: the CA answers 403), and download the certificate
+        once valid. Challenges the user publishes wait for :meth:`resend_approval`: this is
+        polled on a schedule, and answering before the record exists would fail the order."""
+        with self._errors():
+            acme = self._order_client(ref)
+            order = self._fetch_order(acme, ref)
+            if order.status == messages.STATUS_READY:
+                order = self._finalize(acme, ref, order)
+            if order.status == messages.STATUS_VALID:
+                return self._issued(acme, order)
+            if order.status == messages.STATUS_PENDING:
+                return self._pending(acme, ref, order)
+            if order.status in PENDING_STATUSES:
+                return ProviderStatus(OrderState.PENDING, order.status.name)
+            return self._ended(acme, order)
+
+    def cancel(self, ref: ProviderRef, reason: str = "") -> dict[str, Any] | None:
+        """ACME has no way to cancel an order: deactivating its pending authorizations (RFC 8555
+        section 7.5.2) makes sure the CA never issues it. An order already validated is only
+        issued when :meth:`status` finalizes it, so it is left to expire. ``reason`` has no
+        place in ACME."""
+        with self._errors():
+            acme = self._order_client(ref)
+            order = self._fetch_order(acme, ref)
+            if order.status in (messages.STATUS_PROCESSING, messages.STATUS_VALID):
+                raise ProviderRejected("The certificate is already issued; it can only be revoked.")
+            for authz in self._authorizations(acme, order):
+                if authz.body.status == messages.STATUS_PENDING:
+                    acme.deactivate_authorization(authz)
+        return None
+
+    def resend_approval(self, ref: ProviderRef) -> dict[str, Any] | None:
+        """The user says "I have published, validate now": ask the host to publish every
+        outstanding challenge again, then tell the CA to check each one not answered yet, the
+        user's own included. Returns which challenges were published and answered, to be kept
+        in ``data``: :meth:`status` must not answer them again (the CA refuses that)."""
+        with self._errors():
+            acme = self._order_client(ref)
+            order = self._fetch_order(acme, ref)
+            progress = _Progress.of(ref.data)
+            authorizations = self._authorizations(acme, order)
+            method = DcvMethod(ref.data["dcv_method"])
+            self._advance(acme, authorizations, method, progress, answer_all=True)
+        return progress.as_data()
+
+    # --- orders ---------------------------------------------------------------------------------
+
+    def _new_order(self, csr: str, method: DcvMethod) -> ProviderRef:
+        if method not in CHALLENGE_TYPES:
+            raise ProviderRejected("ACME validates by HTTP or DNS only.", field="dcv_method")
+        try:
+            load_csr(csr)
+        except InvalidMaterial as error:
+            raise ProviderRejected(str(error), field="csr") from error
+        with self._errors():
+            acme = self._account_client()
+            order = acme.new_order(csr.encode())
+            progress = _Progress()
+            tasks = self._advance(acme, order.authorizations, method, progress, answer_all=False)
+        data = {
+            "order_url": order.uri,
+            "account_url": acme.net.account.uri,
+            "csr": csr,
+            "dcv_method": method.value,
+            **progress.as_data(),
+        }
+        return ProviderRef(order.uri.rstrip("/").rsplit("/", 1)[-1], data, tuple(tasks))
+
+    def _fetch_order(self, acme: client.ClientV2, ref: ProviderRef) -> messages.Order:
+        return messages.Order.from_json(self._post_as_get(acme, ref.data["order_url"]).json())
+
+    def _authorizations(
+        self, acme: client.ClientV2, order: messages.Order
+    ) -> list[messages.AuthorizationResource]:
+        return [
+            messages.AuthorizationResource(
+                body=messages.Authorization.from_json(self._post_as_get(acme, url).json()),
+                uri=url,
+            )
+            for url in order.authorizations
+        ]
+
+    def _finalize(
+        self, acme: client.ClientV2, ref: ProviderRef, order: messages.Order
+    ) -> messages.Order:
+        resource = messages.OrderResource(
+            body=order, uri=ref.data["order_url"], csr_pem=ref.data["csr"].encode()
+        )
+        return acme.begin_finalization(resource).body
+
+    def _issued(self, acme: client.ClientV2, order: messages.Order) -> ProviderStatus:
+        leaf, *chain = load_certificates(self._post_as_get(acme, order.certificate).text)
+        return ProviderStatus(
+            OrderState.ISSUED,
+            order.status.name,
+            certificate=cert_to_pem(leaf),
+            chain="".join(cert_to_pem(cert) for cert in chain),
+            not_before=leaf.not_valid_before_utc,
+            not_after=leaf.not_valid_after_utc,
+        )
+
+    def _pending(
+        self, acme: client.ClientV2, ref: ProviderRef, order: messages.Order
+    ) -> ProviderStatus:
+        progress = _Progress.of(ref.data)
+        authorizations = self._authorizations(acme, order)
+        method = DcvMethod(ref.data["dcv_method"])
+        tasks = self._advance(acme, authorizations, method, progress, answer_all=False)
+        changed = progress != _Progress.of(ref.data)
+        return ProviderStatus(
+            OrderState.PENDING,
+            order.status.name,
+            detail=_waiting_for(tasks),
+            validation=tuple(tasks),
+            data={**ref.data, **progress.as_data()} if changed else None,
+        )
+
+    def _ended(self, acme: client.ClientV2, order: messages.Order) -> ProviderStatus:
+        """Why the CA gave up: a deactivated authorization means we cancelled; otherwise the
+        first failed challenge's error is the CA's own explanation."""
+        authorizations = self._authorizations(acme, order)
+        statuses = {order.status, *(authz.body.status for authz in authorizations)}
+        if messages.STATUS_DEACTIVATED in statuses:
+            return ProviderStatus(
+                OrderState.CANCELLED, order.status.name, "Validation was cancelled."
+            )
+        reasons = [
+            f"{_shown_name(authz)}: {challb.error.detail or challb.error.typ}"
+            for authz in authorizations
+            for challb in authz.body.challenges
+            if challb.error is not None
+        ]
+        if not reasons and order.error is not None:
+            reasons.append(order.error.detail or order.error.typ)
+        detail = "; ".join(reasons) or "The CA marked the order invalid without a reason."
+        return ProviderStatus(OrderState.FAILED, order.status.name, detail)
+
+    # --- challenges -----------------------------------------------------------------------------
+
+    def _advance(
+        self,
+        acme: client.ClientV2,
+        authorizations: list[messages.AuthorizationResource],
+        method: DcvMethod,
+        progress: _Progress,
+        *,
+        answer_all: bool,
+    ) -> list[ValidationTask]:
+        """Publish through the host what it can and tell the CA to check it. Challenges the
+        user publishes by hand are answered only when ``answer_all`` says the user is done
+        (:meth:`resend_approval`), which also asks the host to publish everything again: the
+        CA checks a challenge once, and an answer before the record exists fails the order."""
+        tasks = []
+        for challb, task in _outstanding(acme, authorizations, method):
+            republish = answer_all or challb.uri not in progress.published
+            if republish and self._publish(challb, task):
+                progress.published.add(challb.uri)
+            if challb.uri not in progress.answered and (
+                answer_all or challb.uri in progress.published
+            ):
+                acme.answer_challenge(challb, challb.response(acme.net.key))
+                progress.answered.add(challb.uri)
+            answered = challb.uri in progress.answered
+            tasks.append(
+                replace(
+                    task,
+                    status="processing" if answered else "pending",
+                    published=challb.uri in progress.published,
+                )
+            )
+        return tasks
+
+    def _publish(self, challb: messages.ChallengeBody, task: ValidationTask) -> bool:
+        if task.method is DcvMethod.HTTP:
+            return self.host.publish_http_challenge(
+                task.domain, challb.chall.encode("token"), task.value
+            )
+        return self.host.publish_dns_record(
+            task.domain, task.location, task.record_type, task.value
+        )
+
+    # --- account and connection -----------------------------------------------------------------
+
+    def _directory_url(self) -> str:
+        preset = DIRECTORY_PRESETS.get(self.settings.get("directory", ""))
+        url = preset.url if preset else self.settings.get("directory_url", "")
+        if not url:
+            raise ProviderError("Choose an ACME directory in the provider settings.")
+        return url
+
+    def _ca_label(self) -> str:
+        preset = DIRECTORY_PRESETS.get(self.settings.get("directory", ""))
+        return preset.label if preset else "ACME"
+
+    def _has_account(self) -> bool:
+        return bool(
+            self.settings.get("account_key")
+            and self.settings.get("account_url")
+            and self.settings.get("account_directory") == self._directory_url()
+        )
+
+    def _verify(self) -> bool | str:
+        path = self.settings.get("ca_bundle") or ""
+        if path and not os.path.isfile(path):
+            raise ProviderError(f"The CA bundle {path} does not exist; fix the ACME settings.")
+        return path or True
+
+    def _client(self) -> client.ClientV2:
+        """One client per provider instance: the directory is fetched once, nonces are reused,
+        and its session is the plugin's shared kind (``make_session``)."""
+        if self._acme is None:
+            pem = self.settings["account_key"] if self._has_account() else None
+            account_key = jose.JWKEC(key=key_from_pem(pem) if pem else generate_key("ec256"))
+            net = client.ClientNetwork(
+                account_key,
+                alg=jose.ES256,
+                verify_ssl=self._verify(),
+                user_agent=USER_AGENT,
+                timeout=DEFAULT_TIMEOUT,
+            )
+            net.session = make_session(USER_AGENT)
+            net.session.hooks["response"].append(self._remember_response)
+            directory = client.ClientV2.get_directory(self._directory_url(), net)
+            self._acme = client.ClientV2(directory, net)
+        return self._acme
+
+    def _remember_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """acme's errors drop the HTTP reply; its status and Retry-After are kept from here."""
+        self._last_response = response
+
+    def _account_client(self) -> client.ClientV2:
+        """The client signed by our account, registering the account on first use."""
+        acme = self._client()
+        if self._has_account():
+            acme.net.account = _account(self.settings["account_url"])
+        else:
+            self._register(acme)
+        return acme
+
+    def _order_client(self, ref: ProviderRef) -> client.ClientV2:
+        """Orders belong to the account that placed them; never register one to read an order."""
+        acme = self._client()
+        acme.net.account = _account(ref.data["account_url"])
+        return acme
+
+    def _register(self, acme: client.ClientV2) -> None:
+        if not self.settings.get("agree_tos"):
+            terms = acme.directory.meta.terms_of_service or "on the CA's website"
+            raise ProviderRejected(
+                'Tick "I agree to the CA\'s terms of service" in the ACME settings: the CA '
+                f"opens no account without it. The terms are {terms}.",
+                field="agree_tos",
+            )
+        registration = messages.NewRegistration.from_data(
+            email=self.settings.get("contact_email") or None,
+            terms_of_service_agreed=True,
+            external_account_binding=self._eab(acme),
+        )
+        account = acme.new_account(registration)
+        self.settings = {
+            **self.settings,
+            "account_key": key_to_pem(acme.net.key.key),
+            "account_url": account.uri,
+            "account_directory": self._directory_url(),
+        }
+        self.host.save_settings(self.settings)
+
+    def _eab(self, acme: client.ClientV2) -> dict[str, Any] | None:
+        kid = self.settings.get("eab_kid") or ""
+        hmac_key = self.settings.get("eab_hmac_key") or ""
+        if not (kid and hmac_key):
+            if acme.external_account_required():
+                raise ProviderRejected(
+                    "This CA requires External Account Binding: enter the EAB key id and HMAC "
+                    "key from your account on the CA's website.",
+                    field="eab_kid",
+                )
+            return None
+        try:
+            return messages.ExternalAccountBinding.from_data(
+                acme.net.key.public_key(), kid, hmac_key, acme.directory
+            )
+        except ValueError as error:
+            raise ProviderRejected(
+                "The EAB HMAC key is not valid base64url; copy it again from the CA.",
+                field="eab_hmac_key",
+            ) from error
+
+    def _post_as_get(self, acme: client.ClientV2, url: str) -> requests.Response:
+        """RFC 8555 section 6.3: reads are signed POSTs with an empty body."""
+        return acme.net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+
+    # --- errors ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The one place where what requests, acme and josepy raise becomes the plugin's errors,
+        so the order service can tell "try later" from "the CA said no"."""
+        try:
+            yield
+        except requests.exceptions.SSLError as error:
+            raise ProviderError(
+                "The ACME server's TLS certificate is not trusted; check the CA bundle setting."
+            ) from error
+        except requests.Timeout as error:
+            raise ProviderUnavailable("The ACME server did not answer in time.") from error
+        except requests.RequestException as error:
+            raise ProviderUnavailable("The ACME server cannot be reached.") from error
+        except messages.Error as error:
+            raise self._problem(error) from error
+        except (errors.Error, jose.DeserializationError, ValueError, KeyError) as error:
+            raise self._server_fault() or ProviderError(
+                "The ACME server sent a reply this plugin cannot read."
+            ) from error
+
+    def _problem(self, error: messages.Error) -> ProviderError:
+        """An RFC 7807 problem document: the CA's detail is what the user reads."""
+        detail = error.detail or error.description or error.typ
+        if error.code == "rateLimited":
+            return ProviderUnavailable(f"The CA is rate limiting: {detail}", self._asked_delay())
+        field = error.identifier.value if error.identifier else None
+        return self._server_fault() or ProviderRejected(detail, error.code or error.typ, field)
+
+    def _server_fault(self) -> ProviderUnavailable | None:
+        status = self._last_response.status_code if self._last_response is not None else 0
+        if status < 500:
+            return None
+        return ProviderUnavailable(
+            f"The ACME server had an internal error (HTTP {status}).", self._asked_delay()
+        )
+
+    def _asked_delay(self) -> float | None:
+        """Seconds the CA's Retry-After asked for, if it said."""
+        return retry_after(self._last_response) if self._last_response is not None else None
+
+
+def _account(url: str) -> messages.RegistrationResource:
+    """Signing with a key id needs only the account URL; its body is never sent."""
+    return messages.RegistrationResource(uri=url, body=messages.Registration())
+
+
+@dataclass
+class _Progress:
+    """Which challenges the host published and which the CA was asked to check (answering
+    twice is refused), as kept in ``ProviderRef.data``."""
+
+    published: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> _Progress:
+        return cls(set(data["published"]), set(data["answered"]))
+
+    def as_data(self) -> dict[str, list[str]]:
+        return {"published": sorted(self.published), "answered": sorted(self.answered)}
+
+
+def _outstanding(
+    acme: client.ClientV2, authorizations: list[messages.AuthorizationResource], method: DcvMethod
+) -> list[tuple[messages.ChallengeBody, ValidationTask]]:
+    """The challenge to meet for each authorization still pending, with its instructions."""
+    pending = [a for a in authorizations if a.body.status == messages.STATUS_PENDING]
+    return [
+        (challb, _instructions(acme.net.key, authz, challb))
+        for authz in pending
+        for challb in [_challenge(authz, method)]
+    ]
+
+
+def _waiting_for(tasks: list[ValidationTask]) -> str:
+    """What a pending order waits for: the CA's check of answered challenges, the user's
+    records (and their go-ahead) for the rest."""
+    checking = ", ".join(dict.fromkeys(t.domain for t in tasks if t.status == "processing"))
+    waiting = ", ".join(dict.fromkeys(t.domain for t in tasks if t.status != "processing"))
+    parts = []
+    if checking:
+        parts.append(f"Waiting for the CA to validate {checking}.")
+    if waiting:
+        parts.append(f"Publish the records for {waiting}, then start validation.")
+    return " ".join(parts)
+
+
+def _challenge(authz: messages.AuthorizationResource, method: DcvMethod) -> messages.ChallengeBody:
+    for challb in authz.body.challenges:
+        if isinstance(challb.chall, CHALLENGE_TYPES[method]):
+            return challb
+    raise ProviderRejected(
+        f"The CA offers no {CHALLENGE_TYPES[method].typ} validation for {_shown_name(authz)}; "
+        "choose another validation method (wildcards need DNS).",
+        field="dcv_method",
+    )
+
+
+def _instructions(
+    account_key: jose.JWK, authz: messages.AuthorizationResource, challb: messages.ChallengeBody
+) -> ValidationTask:
+    """What must be published, in the exact form the CA will look for it. A wildcard's task
+    is named ``*.domain`` so the user can tell its TXT value from the bare domain's, which goes
+    to the same record name."""
+    name = authz.body.identifier.value
+    chall = challb.chall
+    value = chall.validation(account_key)
+    if isinstance(chall, challenges.HTTP01):
+        return ValidationTask(_shown_name(authz), DcvMethod.HTTP, chall.uri(name), value)
+    record = chall.validation_domain_name(name)
+    return ValidationTask(_shown_name(authz), DcvMethod.DNS, record, value, "TXT")
+
+
+def _shown_name(authz: messages.AuthorizationResource) -> str:
+    """The name as ordered: ACME strips the ``*.`` of a wildcard into a flag."""
+    name = authz.body.identifier.value
+    return f"*.{name}" if authz.body.wildcard else name
