@@ -114,10 +114,14 @@ def test_admin_edits_an_account(app, admin):
     edit = f"{LIST}/{account_id}/edit"
     form = admin.get(edit).text
     assert 'value="Test sandbox"' in form and f'value="{ORGANIZATION}"' in form
-    data = sandbox_form(csrf_token(admin, edit), label="Renamed", **{"settings-issue_delay": "5"})
+    assert runtime(app).accounts.get(account_id).auto_renew is False
+    data = sandbox_form(
+        csrf_token(admin, edit), label="Renamed", auto_renew="y", **{"settings-issue_delay": "5"}
+    )
     assert admin.post(edit, data=data).status_code == 302
     account = runtime(app).accounts.get(account_id)
     assert account.label == "Renamed" and account.settings["issue_delay"] == 5
+    assert account.auto_renew is True
 
 
 def test_secrets_never_reach_a_page_and_stay_when_left_empty(app, admin, tested_sandbox):

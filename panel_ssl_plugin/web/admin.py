@@ -44,6 +44,10 @@ class AccountForm(FlaskForm):
     is_default = wtforms.BooleanField(
         "Default account", description="Orders go to the default account unless told otherwise."
     )
+    auto_renew = wtforms.BooleanField(
+        "Auto-renew",
+        description="panel-ssl renew-due renews this account's certificates before they end.",
+    )
 
     def validate_is_default(self, field: wtforms.Field) -> None:
         """Making an account the default enables it, which would overrule an unticked box."""
@@ -114,6 +118,7 @@ def new_account() -> str | Response:
         form.settings.data,
         enabled=form.enabled.data,
         is_default=form.is_default.data,
+        auto_renew=form.auto_renew.data,
     )
     return _back_to_list(f"{form.label.data} is added.")
 
@@ -132,7 +137,11 @@ def edit_account(account_id: int) -> str | Response:
     if not form.validate_on_submit():
         return _render_form(form, cls, kept, f"Edit {account.label}")
     accounts.update(
-        account_id, label=form.label.data, settings=form.settings.data, enabled=form.enabled.data
+        account_id,
+        label=form.label.data,
+        settings=form.settings.data,
+        enabled=form.enabled.data,
+        auto_renew=form.auto_renew.data,
     )
     if form.is_default.data:
         accounts.set_default(account_id)
@@ -202,6 +211,7 @@ def _form_data(account: ProviderAccount, cls: type[Provider]) -> dict[str, Any]:
         "label": account.label,
         "enabled": account.enabled,
         "is_default": account.is_default,
+        "auto_renew": account.auto_renew,
         "settings": account.public_settings(cls),
     }
 
