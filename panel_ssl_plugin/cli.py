@@ -186,7 +186,8 @@ def renew_due(database_url: str, minipanel: bool, within: str) -> None:
         else:
             text = f"renewal order {outcome.id} ({outcome.status})"
         click.echo(f"{order.domain} (order {order.id}, ends {order.not_after:%Y-%m-%d}): {text}")
-    click.echo(f"{len(results)} certificates due for renewal.")
+    count = len(results)
+    click.echo(f"{count} certificate{'' if count == 1 else 's'} due for renewal.")
 
 
 @main.group()

@@ -1,0 +1,110 @@
+"""The command line and the hook scripts a cron or a non-Python host runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from panel_ssl_plugin.cli import main, parse_duration
+from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.resources import resource_path
+from panel_ssl_plugin.runtime import runtime_for
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def runtime(app):
+    return runtime_for(app.extensions["hosting_panel"])
+
+
+@pytest.fixture
+def issued(app, runtime):
+    """An issued sandbox certificate of client 1."""
+    account = runtime.accounts.all()[0].id
+    runtime.orders.place(
+        OrderDraft(
+            account_id="1", provider_account_id=account, product_id="dv-single",
+            period_months=12, server_type="nginx", domain="shop.example.com",
+            dcv_method="email", idempotency_key=uuid.uuid4().hex,
+            approver_email="admin@shop.example.com",
+            contact={"first_name": "A", "last_name": "B", "email": "a@b.example"},
+        ),
+        "alice",
+    )  # fmt: skip
+    token = re.search(r"/callback/(\S+)", app.extensions["minipanel"].mails()[0].body).group(1)
+    return runtime.orders.handle_callback(account, token)
+
+
+def run_hook(name: str, payload: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(resource_path("hooks") / name), "--minipanel", "--database-url", database_url],
+        input=payload, capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+
+
+def test_renewal_due_script_twice_makes_one_renewal(issued, runtime, sqlite_url):
+    payload = json.dumps({"account_id": "1", "certificate_id": issued.id, "period_months": 24})
+    first = run_hook("renewal-due", payload, sqlite_url)
+    assert first.returncode == 0, first.stderr
+    second = run_hook("renewal-due", payload, sqlite_url)
+    replies = [json.loads(first.stdout), json.loads(second.stdout)]
+    assert replies[0]["ok"] and replies[0] == replies[1]
+    (renewal,) = runtime.orders.store.renewals_of(issued.id)
+    assert renewal.id == replies[0]["renewal_order_id"] and renewal.period_months == 24
+    assert renewal.status == "pending"
+
+
+def test_renewal_due_script_refusals(issued, sqlite_url):
+    bad = run_hook("renewal-due", "not json", sqlite_url)
+    assert bad.returncode == 2 and "bad input" in json.loads(bad.stdout)["error"]
+    missing = run_hook("renewal-due", '{"account_id": "1"}', sqlite_url)
+    assert missing.returncode == 2
+    foreign = json.dumps({"account_id": "2", "certificate_id": issued.id})
+    refused = run_hook("renewal-due", foreign, sqlite_url)
+    assert refused.returncode == 1 and json.loads(refused.stdout)["ok"] is False
+
+
+def test_tick_script_polls(issued, runtime, sqlite_url):
+    result = run_hook("tick", "{}", sqlite_url)
+    assert result.returncode == 0 and json.loads(result.stdout) == {"ok": True}
+
+
+def test_poll_command_reports_and_expires(issued, runtime, sqlite_url):
+    runtime.orders.store.update_order(
+        issued, "test", "backdated", not_after=datetime.now(UTC) - timedelta(days=1)
+    )
+    result = CliRunner().invoke(main, ["poll", "--minipanel", "--database-url", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert "1 expired" in result.output
+    assert runtime.orders.get(issued.id).status == "expired"
+
+
+def test_renew_due_only_on_auto_renew_accounts(issued, runtime, sqlite_url):
+    args = ["renew-due", "--within", "400d", "--minipanel", "--database-url", sqlite_url]
+    result = CliRunner().invoke(main, args)
+    assert "0 certificates due" in result.output
+    account = runtime.accounts.get(issued.provider_account_id)
+    runtime.accounts.update(
+        account.id, label=account.label, settings={}, enabled=True, auto_renew=True
+    )
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "renewal order" in result.output and "1 certificate due" in result.output
+    assert len(runtime.orders.store.renewals_of(issued.id)) == 1
+
+
+def test_parse_duration():
+    assert parse_duration("30d") == timedelta(days=30)
+    assert parse_duration("12h") == timedelta(hours=12)
+    assert parse_duration("7") == timedelta(days=7)
