@@ -1,0 +1,276 @@
+"""The Order SSL Cert popup's form: both steps in one Flask-WTF form.
+
+Each step renders its own fields and carries the other step's values as hidden inputs, so going
+back and forth keeps everything without a server-side session holding key material. Nothing in
+here is trusted: ``orders.place`` checks the whole draft again on submit, so these fields only
+collect, coerce and offer choices; they do not validate (one set of rules, in orders.py).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    EmailField,
+    HiddenField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from panel_ssl_plugin import keys, names
+from panel_ssl_plugin.hookspecs import AccountProfile, Contact
+from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, Product
+
+DEFAULT_PERIOD = 12
+DEFAULT_SERVER_TYPE = "apache"
+NEW_CONTACT = "new"
+KEY_SOURCES = {
+    "generate": "Generate the private key and CSR for me",
+    "csr": "I already have a CSR",
+}
+DCV_LABELS = {
+    DcvMethod.EMAIL: "Approval e-mail",
+    DcvMethod.HTTP: "HTTP file on the website",
+    DcvMethod.DNS: "DNS record",
+}
+CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "title")
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_NAME_SEPARATORS = re.compile(r"[\s,;]+")
+
+STEP1_FIELDS = (
+    "provider_account_id",
+    "domain",
+    "period_months",
+    "server_type",
+    "product_id",
+    "addons",
+    "sans",
+    "dcv_method",
+    "approver_email",
+    "organization",
+    "unit",
+    "state",
+    "country",
+)
+STEP2_FIELDS = (
+    "contact_id",
+    *(f"contact_{name}" for name in CONTACT_FIELDS),
+    "key_source",
+    "key_type",
+    "csr",
+)
+
+
+def new_idempotency_key() -> str:
+    """Made once per popup, so every submit of that popup names the same order."""
+    return secrets.token_urlsafe(24)
+
+
+def period_label(months: int) -> str:
+    years, rest = divmod(months, 12)
+    if rest:
+        return f"{months} months"
+    return "1 year" if years == 1 else f"{years} years"
+
+
+def display_email(address: str) -> str:
+    """An approver address with its domain as people write it (U-label)."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{names.display_domain(domain)}" if local else address
+
+
+def choices(pairs: Iterable[tuple[object, str]]) -> list[SelectChoice]:
+    """WTForms options from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def email_choices(emails: Iterable[str]) -> list[tuple[str, str]]:
+    """The provider's A-label addresses as values, their readable forms as labels."""
+    return [(email, display_email(email)) for email in emails]
+
+
+class OrderForm(FlaskForm):
+    """Every value of an order as typed; ``offer`` fits the choices to the chosen product."""
+
+    idempotency_key = HiddenField()
+
+    # step 1: the certificate
+    provider_account_id = SelectField("Provider account", coerce=int)
+    domain = StringField(
+        "Domain name",
+        render_kw={
+            "autocomplete": "off",
+            "spellcheck": "false",
+            "placeholder": "www.example.com",
+            "required": True,
+        },
+        description="International names are fine (bücher.example); the provider gets the "
+        "xn-- form.",
+    )
+    period_months = SelectField("Validity period", coerce=int)
+    server_type = SelectField(
+        "Server type", choices=choices(SERVER_TYPES.items()), default=DEFAULT_SERVER_TYPE
+    )
+    product_id = SelectField("Product")
+    addons = SelectMultipleField(
+        "Add-ons", widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
+    )
+    sans = TextAreaField(
+        "Additional domain names",
+        render_kw={"rows": 3, "spellcheck": "false"},
+        description="One per line, besides the domain name above.",
+    )
+    dcv_method = SelectField("Validation method")
+    approver_email = SelectField("Approval Email Address")
+    organization = StringField("Organization", render_kw={"autocomplete": "organization"})
+    unit = StringField("Organizational unit", description="Optional, e.g. IT Department.")
+    state = StringField("State or province", render_kw={"autocomplete": "address-level1"})
+    country = SelectField("Country")
+
+    # step 2: the contact and the key
+    contact_id = SelectField("Contact")
+    contact_first_name = StringField("First name", render_kw={"autocomplete": "given-name"})
+    contact_last_name = StringField("Last name", render_kw={"autocomplete": "family-name"})
+    contact_email = EmailField("E-mail", render_kw={"autocomplete": "email"})
+    contact_phone = TelField("Phone", render_kw={"autocomplete": "tel"})
+    contact_title = StringField("Job title", render_kw={"autocomplete": "organization-title"})
+    key_source = RadioField("Private key", choices=choices(KEY_SOURCES.items()), default="generate")
+    key_type = SelectField(
+        "Key type", choices=choices(keys.KEY_TYPES.items()), default=keys.DEFAULT_KEY_TYPE
+    )
+    csr = TextAreaField(
+        "Your CSR",
+        render_kw={"rows": 8, "spellcheck": "false", "class": "pem"},
+        description="Paste the block from -----BEGIN CERTIFICATE REQUEST----- to its END line. "
+        "It must name exactly the domain names of this order.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.country.choices = choices([("", "— choose —"), *names.country_choices()])
+
+    # --- filling --------------------------------------------------------------------------------
+
+    def prefill(self, profile: AccountProfile) -> None:
+        """A fresh popup: the client's organization data and a new idempotency key."""
+        self.organization.data = profile.organization
+        self.state.data = profile.state
+        self.country.data = profile.country.upper()
+        self.idempotency_key.data = new_idempotency_key()
+
+    def has_valid_key(self) -> bool:
+        return bool(IDEMPOTENCY_KEY.fullmatch(self.idempotency_key.data or ""))
+
+    def keep_key(self) -> None:
+        """Every page carries a key: one that was lost or tampered with is replaced."""
+        if not self.has_valid_key():
+            self.idempotency_key.data = new_idempotency_key()
+
+    def offer(
+        self,
+        accounts: list[tuple[int, str]],
+        account_id: int,
+        products: list[Product],
+        product: Product | None,
+    ) -> None:
+        """Fit choices and selections to what the chosen provider sells for ``product``."""
+        self.provider_account_id.choices = choices(accounts)
+        self.provider_account_id.data = account_id
+        self.product_id.choices = choices((p.id, p.name) for p in products)
+        if product is None:
+            self.period_months.choices = self.dcv_method.choices = self.addons.choices = []
+            return
+        self.product_id.data = product.id
+        self.period_months.choices = choices(
+            (months, _priced(period_label(months), product.prices.get(months)))
+            for months in product.periods
+        )
+        self.period_months.data = _pick(
+            self.period_months.data, product.periods, DEFAULT_PERIOD, product.periods[0]
+        )
+        self.addons.choices = choices((a.id, _priced(a.name, a.price)) for a in product.addons)
+        offered = {a.id for a in product.addons}
+        self.addons.data = [a for a in self.addons.data or () if a in offered]
+        methods = [str(m) for m in product.dcv_methods]
+        self.dcv_method.choices = choices((m, DCV_LABELS[DcvMethod(m)]) for m in methods)
+        self.dcv_method.data = _pick(self.dcv_method.data, methods, DcvMethod.EMAIL, methods[0])
+
+    def offer_approvers(self, emails: list[str], placeholder: str) -> None:
+        """The approver dropdown: the provider's addresses, or one line saying why none."""
+        self.approver_email.choices = choices(email_choices(emails) or [("", placeholder)])
+
+    def offer_contacts(self, contacts: list[Contact]) -> None:
+        self.contact_id.choices = choices(
+            [
+                *((c.id, f"{c.first_name} {c.last_name} <{c.email}>") for c in contacts),
+                (NEW_CONTACT, "Someone else (type the details below)"),
+            ]
+        )
+
+    def use_contact(self, contact: Contact | None) -> None:
+        """Copy a contact of the client into the editable fields."""
+        self.contact_id.data = contact.id if contact else NEW_CONTACT
+        for name in CONTACT_FIELDS:
+            getattr(self, f"contact_{name}").data = getattr(contact, name) if contact else ""
+
+    def show_errors(self, errors: dict[str, str]) -> None:
+        """Put the order service's messages beside the fields they are about."""
+        for name, message in errors.items():
+            if name in self:
+                self[name].errors = [message]
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def hidden_values(self, field_names: Iterable[str]) -> list[tuple[str, str]]:
+        """(name, value) pairs that carry the other step's fields through this one."""
+        pairs = []
+        for name in field_names:
+            data = self[name].data
+            values = data if isinstance(data, list) else [data]
+            pairs.extend((name, "" if value is None else str(value)) for value in values)
+        return pairs
+
+    def draft(self, account_id: str) -> OrderDraft:
+        """The order as typed, for ``orders.place`` to judge."""
+        pasted = self.key_source.data == "csr"
+        return OrderDraft(
+            account_id=account_id,
+            provider_account_id=self.provider_account_id.data,
+            product_id=self.product_id.data or "",
+            period_months=self.period_months.data or 0,
+            server_type=self.server_type.data or "",
+            domain=self.domain.data or "",
+            dcv_method=self.dcv_method.data or "",
+            idempotency_key=self.idempotency_key.data or "",
+            approver_email=self.approver_email.data or "",
+            sans=tuple(n for n in _NAME_SEPARATORS.split(self.sans.data or "") if n),
+            organization=self.organization.data or "",
+            unit=self.unit.data or "",
+            state=self.state.data or "",
+            country=self.country.data or "",
+            contact={n: getattr(self, f"contact_{n}").data or "" for n in CONTACT_FIELDS},
+            key_type=self.key_type.data or "",
+            csr=(self.csr.data or "") if pasted else "",
+            addons=tuple(self.addons.data or ()),
+        )
+
+
+def _priced(label: str, price: str | None) -> str:
+    return f"{label} — {price}" if price else label
+
+
+def _pick(current, allowed, preferred, fallback):
+    """Keep the user's choice while it is still offered, else the preferred or first one."""
+    if current in allowed:
+        return current
+    return preferred if preferred in allowed else fallback
