@@ -35,7 +35,14 @@ from panel_ssl_plugin.providers.base import (
     ProviderUnavailable,
     ValidationTask,
 )
-from panel_ssl_plugin.store import DuplicateOrder, OrderRecord, StaleOrder, Store, utcnow
+from panel_ssl_plugin.store import (
+    DuplicateOrder,
+    EventRecord,
+    OrderRecord,
+    StaleOrder,
+    Store,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,20 @@ class RenewalRefused(Exception):
     def __init__(self, message: str, order: OrderRecord | None = None):
         super().__init__(message)
         self.order = order
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    """A page of the List SSL Certs popup: (order, its renewals) rows and where we are."""
+
+    rows: list[tuple[OrderRecord, list[OrderRecord]]]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
 
 
 @dataclass
@@ -475,6 +496,31 @@ class OrderService:
         if order is None:
             raise OrderNotFound(order_id)
         return order
+
+    def account_page(
+        self,
+        account_id: str,
+        *,
+        sort: str = "created",
+        descending: bool = True,
+        page: int = 1,
+        per_page: int = 25,
+    ) -> AccountPage:
+        """One page of an account's certificates, each with the renewals made of it."""
+        page = max(1, page)
+        originals, total = self.store.account_orders(
+            account_id,
+            sort=sort,
+            descending=descending,
+            limit=per_page,
+            offset=(page - 1) * per_page,
+        )
+        rows = [(order, self.store.renewals_of(order.id)) for order in originals]
+        return AccountPage(rows=rows, total=total, page=page, per_page=per_page)
+
+    def events(self, order_id: int) -> list[EventRecord]:
+        """The order's audit trail, oldest first."""
+        return self.store.events(order_id)
 
     def private_key(self, order: OrderRecord) -> str | None:
         """The order's private key in clear, for an audited reveal or download."""
