@@ -16,9 +16,8 @@ from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
 from panel_ssl_plugin.store import TABLE_PREFIX
-from panel_ssl_plugin.web import create_blueprint
+from panel_ssl_plugin.web import URL_PREFIX, create_blueprint
 
-URL_PREFIX = "/ssl"
 ORDER_POPUP = PopupSize(760, 880)
 LIST_POPUP = PopupSize(1000, 720)
 

@@ -71,6 +71,12 @@ def display_domain(alabel: str) -> str:
         return alabel
 
 
+def display_email(address: str) -> str:
+    """An address with its domain as people write it (U-label)."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{display_domain(domain)}" if local else address
+
+
 def normalize_email(value: str) -> str:
     """An e-mail address with its domain in A-label form, lower-cased domain."""
     match = _EMAIL.match(value.strip())

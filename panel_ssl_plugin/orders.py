@@ -53,6 +53,7 @@ FIRST_CHECK = timedelta(minutes=1)
 BATCH_SIZE = 50
 KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
 IN_FLIGHT = frozenset({"draft", "submitted", "pending"})
+RENEWABLE = frozenset({"issued", "expired"})
 RENEWAL_COPIED = (
     "account_id", "provider_account_id", "product_id", "product_name", "addons", "domain",
     "sans", "server_type", "dcv_method", "approver_email", "organization", "unit", "state",
@@ -298,7 +299,8 @@ class OrderService:
     @staticmethod
     def _placed_detail(order: OrderRecord, ref: ProviderRef) -> str:
         if order.dcv_method == DcvMethod.EMAIL and order.approver_email:
-            return f"Order received; the approval email was sent to {order.approver_email}."
+            approver = names.display_email(order.approver_email)
+            return f"Order received; the approval email was sent to {approver}."
         if ref.validation:
             return "Order received; publish the validation records shown to prove control."
         return "Order received; validation is in progress."
@@ -309,6 +311,15 @@ class OrderService:
         if order.status != OrderState.SUBMITTED:
             return order
         return self._submit(order, actor)
+
+    def draft_errors(self, draft: OrderDraft) -> dict[str, str]:
+        """Every mistake in a draft, without placing anything: a form's first step can show
+        its own fields' mistakes before the user moves on to the next step."""
+        try:
+            self._checked(draft)
+        except OrderInvalid as invalid:
+            return invalid.errors
+        return {}
 
     # --- checking the draft --------------------------------------------------------------------
 
@@ -670,7 +681,7 @@ class OrderService:
         (a double click, the billing event delivered twice, at once) makes one renewal.
         """
         order = self.get(order_id)
-        if order.status not in (OrderState.ISSUED, OrderState.EXPIRED):
+        if order.status not in RENEWABLE:
             raise RenewalRefused(
                 f"Only issued certificates can be renewed; this one is {order.status}."
             )

@@ -476,6 +476,16 @@ def test_step1_rules_are_checked_on_submit(alice, bakery, runtime, name, value, 
     assert all_orders(runtime) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"), [r for r in STEP1_RULES if not r[2].startswith(TOP)]
+)
+def test_step1_mistakes_are_shown_before_the_contact_step(alice, bakery, name, value, message):
+    response = to_contact(alice, bakery, **{name: value})
+    assert response.status_code == 422 and "Step 1 of 2" in response.text
+    assert message in errors_of(response.text, name)
+    assert FormReader(response.text).values["domain"] == (value if name == "domain" else DOMAIN)
+
+
 def test_an_organization_product_needs_the_organization(alice, bakery, runtime):
     response = submit(alice, bakery, product_id="ov-single", organization="", state="")
     assert response.status_code == 422

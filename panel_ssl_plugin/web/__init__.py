@@ -9,6 +9,8 @@ from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import Runtime, runtime_for
 
+URL_PREFIX = "/ssl"
+
 
 def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
     """The ``panel_ssl`` blueprint bound to one host's PluginManager."""
@@ -17,7 +19,7 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
     blueprint = flask.Blueprint(
         "panel_ssl",
         __name__,
-        url_prefix="/ssl",
+        url_prefix=URL_PREFIX,
         template_folder=str(resource_path("templates")),
         static_folder=str(resource_path("templates") / "static"),
         static_url_path="/static",

@@ -83,12 +83,6 @@ def period_label(months: int) -> str:
     return "1 year" if years == 1 else f"{years} years"
 
 
-def display_email(address: str) -> str:
-    """An approver address with its domain as people write it (U-label)."""
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{names.display_domain(domain)}" if local else address
-
-
 def choices(pairs: Iterable[tuple[object, str]]) -> list[SelectChoice]:
     """WTForms options from (value, label) pairs."""
     return [SelectChoice(value, label) for value, label in pairs]
@@ -96,7 +90,7 @@ def choices(pairs: Iterable[tuple[object, str]]) -> list[SelectChoice]:
 
 def email_choices(emails: Iterable[str]) -> list[tuple[str, str]]:
     """The provider's A-label addresses as values, their readable forms as labels."""
-    return [(email, display_email(email)) for email in emails]
+    return [(email, names.display_email(email)) for email in emails]
 
 
 class OrderForm(FlaskForm):

@@ -16,18 +16,16 @@ from flask.typing import ResponseReturnValue
 
 from panel_ssl_plugin import names
 from panel_ssl_plugin.accounts import ProviderAccount
-from panel_ssl_plugin.hookimpls import URL_PREFIX
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor
 from panel_ssl_plugin.orders import OrderInvalid, OrderRejected, Placed
 from panel_ssl_plugin.providers.base import DcvMethod, OrderState, Product, ProviderError
-from panel_ssl_plugin.web import current_runtime, require
+from panel_ssl_plugin.web import URL_PREFIX, current_runtime, require
 from panel_ssl_plugin.web.forms import (
     CONTACT_FIELDS,
     DCV_LABELS,
     STEP1_FIELDS,
     STEP2_FIELDS,
     OrderForm,
-    display_email,
     email_choices,
     period_label,
 )
@@ -220,6 +218,11 @@ def order_contact(account_id: str) -> ResponseReturnValue:
     action = flask.request.form.get("action", "")
     if action == "submit":
         return _submit(account_id, form, actor, profile)
+    if action == "contact":
+        errors = current_runtime().orders.draft_errors(form.draft(account_id))
+        step1 = {name: text for name, text in errors.items() if name not in STEP2_FIELDS}
+        if step1:
+            return _step1(account_id, form, step1, alert=FIX_FIELDS)
     return _step2(account_id, form, profile, pick=action == "pick_contact")
 
 
@@ -323,7 +326,7 @@ def _summary(form: OrderForm, offer: Offer | None) -> list[tuple[str, str]]:
     product = offer.product if offer else None
     method = form.dcv_method.data
     if method == DcvMethod.EMAIL:
-        validation = f"Approval e-mail to {display_email(form.approver_email.data or '')}"
+        validation = f"Approval e-mail to {names.display_email(form.approver_email.data or '')}"
     else:
         validation = DCV_LABELS.get(method, method or "")
     return [
@@ -387,6 +390,6 @@ def _result(account_id: str, placed: Placed) -> str:
         tone=tone,
         message=message,
         domain=names.display_domain(order.domain),
-        approver=display_email(order.approver_email or ""),
+        approver=names.display_email(order.approver_email or ""),
         certs_href=f"{flask.request.script_root}{URL_PREFIX}/accounts/{account_id}/certs",
     )
