@@ -173,6 +173,18 @@ def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
     click.echo(report.summary())
 
 
+@main.command("rotate-keys")
+@with_host
+def rotate_keys(database_url: str, minipanel: bool) -> None:
+    """Re-encrypt every private key and provider credential with the newest key.
+
+    Put the new key first in PANEL_SSL_SECRET_KEYS (keep the old ones after it), run this,
+    then the old keys may be removed.
+    """
+    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
+    click.echo(f"Re-encrypted {orders.rotate_encryption()} secrets with the newest key.")
+
+
 @main.command("renew-due")
 @with_host
 @click.option("--within", default="30d", show_default=True, help="Renew what ends within this.")

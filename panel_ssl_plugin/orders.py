@@ -529,9 +529,17 @@ class OrderService:
         rows = [(order, self.store.renewals_of(order.id)) for order in originals]
         return AccountPage(rows=rows, total=total, page=page, per_page=per_page)
 
+    def renewals(self, order_id: int) -> list[OrderRecord]:
+        """The renewals made of an order, oldest first."""
+        return self.store.renewals_of(order_id)
+
     def events(self, order_id: int) -> list[EventRecord]:
         """The order's audit trail, oldest first."""
         return self.store.events(order_id)
+
+    def rotate_encryption(self) -> int:
+        """Re-encrypt every stored secret (order keys, provider settings) with the newest key."""
+        return self.store.reencrypt(self.vault.rotate)
 
     def private_key(self, order: OrderRecord) -> str | None:
         """The order's private key in clear, for an audited reveal or download."""

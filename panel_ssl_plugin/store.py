@@ -8,6 +8,7 @@ DATETIME has no time zone, so every timestamp is stored as naive UTC and handed 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -302,6 +303,29 @@ class Store:
             query = query.where(provider_accounts.c.enabled.is_(True))
         with self.engine.connect() as conn:
             return [ProviderAccountRecord(**row._mapping) for row in conn.execute(query)]
+
+    def reencrypt(self, rotate: Callable[[str], str]) -> int:
+        """Pass every encrypted value through ``rotate`` in one transaction; how many changed.
+
+        One transaction, so a key rotation either rewrites everything or nothing: a half-rotated
+        database would leave values only the old key can read after that key is removed.
+        """
+        columns = (
+            (provider_accounts, provider_accounts.c.settings_encrypted),
+            (orders, orders.c.private_key_encrypted),
+        )
+        count = 0
+        with self.engine.begin() as conn:
+            for table, column in columns:
+                rows = conn.execute(sa.select(table.c.id, column).where(column.is_not(None)))
+                for row_id, value in rows.all():
+                    conn.execute(
+                        table.update()
+                        .where(table.c.id == row_id)
+                        .values({column.name: rotate(value)})
+                    )
+                    count += 1
+        return count
 
     # --- orders --------------------------------------------------------------------------------
 

@@ -108,3 +108,25 @@ def test_parse_duration():
     assert parse_duration("30d") == timedelta(days=30)
     assert parse_duration("12h") == timedelta(hours=12)
     assert parse_duration("7") == timedelta(days=7)
+
+
+def test_rotate_keys(issued, runtime, sqlite_url, monkeypatch):
+    """Rotation: the newest key first, re-encrypt, then the old key can go."""
+    from cryptography.fernet import Fernet
+
+    from panel_ssl_plugin.encryption import DecryptionError, Vault
+
+    new = Fernet.generate_key().decode()
+    db = runtime.pm.get_plugin("minipanel").db
+    current = db.setting("fernet_key", Vault.generate_key)
+    monkeypatch.setenv("PANEL_SSL_SECRET_KEYS", f"{new},{current}")
+    result = CliRunner().invoke(main, ["rotate-keys", "--database-url", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 2 secrets" in result.output  # the sandbox account and the order key
+    only_new = Vault([new])
+    order = runtime.orders.store.order(issued.id)
+    assert "PRIVATE KEY" in only_new.decrypt(order.private_key_encrypted)
+    record = runtime.orders.store.provider_account(issued.provider_account_id)
+    assert only_new.decrypt_json(record.settings_encrypted)["ca_root_key"]
+    with pytest.raises(DecryptionError):
+        Vault([current]).decrypt(order.private_key_encrypted)

@@ -300,3 +300,37 @@ def test_cancel_pending(panel, runtime, sandbox_id, listener):
     cancelled = runtime.orders.cancel(order.id, "alice", "typo in the domain")
     assert cancelled.status == "cancelled"
     assert runtime.orders.check(order.id).status == "cancelled"
+
+
+def forged_status(order, *, key=None, names=None, signer=None):
+    """A provider's answer carrying a certificate that does not belong to the order."""
+    from panel_ssl_plugin.providers.base import OrderState, ProviderStatus
+
+    key = key or keys.generate_key()
+    csr = keys.load_csr(keys.make_csr(key, keys.Subject(order.domain), names or []))
+    ca_key, ca_cert = signer or keys.create_ca("Somebody Else's CA")
+    cert = keys.sign_csr(csr, ca_key, ca_cert)
+    return ProviderStatus(
+        OrderState.ISSUED, "issued", certificate=keys.cert_to_pem(cert),
+        chain=keys.cert_to_pem(ca_cert), not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("flaw", ["key", "names", "root"])
+def test_an_issued_certificate_that_does_not_belong_fails_the_order(
+    runtime, sandbox_id, flaw, listener
+):
+    order = runtime.orders.place(draft(sandbox_id), "alice").order
+    own_key = keys.key_from_pem(runtime.orders.private_key(order))
+    status = {
+        "key": lambda: forged_status(order),
+        "names": lambda: forged_status(order, key=own_key, names=["evil.example"]),
+        "root": lambda: forged_status(order, key=own_key),
+    }[flaw]()
+    adapter = runtime.accounts.adapter(sandbox_id)
+    failed = runtime.orders.apply_status(order, status, "poller", adapter)
+    assert failed.status == "failed" and failed.certificate is None
+    reason = {"key": "private key", "names": "evil.example", "root": "root certificate"}[flaw]
+    assert "refused" in failed.status_detail and reason in failed.status_detail
+    assert listener.issued == []
