@@ -7,6 +7,7 @@ from the ``hosting_panel.plugins`` entry points unless the config names them (te
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +23,9 @@ from panel_ssl_plugin.minipanel.host import MiniPanelHost
 from panel_ssl_plugin.store import make_engine
 
 csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+# what the minipanel's billing sells a renewal for: (months, label)
+RENEWAL_PERIODS = ((12, "1 year"), (24, "2 years"), (36, "3 years"))
 
 
 def make_plugin_manager(host: MiniPanelHost, plugins: Iterable[Any] | None) -> pluggy.PluginManager:
@@ -154,7 +158,37 @@ def _register_routes(app: flask.Flask, db: PanelDB, pm: pluggy.PluginManager) ->
             client=client,
             contacts=db.contacts_of(client.id),
             links=links,
+            certificates=db.certificates_of(client.id),
+            periods=RENEWAL_PERIODS,
         )
+
+    @app.post("/clients/<int:client_id>/bill-renewal")
+    @login_required()
+    def bill_renewal(client_id: int):
+        """The billing cycle's "renew this", by hand: the plugin makes one renewal however
+        often it is told, so a second click bills nothing twice."""
+        client = client_for_user(client_id)
+        certificate_id = flask.request.form.get("certificate_id", type=int)
+        period = flask.request.form.get("period_months", type=int)
+        known = {row.certificate_id for row in db.certificates_of(client.id)}
+        if certificate_id not in known or period not in dict(RENEWAL_PERIODS):
+            flask.abort(400)
+        try:
+            renewals = pm.hook.panel_renewal_due(
+                pm=pm,
+                account_id=str(client.id),
+                certificate_id=certificate_id,
+                period_months=period,
+            )
+        except Exception as error:  # a host cannot know every plugin's exception types
+            log.warning("renewal of certificate %s refused: %s", certificate_id, error)
+            flask.flash(f"Renewal of certificate #{certificate_id} not billed: {error}", "error")
+        else:
+            orders = ", ".join(f"#{order_id}" for order_id in renewals if order_id is not None)
+            flask.flash(
+                f"Renewal of certificate #{certificate_id} billed: order {orders}.", "success"
+            )
+        return flask.redirect(flask.url_for("account_mgmt", client_id=client.id))
 
     @app.get("/admin")
     @login_required(role="admin")

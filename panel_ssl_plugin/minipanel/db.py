@@ -72,6 +72,17 @@ http_challenges = sa.Table(
     sa.Column("content", sa.Text, nullable=False),
 )
 
+# What the host learns from the SSL plugin's ssl_certificate_issued notifications: enough to bill
+# a renewal (the certificate id) and to show which certificate it is.
+certificates = sa.Table(
+    "mp_certificates",
+    metadata,
+    sa.Column("certificate_id", sa.Integer, primary_key=True),
+    sa.Column("client_id", sa.Integer, sa.ForeignKey("mp_clients.id"), nullable=False),
+    sa.Column("domain", sa.String(253), nullable=False),
+    sa.Column("not_after", sa.DateTime),
+)
+
 settings = sa.Table(
     "mp_settings",
     metadata,
@@ -185,6 +196,34 @@ class PanelDB:
         with self.engine.connect() as conn:
             query = sa.select(http_challenges.c.content).where(http_challenges.c.token == token)
             return conn.execute(query).scalar_one_or_none()
+
+    # certificates the SSL plugin reported issued
+    def record_certificate(
+        self, certificate_id: int, client_id: int, domain: str, not_after: datetime | None
+    ) -> None:
+        """Once per certificate: the plugin notifies once, but a host should not count on it."""
+        ends = not_after.astimezone(UTC).replace(tzinfo=None) if not_after else None
+        with self.engine.begin() as conn:
+            conn.execute(
+                certificates.delete().where(certificates.c.certificate_id == certificate_id)
+            )
+            conn.execute(
+                certificates.insert().values(
+                    certificate_id=certificate_id,
+                    client_id=client_id,
+                    domain=domain,
+                    not_after=ends,
+                )
+            )
+
+    def certificates_of(self, client_id: int) -> list[sa.Row]:
+        query = (
+            certificates.select()
+            .where(certificates.c.client_id == client_id)
+            .order_by(certificates.c.not_after, certificates.c.certificate_id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
 
     # settings the demo generates once (a real host keeps these in its configuration)
     def setting(self, name: str, make: callable) -> str:

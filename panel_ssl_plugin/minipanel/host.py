@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 import sqlalchemy as sa
 
+from panel_ssl_plugin import names
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor, Contact, hookimpl
 from panel_ssl_plugin.minipanel.db import PanelDB
 
@@ -92,3 +93,15 @@ class MiniPanelHost:
     def host_publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
         self.db.publish_challenge(domain, token, content)
         return True
+
+    @hookimpl
+    def ssl_certificate_issued(self, certificate: dict) -> None:
+        """Remember the certificate so the Account Mgmt tab can bill its renewal."""
+        account_id = str(certificate["account_id"])
+        if account_id.isdigit():
+            self.db.record_certificate(
+                certificate["id"],
+                int(account_id),
+                names.display_domain(certificate["domain"]),
+                certificate["not_after"],
+            )

@@ -14,7 +14,7 @@ URL_PREFIX = "/ssl"
 
 def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
     """The ``panel_ssl`` blueprint bound to one host's PluginManager."""
-    from panel_ssl_plugin.web import admin, views
+    from panel_ssl_plugin.web import admin, certs, views
 
     blueprint = flask.Blueprint(
         "panel_ssl",
@@ -30,6 +30,7 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
         state.app.extensions["panel_ssl"] = pm
 
     views.register(blueprint)
+    certs.register(blueprint)
     admin.register(blueprint)
     return blueprint
 

@@ -23,6 +23,7 @@ from wtforms import validators
 from panel_ssl_plugin.accounts import ProviderAccount, ProviderAccounts, UnknownProviderAccount
 from panel_ssl_plugin.providers.base import Provider, ProviderError
 from panel_ssl_plugin.web import current_runtime, require
+from panel_ssl_plugin.web.forms import ButtonForm, posted
 
 ADMIN = "ssl.admin"
 LIST_TEMPLATE = "panel_ssl/admin/providers.html"
@@ -53,10 +54,6 @@ class AccountForm(FlaskForm):
         """Making an account the default enables it, which would overrule an unticked box."""
         if field.data and not self.enabled.data:
             raise validators.ValidationError("The default account must be enabled.")
-
-
-class ButtonForm(FlaskForm):
-    """No fields: it checks the CSRF token of the list's buttons even where the host does not."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +148,7 @@ def edit_account(account_id: int) -> str | Response:
 def switch_account(account_id: int, switch: str) -> Response:
     """Enable, disable or make default: one click from the list, no form to fill."""
     require(ADMIN)
-    _check_csrf()
+    posted(ButtonForm)
     accounts = current_runtime().accounts
     account = _account_or_404(accounts, account_id)
     change, done = SWITCHES[switch]
@@ -162,7 +159,7 @@ def switch_account(account_id: int, switch: str) -> Response:
 def check_connection(account_id: int) -> Response:
     """Shows the provider's own words either way, so an admin can fix settings without logs."""
     require(ADMIN)
-    _check_csrf()
+    posted(ButtonForm)
     accounts = current_runtime().accounts
     account = _account_or_404(accounts, account_id)
     _provider_class(accounts, account.provider_key)  # no adapter for an uninstalled provider
@@ -171,11 +168,6 @@ def check_connection(account_id: int) -> Response:
     except ProviderError as error:
         return _back_to_list(f"{account.label}: {error}", "error")
     return _back_to_list(f"{account.label}: {result}")
-
-
-def _check_csrf() -> None:
-    if not ButtonForm().validate_on_submit():
-        flask.abort(400)
 
 
 def _back_to_list(message: str, category: str = "success") -> Response:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
+from typing import TypeVar
 
+import flask
 from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
@@ -186,13 +188,13 @@ class OrderForm(FlaskForm):
             return
         self.product_id.data = product.id
         self.period_months.choices = choices(
-            (months, _priced(period_label(months), product.prices.get(months)))
+            (months, priced(period_label(months), product.prices.get(months)))
             for months in product.periods
         )
         self.period_months.data = _pick(
             self.period_months.data, product.periods, DEFAULT_PERIOD, product.periods[0]
         )
-        self.addons.choices = choices((a.id, _priced(a.name, a.price)) for a in product.addons)
+        self.addons.choices = choices((a.id, priced(a.name, a.price)) for a in product.addons)
         offered = {a.id for a in product.addons}
         self.addons.data = [a for a in self.addons.data or () if a in offered]
         methods = [str(m) for m in product.dcv_methods]
@@ -259,7 +261,7 @@ class OrderForm(FlaskForm):
         )
 
 
-def _priced(label: str, price: str | None) -> str:
+def priced(label: str, price: str | None) -> str:
     return f"{label} — {price}" if price else label
 
 
@@ -268,3 +270,23 @@ def _pick(current, allowed, preferred, fallback):
     if current in allowed:
         return current
     return preferred if preferred in allowed else fallback
+
+
+class ButtonForm(FlaskForm):
+    """No fields: a POST button's CSRF token, checked even where the host runs no CSRFProtect."""
+
+
+F = TypeVar("F", bound=FlaskForm)
+EXPIRED_FORM = "The form has expired or came from elsewhere; open the page again."
+
+
+def posted(form_class: type[F]) -> F:
+    """The form of this POST, refused with 400 unless its CSRF token checks out.
+
+    Every POST of the plugin comes through here, so CSRF holds on a host that does not run
+    Flask-WTF's CSRFProtect itself.
+    """
+    form = form_class()
+    if form.meta.csrf and not form[form.meta.csrf_field_name].validate(form):
+        flask.abort(400, EXPIRED_FORM)
+    return form

@@ -28,6 +28,7 @@ from panel_ssl_plugin.web.forms import (
     OrderForm,
     email_choices,
     period_label,
+    posted,
 )
 
 ORDER = "ssl.order"
@@ -184,13 +185,6 @@ def _client(account_id: str) -> tuple[Actor, AccountProfile]:
     return actor, profile
 
 
-def _posted_form() -> OrderForm:
-    form = OrderForm()
-    if form.meta.csrf and not form[form.meta.csrf_field_name].validate(form):
-        flask.abort(400, "The form has expired or came from elsewhere; open the popup again.")
-    return form
-
-
 # --- the views --------------------------------------------------------------------------------
 
 
@@ -205,7 +199,7 @@ def order(account_id: str) -> ResponseReturnValue:
         form = OrderForm()
         form.prefill(profile)
     else:
-        form = _posted_form()
+        form = posted(OrderForm)
     return _step1(account_id, form)
 
 
@@ -214,7 +208,7 @@ def order_contact(account_id: str) -> ResponseReturnValue:
     actor, profile = _client(account_id)
     if flask.request.method == "GET":
         return flask.redirect(flask.url_for(".order", account_id=account_id))
-    form = _posted_form()
+    form = posted(OrderForm)
     action = flask.request.form.get("action", "")
     if action == "submit":
         return _submit(account_id, form, actor, profile)
