@@ -52,6 +52,9 @@ CONTACT_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 30
 FIRST_CHECK = timedelta(minutes=1)
 BATCH_SIZE = 50
 KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
+# States "check status" asks the provider about: pending ones move on, and an issued one may
+# have been revoked or refunded at the provider, which the list must not hide.
+ASKABLE = frozenset({OrderState.PENDING, OrderState.ISSUED})
 IN_FLIGHT = frozenset({"draft", "submitted", "pending"})
 RENEWABLE = frozenset({"issued", "expired"})
 RENEWAL_COPIED = (
@@ -577,11 +580,14 @@ class OrderService:
     # --- checking status -----------------------------------------------------------------------
 
     def check(self, order_id: int, actor: str = "system") -> OrderRecord:
-        """Ask the provider where the order stands now and record the answer."""
+        """Ask the provider where the order stands now and record the answer.
+
+        A submitted order is placed again; a pending or issued one is asked about.
+        """
         order = self.get(order_id)
         if order.status == OrderState.SUBMITTED:
             return self._submit(order, actor)
-        if order.status != OrderState.PENDING or not order.provider_order_id:
+        if order.status not in ASKABLE or not order.provider_order_id:
             return order
         adapter = self.accounts.adapter(order.provider_account_id)
         try:
@@ -637,7 +643,7 @@ class OrderService:
         if status.validation:
             values["validation"] = _tasks_json(status.validation)
         new_state = status.state
-        if new_state == OrderState.ISSUED:
+        if new_state == OrderState.ISSUED and order.status != OrderState.ISSUED:
             problem = self._verify_issued(order, status, adapter)
             if problem:
                 new_state, values["status_detail"] = OrderState.FAILED, problem

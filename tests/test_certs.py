@@ -11,6 +11,7 @@ import io
 import re
 import uuid
 import zipfile
+from collections import Counter
 from urllib.parse import quote
 
 import pytest
@@ -245,9 +246,13 @@ def test_http_validation_shows_what_to_publish_and_validate_now(
     assert "I have published the records — validate now" in page
     assert "Resend approval email" not in page
     details = f"/ssl/certs/{order.id}"
+    before = gogetssl_sim.path_calls.copy()
     answer = text(post(alice, f"{details}/resend-approval", details, follow_redirects=True))
-    # the simulator, like GoGetSSL, has no "validate now" call: its own words are shown
-    assert "This order is not waiting for an approval e-mail." in answer
+    assert "The provider was asked to validate now." in answer
+    # GoGetSSL has no "validate now" call: it finds the file by itself; the status is asked again
+    assert gogetssl_sim.path_calls - before == Counter(
+        {f"/orders/status/{order.provider_order_id}": 1}
+    )
 
 
 def test_cancel_needs_a_reason(runtime, alice, bakery):

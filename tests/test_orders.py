@@ -334,3 +334,20 @@ def test_an_issued_certificate_that_does_not_belong_fails_the_order(
     reason = {"key": "private key", "names": "evil.example", "root": "root certificate"}[flaw]
     assert "refused" in failed.status_detail and reason in failed.status_detail
     assert listener.issued == []
+
+
+def test_check_status_of_an_issued_certificate_asks_the_provider(
+    panel, runtime, gogetssl_id, gogetssl_sim, listener
+):
+    order = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice").order
+    gogetssl_sim.approve(order.provider_order_id)
+    issued = runtime.orders.check(order.id)
+    assert issued.status == "issued"
+    again = runtime.orders.check(order.id)
+    assert (
+        again.certificate == issued.certificate and again.last_checked_at > issued.last_checked_at
+    )
+    gogetssl_sim.set_status(order.provider_order_id, "cancelled", "Refunded on request.")
+    refunded = runtime.orders.check(order.id)
+    assert (refunded.status, refunded.provider_status) == ("cancelled", "cancelled")
+    assert listener.changes[-1] == (order.id, "issued", "cancelled")

@@ -222,6 +222,10 @@ class GoGetSSLProvider(Provider):
         self._api("POST", "/orders/cancel_ssl_order/", {"order_id": ref.order_id, "reason": reason})
 
     def resend_approval(self, ref: ProviderRef) -> None:
+        """E-mail validation: the approval mail again. HTTP/DNS validation: nothing to send;
+        GoGetSSL looks for the published record by itself, so "validate now" asks nothing."""
+        if ref.validation and all(t.method is not DcvMethod.EMAIL for t in ref.validation):
+            return
         self._api("POST", f"/orders/ssl/resend_validation_email/{ref.order_id}")
 
     # --- orders ------------------------------------------------------------------------------

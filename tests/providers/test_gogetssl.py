@@ -418,10 +418,12 @@ def test_resend_approval_sends_the_email_again(provider, gogetssl_sim):
     assert gogetssl_sim.orders[ref.order_id].resends == 1
 
 
-def test_resend_approval_for_dns_validation_is_refused(provider):
+def test_resend_approval_for_dns_validation_asks_nothing(provider, gogetssl_sim):
+    """GoGetSSL finds published records by itself: "validate now" has nothing to send."""
     ref = place(provider, dcv_method=DcvMethod.DNS, approver_email=None)
-    with pytest.raises(ProviderRejected, match="not waiting for an approval e-mail"):
-        provider.resend_approval(ref)
+    before = gogetssl_sim.path_calls.copy()
+    assert provider.resend_approval(ref) is None
+    assert gogetssl_sim.path_calls == before
 
 
 # --- auth -----------------------------------------------------------------------------------------
