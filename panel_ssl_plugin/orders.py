@@ -520,7 +520,7 @@ class OrderService:
         page: int = 1,
         per_page: int = 25,
     ) -> AccountPage:
-        """One page of an account's certificates, each with the renewals made of it."""
+        """One page of an account's certificates, each with every renewal made of it since."""
         page = max(1, page)
         originals, total = self.store.account_orders(
             account_id,
@@ -529,7 +529,8 @@ class OrderService:
             limit=per_page,
             offset=(page - 1) * per_page,
         )
-        rows = [(order, self.store.renewals_of(order.id)) for order in originals]
+        chains = self.store.renewal_chains([order.id for order in originals])
+        rows = [(order, chains[order.id]) for order in originals]
         return AccountPage(rows=rows, total=total, page=page, per_page=per_page)
 
     def renewals(self, order_id: int) -> list[OrderRecord]:

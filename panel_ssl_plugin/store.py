@@ -413,6 +413,24 @@ class Store:
         with self.engine.connect() as conn:
             return [_order(row) for row in conn.execute(query.order_by(orders.c.not_after))]
 
+    def renewal_chains(self, root_ids: list[int]) -> dict[int, list[OrderRecord]]:
+        """Every renewal descending from each root (renewals of renewals too), oldest first.
+
+        One query per generation, not per order, so a page of the list costs a few queries.
+        """
+        chains: dict[int, list[OrderRecord]] = {root: [] for root in root_ids}
+        root_of = {root: root for root in root_ids}
+        generation = list(root_ids)
+        with self.engine.connect() as conn:
+            while generation:
+                query = orders.select().where(orders.c.renewal_of.in_(generation))
+                children = [_order(row) for row in conn.execute(query.order_by(orders.c.id))]
+                for child in children:
+                    root_of[child.id] = root_of[child.renewal_of]
+                    chains[root_of[child.id]].append(child)
+                generation = [child.id for child in children]
+        return chains
+
     def renewals_of(self, order_id: int) -> list[OrderRecord]:
         with self.engine.connect() as conn:
             query = orders.select().where(orders.c.renewal_of == order_id).order_by(orders.c.id)

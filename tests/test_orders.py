@@ -351,3 +351,15 @@ def test_check_status_of_an_issued_certificate_asks_the_provider(
     refunded = runtime.orders.check(order.id)
     assert (refunded.status, refunded.provider_status) == ("cancelled", "cancelled")
     assert listener.changes[-1] == (order.id, "issued", "cancelled")
+
+
+def test_renewals_of_renewals_stay_grouped_under_the_original(panel, runtime, sandbox_id):
+    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    first = runtime.orders.renew(order.id, "alice").order
+    approve_sandbox(panel, runtime, sandbox_id)
+    assert runtime.orders.get(first.id).status == "issued"
+    second = runtime.orders.renew(first.id, "alice").order
+    page = runtime.orders.account_page("1")
+    assert page.total == 1
+    ((original, renewals),) = page.rows
+    assert original.id == order.id and [r.id for r in renewals] == [first.id, second.id]
