@@ -68,6 +68,9 @@ class _Bridge:
             self._hook.host_publish_http_challenge(domain=domain, token=token, content=content)
         )
 
+    def publish_http_file(self, domain: str, path: str, content: str) -> bool:
+        return bool(self._hook.host_publish_http_file(domain=domain, path=path, content=content))
+
     def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
         return bool(
             self._hook.host_publish_dns_record(

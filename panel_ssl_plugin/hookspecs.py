@@ -369,6 +369,25 @@ def host_publish_http_challenge(domain: str, token: str, content: str) -> bool |
 
 
 @hookspec(firstresult=True)
+def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
+    """Serve ``content`` at ``http://<domain>/<path>``, e.g. ``.well-known/pki-validation/X.txt``.
+
+    Called by the SSL plugin when a commercial provider (GoGetSSL, Sectigo) validates by HTTP
+    file and the host owns the site's document root. Return ``True`` once it is served; return
+    ``None`` and the plugin shows the user which file to upload instead.
+
+    Example::
+
+        @hookimpl
+        def host_publish_http_file(domain, path, content):
+            target = docroot(domain) / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            return True
+    """
+
+
+@hookspec(firstresult=True)
 def host_publish_dns_record(domain: str, name: str, record_type: str, value: str) -> bool | None:
     """Create the DNS record ``name`` of ``record_type`` (``TXT`` or ``CNAME``) with ``value``.
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pluggy
 
@@ -29,6 +30,7 @@ from panel_ssl_plugin.providers.base import (
     Product,
     Provider,
     ProviderError,
+    ProviderHost,
     ProviderRef,
     ProviderRejected,
     ProviderStatus,
@@ -193,6 +195,26 @@ def _task(values: dict[str, Any]) -> ValidationTask:
     return ValidationTask(**{**values, "method": DcvMethod(values["method"])})
 
 
+def publish_tasks(
+    host: ProviderHost, tasks: tuple[ValidationTask, ...]
+) -> tuple[ValidationTask, ...]:
+    """Hand every HTTP file and DNS record still to publish to the host, whatever the provider.
+
+    A host that owns the site's docroot or DNS zone then validates without the user lifting a
+    finger; one that cannot leaves the task unpublished, and the details page shows it.
+    """
+    return tuple(replace(task, published=task.published or _publish(host, task)) for task in tasks)
+
+
+def _publish(host: ProviderHost, task: ValidationTask) -> bool:
+    if task.method == DcvMethod.HTTP:
+        path = urlsplit(task.location).path.lstrip("/")
+        return host.publish_http_file(task.domain, path, task.value)
+    if task.method == DcvMethod.DNS:
+        return host.publish_dns_record(task.domain, task.location, task.record_type, task.value)
+    return False
+
+
 def _tasks_json(tasks: tuple[ValidationTask, ...]) -> list[dict[str, Any]]:
     return [{**asdict(t), "method": str(t.method)} for t in tasks]
 
@@ -277,6 +299,7 @@ class OrderService:
             raise OrderRejected(str(error), rejected) from error
         except ProviderError as error:
             return self._retry_later(order, actor, error, now)
+        ref = replace(ref, validation=publish_tasks(adapter.host, ref.validation))
         placed = self.store.update_order(
             order, actor, "placed", f"provider order {ref.order_id}",
             status=OrderState.PENDING, provider_order_id=ref.order_id, provider_data=ref.data,

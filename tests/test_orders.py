@@ -363,3 +363,20 @@ def test_renewals_of_renewals_stay_grouped_under_the_original(panel, runtime, sa
     assert page.total == 1
     ((original, renewals),) = page.rows
     assert original.id == order.id and [r.id for r in renewals] == [first.id, second.id]
+
+
+def test_validation_files_go_to_a_host_that_serves_the_site(panel, runtime, gogetssl_id):
+    """HTTP DCV: the minipanel serves the file itself; DNS DCV: it runs no zone, the user does."""
+    http = runtime.orders.place(
+        draft(gogetssl_id, product_id="71", dcv_method="http", approver_email=""), "alice"
+    ).order
+    (task,) = http.validation
+    assert task["published"] is True
+    path = task["location"].split("/", 3)[3]
+    assert path.startswith(".well-known/pki-validation/")
+    assert panel.test_client().get(f"/{path}").text == task["value"]
+
+    dns = runtime.orders.place(
+        draft(gogetssl_id, product_id="71", dcv_method="dns", approver_email=""), "alice"
+    ).order
+    assert [t["published"] for t in dns.validation] == [False]

@@ -202,9 +202,9 @@ def _register_routes(app: flask.Flask, db: PanelDB, pm: pluggy.PluginManager) ->
     def outbox():
         return flask.render_template("minipanel/outbox.html", mails=db.mails())
 
-    @app.get("/.well-known/acme-challenge/<token>")
-    def acme_challenge(token: str):
-        content = db.challenge(token)
+    @app.get("/.well-known/<path:rest>")
+    def well_known(rest: str):
+        content = db.published_file(f".well-known/{rest}")
         if content is None:
             flask.abort(404)
         return flask.Response(content, mimetype="text/plain")

@@ -64,10 +64,11 @@ outbox = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 
-http_challenges = sa.Table(
-    "mp_http_challenges",
+# Files under /.well-known/ the panel serves for its sites: ACME tokens, pki-validation files.
+well_known = sa.Table(
+    "mp_well_known",
     metadata,
-    sa.Column("token", sa.String(200), primary_key=True),
+    sa.Column("path", sa.String(300), primary_key=True),
     sa.Column("domain", sa.String(253), nullable=False),
     sa.Column("content", sa.Text, nullable=False),
 )
@@ -185,16 +186,15 @@ class PanelDB:
         with self.engine.connect() as conn:
             return list(conn.execute(outbox.select().order_by(outbox.c.id.desc()).limit(limit)))
 
-    def publish_challenge(self, domain: str, token: str, content: str) -> None:
+    def publish_file(self, domain: str, path: str, content: str) -> None:
+        """Serve ``content`` at ``/<path>`` (under .well-known/), replacing what was there."""
         with self.engine.begin() as conn:
-            conn.execute(http_challenges.delete().where(http_challenges.c.token == token))
-            conn.execute(
-                http_challenges.insert().values(token=token, domain=domain, content=content)
-            )
+            conn.execute(well_known.delete().where(well_known.c.path == path))
+            conn.execute(well_known.insert().values(path=path, domain=domain, content=content))
 
-    def challenge(self, token: str) -> str | None:
+    def published_file(self, path: str) -> str | None:
         with self.engine.connect() as conn:
-            query = sa.select(http_challenges.c.content).where(http_challenges.c.token == token)
+            query = sa.select(well_known.c.content).where(well_known.c.path == path)
             return conn.execute(query).scalar_one_or_none()
 
     # certificates the SSL plugin reported issued

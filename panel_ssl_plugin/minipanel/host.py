@@ -91,7 +91,11 @@ class MiniPanelHost:
 
     @hookimpl
     def host_publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
-        self.db.publish_challenge(domain, token, content)
+        return self.host_publish_http_file(domain, f".well-known/acme-challenge/{token}", content)
+
+    @hookimpl
+    def host_publish_http_file(self, domain: str, path: str, content: str) -> bool:
+        self.db.publish_file(domain, path.lstrip("/"), content)
         return True
 
     @hookimpl

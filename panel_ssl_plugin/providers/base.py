@@ -210,6 +210,9 @@ class ProviderHost(Protocol):
     def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
         """Ask the host to publish a DNS record; False when it cannot."""
 
+    def publish_http_file(self, domain: str, path: str, content: str) -> bool:
+        """Ask the host to serve a validation file at http://domain/path; False when it cannot."""
+
     def save_settings(self, settings: dict[str, Any]) -> None:
         """Persist the adapter's settings (encrypted), e.g. a newly registered ACME account."""
 

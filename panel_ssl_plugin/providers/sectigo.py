@@ -34,9 +34,9 @@ marked *unverified* could not be confirmed against Sectigo's own pages:
   ``http://<domain>/.well-known/pki-validation/<MD5>.txt`` holding the lines SHA-256,
   ``sectigo.com`` and uniqueValue; CNAME ``_<MD5>.<domain>`` pointing to
   ``<SHA-256 first 32>.<SHA-256 last 32>.<uniqueValue>.sectigo.com``. A wildcard name is
-  validated on the name without ``*.``. CNAME records are offered to the host
-  (``publish_dns_record``); HTTP files are not, since the host's hook serves only
-  ``/.well-known/acme-challenge/``: they are shown to the user.
+  validated on the name without ``*.``. The order service offers both to the host
+  (``publish_http_file``, ``publish_dns_record``) and shows the user what the host could not
+  publish.
 * The order's contact becomes the applicant representative (``appRep*``) and
   ``contactEmailAddress``; its address, city and postal code are also the organization's address
   (*unverified* field names ``streetAddress1``, ``localityName``, ``postalCode``).
@@ -516,24 +516,12 @@ class SectigoProvider(Provider):
     # --- helpers -------------------------------------------------------------------------------
 
     def _tasks(self, csr: str, data: dict[str, Any]) -> tuple[ValidationTask, ...]:
-        """What the user (or the host) must do to prove control; CNAMEs go to the host first."""
+        """What the user (or the host) must do to prove control."""
         method = DcvMethod(data["dcvMethod"])
         domains = validation_domains(data["domainNames"][0], data["domainNames"][1:])
         if method is DcvMethod.EMAIL:
             return (ValidationTask(domains[0], method, data["dcvEmailAddress"]),)
-        tasks = csr_hash_tasks(method, csr, domains, data["uniqueValue"])
-        return tuple(self._publish(task) for task in tasks)
-
-    def _publish(self, task: ValidationTask) -> ValidationTask:
-        """CNAMEs can be handed to a host that runs the zone. HTTP files cannot: the host hook
-        only serves /.well-known/acme-challenge/, and Sectigo reads /.well-known/pki-validation/.
-        """
-        if task.method is not DcvMethod.DNS:
-            return task
-        published = bool(
-            self.host.publish_dns_record(task.domain, task.location, task.record_type, task.value)
-        )
-        return dataclasses.replace(task, published=published)
+        return tuple(csr_hash_tasks(method, csr, domains, data["uniqueValue"]))
 
     @staticmethod
     def _detail(reply: Reply) -> str:
