@@ -46,11 +46,17 @@ def require(action: str, account_id: str | None = None) -> Actor:
     Every view calls this before it reads or writes anything. The host's answer is final, and
     no answer at all means no.
     """
-    pm = current_runtime().pm
-    actor = pm.hook.host_current_actor()
+    actor = current_runtime().pm.hook.host_current_actor()
     if actor is None:
         flask.abort(401)
-    allowed = pm.hook.host_permission_allowed(actor=actor, action=action, account_id=account_id)
-    if allowed is not True:
+    if not allowed(actor, action, account_id):
         flask.abort(403)
     return actor
+
+
+def allowed(actor: Actor, action: str, account_id: str | None) -> bool:
+    """The host's answer for ``actor``; only an explicit True allows."""
+    pm = current_runtime().pm
+    return (
+        pm.hook.host_permission_allowed(actor=actor, action=action, account_id=account_id) is True
+    )

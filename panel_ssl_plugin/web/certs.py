@@ -47,7 +47,7 @@ from panel_ssl_plugin.orders import (
 )
 from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, OrderState, ProviderError
 from panel_ssl_plugin.store import EventRecord, OrderRecord, utcnow
-from panel_ssl_plugin.web import current_runtime, require
+from panel_ssl_plugin.web import allowed, current_runtime, require
 from panel_ssl_plugin.web.forms import (
     DCV_LABELS,
     IDEMPOTENCY_KEY,
@@ -168,14 +168,6 @@ def _order(order_id: int, action: str) -> tuple[OrderRecord, Actor]:
     except OrderNotFound:
         flask.abort(404)
     return order, require(action, order.account_id)
-
-
-def _may(actor: Actor, action: str, account_id: str) -> bool:
-    """Whether to offer a button at all; the view behind it asks again with ``require``."""
-    pm = current_runtime().pm
-    return (
-        pm.hook.host_permission_allowed(actor=actor, action=action, account_id=account_id) is True
-    )
 
 
 def _here() -> str:
@@ -467,7 +459,7 @@ def _details(order: OrderRecord, actor: Actor, tab: str, key_pem: str = "") -> s
         if order.status == OrderState.PENDING
         else "",
         can_cancel=order.status in IN_FLIGHT,
-        may_order=_may(actor, ORDER, order.account_id),
+        may_order=allowed(actor, ORDER, order.account_id),
         events=_events(runtime.orders.events(order.id)),
         downloads=_downloads(order),
         key_pem=key_pem,
