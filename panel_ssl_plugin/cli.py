@@ -14,7 +14,12 @@ import pluggy
 
 from panel_ssl_plugin import hookspecs, schema
 from panel_ssl_plugin.hookspecs import hookimpl
-from panel_ssl_plugin.minipanel.app import create_app, make_plugin_manager, open_host
+from panel_ssl_plugin.minipanel.app import (
+    create_app,
+    make_plugin_manager,
+    open_host,
+    start_ticker,
+)
 from panel_ssl_plugin.minipanel.demo import prepare_demo
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, RenewalRefused
 from panel_ssl_plugin.providers.base import ProviderError
@@ -22,6 +27,7 @@ from panel_ssl_plugin.runtime import HostMisconfigured, runtime_for
 from panel_ssl_plugin.store import make_engine
 
 DEFAULT_DEMO_DB = "sqlite:///panel-ssl-demo.db"
+TICK_SECONDS = 30.0  # the demo polls pending orders this often, as a host's cron would
 REFUSALS = (OrderNotFound, OrderRejected, RenewalRefused, ProviderError, HostMisconfigured)
 
 database_option = click.option(
@@ -81,14 +87,16 @@ def history() -> None:
 def demo(port: int, database_url: str) -> None:
     """Run the minipanel with this plugin and the sandbox provider, seeded with demo users."""
     schema.upgrade(database_url)
-    app = create_app({"DATABASE_URL": database_url, "DEMO": True})
+    public_url = f"http://127.0.0.1:{port}"
+    app = create_app({"DATABASE_URL": database_url, "DEMO": True, "PUBLIC_URL": public_url})
     prepare_demo(app)
+    start_ticker(app.extensions["hosting_panel"], TICK_SECONDS)
     location = database_url
     if database_url.startswith("sqlite:///"):
         location = str(Path(database_url.removeprefix("sqlite:///")).resolve())
     click.echo(f"Database: {location}")
     click.echo("Demo users (password = user name): admin, alice, bob")
-    click.echo(f"MiniPanel: http://127.0.0.1:{port}/")
+    click.echo(f"MiniPanel: {public_url}/  (pending orders are checked every {TICK_SECONDS:g} s)")
     app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from panel_ssl_plugin.hookspecs import Actor
+from panel_ssl_plugin.minipanel.app import start_ticker
 from panel_ssl_plugin.minipanel.db import clients
+from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.runtime import runtime_for
 
 from .conftest import csrf_token
 
@@ -64,8 +73,6 @@ def test_admin_area_refused_to_resellers(as_user):
 
 def test_permission_hook(app):
     pm = app.extensions["hosting_panel"]
-    from panel_ssl_plugin.hookspecs import Actor
-
     alice_client, bob_client = client_ids(app, "alice")[0], client_ids(app, "bob")[0]
     alice = Actor("2", "Alice", "reseller")
     allowed = pm.hook.host_permission_allowed
@@ -95,3 +102,35 @@ def test_outbox_and_http_challenges(app, as_user, client):
     pm.hook.host_publish_http_challenge(domain="d.example", token="tok", content="tok.thumb")
     assert client.get("/.well-known/acme-challenge/tok").text == "tok.thumb"
     assert client.get("/.well-known/acme-challenge/other").status_code == 404
+
+
+def test_the_ticker_polls_due_orders(app):
+    """The demo's scheduler: panel_tick runs by itself and moves due orders on."""
+    pm = app.extensions["hosting_panel"]
+    orders = runtime_for(pm).orders
+    account = runtime_for(pm).accounts.all()[0].id
+    order = orders.place(
+        OrderDraft(
+            account_id="1", provider_account_id=account, product_id="dv-single",
+            period_months=12, server_type="nginx", domain="tick.example.com",
+            dcv_method="email", idempotency_key=uuid.uuid4().hex,
+            approver_email="admin@tick.example.com",
+            contact={"first_name": "A", "last_name": "B", "email": "a@b.example"},
+        ),
+        "alice",
+    ).order  # fmt: skip
+    token = re.search(r"/callback/(\S+)", app.extensions["minipanel"].mails()[0].body).group(1)
+    _, data = runtime_for(pm).accounts.adapter(account).handle_callback(token)
+    orders.store.update_order(
+        order, "test", "approved", provider_data={**order.provider_data, **data},
+        next_check_at=datetime.now(UTC) - timedelta(seconds=1),
+    )  # fmt: skip
+    stop = start_ticker(pm, 0.05)
+    try:
+        for _ in range(100):
+            if orders.get(order.id).status == "issued":
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+    assert orders.get(order.id).status == "issued"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import flask
@@ -23,6 +25,7 @@ from panel_ssl_plugin.minipanel.host import MiniPanelHost
 from panel_ssl_plugin.store import make_engine
 
 csrf = CSRFProtect()
+log = logging.getLogger(__name__)
 log = logging.getLogger(__name__)
 # what the minipanel's billing sells a renewal for: (months, label)
 RENEWAL_PERIODS = ((12, "1 year"), (24, "2 years"), (36, "3 years"))
@@ -53,6 +56,25 @@ def open_host(
     db.create_tables()
     keys = secret_keys or [db.setting("fernet_key", Vault.generate_key)]
     return MiniPanelHost(db, keys, public_url or "http://127.0.0.1:8000")
+
+
+def start_ticker(pm: pluggy.PluginManager, seconds: float) -> threading.Event:
+    """The host's scheduler: ``panel_tick`` every ``seconds`` in a daemon thread.
+
+    A real panel has cron or a job queue for this; the demo needs pending orders to move on by
+    themselves all the same. Set the returned event to stop it.
+    """
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(seconds):
+            try:
+                pm.hook.panel_tick(pm=pm, now=datetime.now(UTC))
+            except Exception:
+                log.exception("panel_tick failed; trying again in %s s", seconds)
+
+    threading.Thread(target=tick, name="minipanel-tick", daemon=True).start()
+    return stop
 
 
 def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
