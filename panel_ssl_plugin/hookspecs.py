@@ -55,6 +55,11 @@ class Actor:
     name: str
     role: str
 
+    @property
+    def audit_name(self) -> str:
+        """How the order history names this actor: readable, and unique by the id."""
+        return f"{self.name} (#{self.id})"
+
 
 @dataclass(frozen=True)
 class PopupSize:

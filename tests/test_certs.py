@@ -348,7 +348,7 @@ def test_reveal_key_is_shown_once_and_audited(app, runtime, alice, bakery):
     shown = re.search(r'data-testid="private-key">([^<]+)<', response.text).group(1)
     assert keys.key_from_pem(shown)
     events = [(e.event, e.actor) for e in runtime.orders.events(order.id)]
-    assert ("key_revealed", "2") in events  # alice's user id
+    assert ("key_revealed", "Alice Reseller (#2)") in events
     assert "-----BEGIN PRIVATE KEY-----" not in alice.get(details).text
 
 

@@ -488,7 +488,7 @@ def check_status(order_id: int) -> Response:
     posted(ButtonForm)
     domain = names.display_domain(order.domain)
     try:
-        checked = current_runtime().orders.check(order.id, actor.id)
+        checked = current_runtime().orders.check(order.id, actor.audit_name)
     except OrderRejected as error:
         return _flash_back(
             f"{domain}: the provider refused the order: {error}", "error", _list_url(order)
@@ -518,7 +518,7 @@ def resend(order_id: int) -> Response:
     order, actor = _order(order_id, ORDER)
     posted(ButtonForm)
     try:
-        updated = current_runtime().orders.resend_approval(order.id, actor.id)
+        updated = current_runtime().orders.resend_approval(order.id, actor.audit_name)
     except OrderRejected as error:
         return _flash_back(str(error), "error", _details_url(order))
     done = (
@@ -535,7 +535,7 @@ def cancel(order_id: int) -> Response:
     if not form.validate():
         return _flash_back("Say why the order is cancelled.", "error", _details_url(order))
     try:
-        current_runtime().orders.cancel(order.id, actor.id, form.reason.data.strip())
+        current_runtime().orders.cancel(order.id, actor.audit_name, form.reason.data.strip())
     except OrderRejected as error:
         return _flash_back(str(error), "error", _details_url(order))
     message = f"The order for {names.display_domain(order.domain)} is cancelled."
@@ -547,7 +547,7 @@ def reveal_key(order_id: int) -> ResponseReturnValue:
     order, actor = _order(order_id, ORDER)
     posted(ButtonForm)
     try:
-        key_pem = current_runtime().orders.reveal_key(order.id, actor.id)
+        key_pem = current_runtime().orders.reveal_key(order.id, actor.audit_name)
     except DownloadRefused as error:
         return _flash_back(str(error), "error", _details_url(order, "certificate"))
     response = flask.make_response(_details(order, actor, "certificate", key_pem))
@@ -573,7 +573,9 @@ def download_secret(order_id: int, fmt: str) -> Response:
 
 def _download(order: OrderRecord, actor: Actor, fmt: str, password: str) -> Response:
     try:
-        made: Download = current_runtime().orders.download(order.id, fmt, actor.id, password)
+        made: Download = current_runtime().orders.download(
+            order.id, fmt, actor.audit_name, password
+        )
     except DownloadRefused as error:
         return _flash_back(str(error), "error", _details_url(order, "certificate"))
     response = flask.send_file(
@@ -604,7 +606,7 @@ def renew(order_id: int) -> ResponseReturnValue:
     try:
         placed = current_runtime().orders.renew(
             order.id,
-            actor.id,
+            actor.audit_name,
             period_months=form.period_months.data,
             idempotency_key=form.idempotency_key.data,
         )

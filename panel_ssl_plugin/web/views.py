@@ -349,7 +349,7 @@ def _submit(
     if form.key_source.data == "csr" and not (form.csr.data or "").strip():
         return _step2(account_id, form, profile, errors={"csr": PASTE_CSR})
     try:
-        placed = current_runtime().orders.place(form.draft(account_id), actor.id)
+        placed = current_runtime().orders.place(form.draft(account_id), actor.audit_name)
     except OrderInvalid as error:
         return _invalid(account_id, form, profile, error.errors)
     except OrderRejected as error:
