@@ -228,6 +228,22 @@ def test_step1_is_prefilled_from_the_client(alice, bakery):
     assert 'name="provider_account_id" value=' in page  # one account: no choice shown
 
 
+def test_order_again_starts_from_an_earlier_order(alice, bakery, runtime, as_user):
+    """Cancel-and-reorder: a typo'd order is cancelled and ordered again, values kept."""
+    response = submit(alice, bakery, {"unit": "Web team", "server_type": "iis"})
+    assert response.status_code == 200, response.text
+    (first,) = all_orders(runtime)
+    runtime.orders.cancel(first.id, "alice", "typo in the domain")
+    values = FormReader(alice.get(f"{step1_url(bakery)}?from={first.id}").text).values
+    assert values["domain"] == DOMAIN and values["approver_email"] == APPROVER
+    assert (values["unit"], values["server_type"]) == ("Web team", "iis")
+    assert values["idempotency_key"] != first.idempotency_key
+    assert as_user("bob").get(f"{step1_url(bakery)}?from={first.id}").status_code == 403
+    other_client = str(int(bakery) + 1)
+    foreign = FormReader(alice.get(f"{step1_url(other_client)}?from={first.id}").text).values
+    assert foreign["domain"] == ""  # another client's order is never a template
+
+
 def test_every_popup_gets_its_own_idempotency_key(alice, bakery):
     first, second = (FormReader(alice.get(step1_url(bakery)).text).values for _ in range(2))
     assert first["idempotency_key"] != second["idempotency_key"]

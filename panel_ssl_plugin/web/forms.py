@@ -32,6 +32,7 @@ from panel_ssl_plugin import keys, names
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
 from panel_ssl_plugin.orders import OrderDraft
 from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, Product
+from panel_ssl_plugin.store import OrderRecord
 
 DEFAULT_PERIOD = 12
 DEFAULT_SERVER_TYPE = "apache"
@@ -162,6 +163,26 @@ class OrderForm(FlaskForm):
         self.organization.data = profile.organization
         self.state.data = profile.state
         self.country.data = profile.country.upper()
+        self.idempotency_key.data = new_idempotency_key()
+
+    def prefill_from(self, order: OrderRecord) -> None:
+        """A popup to order again what an earlier order asked for (a cancelled typo, a refusal).
+
+        Everything but the key: the new order gets its own key pair and idempotency key.
+        """
+        self.provider_account_id.data = order.provider_account_id
+        self.domain.data = names.display_domain(order.domain)
+        self.sans.data = "\n".join(names.display_domain(n) for n in order.sans)
+        self.period_months.data = order.period_months
+        self.server_type.data = order.server_type
+        self.product_id.data = order.product_id
+        self.addons.data = list(order.addons)
+        self.dcv_method.data = order.dcv_method
+        self.approver_email.data = order.approver_email or ""
+        for name in ("organization", "unit", "state", "country"):
+            getattr(self, name).data = getattr(order, name)
+        for name in CONTACT_FIELDS:
+            getattr(self, f"contact_{name}").data = order.contact.get(name, "")
         self.idempotency_key.data = new_idempotency_key()
 
     def has_valid_key(self) -> bool:

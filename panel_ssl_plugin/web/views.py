@@ -17,8 +17,9 @@ from flask.typing import ResponseReturnValue
 from panel_ssl_plugin import names
 from panel_ssl_plugin.accounts import ProviderAccount
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor
-from panel_ssl_plugin.orders import OrderInvalid, OrderRejected, Placed
+from panel_ssl_plugin.orders import OrderInvalid, OrderNotFound, OrderRejected, Placed
 from panel_ssl_plugin.providers.base import DcvMethod, OrderState, Product, ProviderError
+from panel_ssl_plugin.store import OrderRecord
 from panel_ssl_plugin.web import URL_PREFIX, current_runtime, require
 from panel_ssl_plugin.web.forms import (
     CONTACT_FIELDS,
@@ -198,9 +199,24 @@ def order(account_id: str) -> ResponseReturnValue:
     if flask.request.method == "GET":
         form = OrderForm()
         form.prefill(profile)
+        earlier = _earlier_order(account_id)
+        if earlier is not None:
+            form.prefill_from(earlier)
     else:
         form = posted(OrderForm)
     return _step1(account_id, form)
+
+
+def _earlier_order(account_id: str) -> OrderRecord | None:
+    """``?from=<order id>``: an order of this client to start from ("order again")."""
+    order_id = flask.request.args.get("from", type=int)
+    if order_id is None:
+        return None
+    try:
+        order = current_runtime().orders.get(order_id)
+    except OrderNotFound:
+        return None
+    return order if order.account_id == account_id else None
 
 
 def order_contact(account_id: str) -> ResponseReturnValue:
