@@ -1,4 +1,4 @@
-"""The order service: place, check, renew and cancel orders. No Flask in here.
+"""The order service: place, check, renew, reissue and cancel orders. No Flask in here.
 
 Web views, the CLI and the host's event hooks all come through this module, so an order behaves
 the same wherever it is touched. Every state change is one transaction with its audit event
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -59,10 +60,12 @@ KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
 ASKABLE = frozenset({OrderState.PENDING, OrderState.ISSUED})
 IN_FLIGHT = frozenset({"draft", "submitted", "pending"})
 RENEWABLE = frozenset({"issued", "expired"})
-RENEWAL_COPIED = (
+REISSUABLE = frozenset({"issued"})
+# what a renewal or a reissue takes over from the order it follows; each changes what it must
+FOLLOW_UP_COPIED = (
     "account_id", "provider_account_id", "product_id", "product_name", "addons", "domain",
-    "sans", "server_type", "dcv_method", "approver_email", "organization", "unit", "state",
-    "country", "contact", "key_type", "csr", "private_key_encrypted",
+    "sans", "period_months", "server_type", "dcv_method", "approver_email", "organization",
+    "unit", "state", "country", "contact", "key_type", "csr", "private_key_encrypted",
 )  # fmt: skip
 MAX_BACKOFF = timedelta(hours=6)
 
@@ -76,7 +79,8 @@ class OrderInvalid(ValueError):
 
 
 class OrderRejected(Exception):
-    """The provider refused the order; the draft is kept so the user can fix and resubmit."""
+    """The provider refused the order. A new order's draft is kept so the user can fix and
+    resubmit; a renewal or reissue has no form to go back to, so it fails."""
 
     def __init__(self, message: str, order: OrderRecord):
         super().__init__(message)
@@ -87,17 +91,44 @@ class OrderNotFound(LookupError):
     pass
 
 
-class RenewalRefused(Exception):
-    """A renewal cannot be made now; ``str(error)`` says why to the person who asked."""
+class FollowUpRefused(Exception):
+    """A renewal or reissue cannot be made now; ``str(error)`` says why to the person who asked.
+
+    ``order`` is the follow-up the provider refused, when it got that far.
+    """
 
     def __init__(self, message: str, order: OrderRecord | None = None):
         super().__init__(message)
         self.order = order
 
 
+class RenewalRefused(FollowUpRefused):
+    """A renewal cannot be made now."""
+
+
+class ReissueRefused(FollowUpRefused):
+    """A reissue cannot be made now."""
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What tells the two kinds of follow-up order apart; everything else they share."""
+
+    link: str  # the column naming the order followed
+    noun: str
+    done: str
+    of_states: frozenset[str]  # the states of an order that may be followed up this way
+    refused: type[FollowUpRefused]
+
+
+RENEWAL = FollowUp("renewal_of", "renewal", "renewed", RENEWABLE, RenewalRefused)
+REISSUE = FollowUp("reissue_of", "reissue", "reissued", REISSUABLE, ReissueRefused)
+
+
 @dataclass(frozen=True)
 class AccountPage:
-    """A page of the List SSL Certs popup: (order, its renewals) rows and where we are."""
+    """A page of the List SSL Certs popup: (order, its renewals and reissues) rows and where
+    we are."""
 
     rows: list[tuple[OrderRecord, list[OrderRecord]]]
     total: int
@@ -219,6 +250,31 @@ def _tasks_json(tasks: tuple[ValidationTask, ...]) -> list[dict[str, Any]]:
     return [{**asdict(t), "method": str(t.method)} for t in tasks]
 
 
+def in_flight(follow_ups: Iterable[OrderRecord], kind: FollowUp) -> OrderRecord | None:
+    """The first of ``follow_ups`` of this kind that is not settled yet: it blocks another."""
+    return next(
+        (f for f in follow_ups if getattr(f, kind.link) is not None and f.status in IN_FLIGHT),
+        None,
+    )
+
+
+def _copied(order: OrderRecord) -> dict[str, Any]:
+    return {name: getattr(order, name) for name in FOLLOW_UP_COPIED}
+
+
+def _new_key_and_csr(key_type: str, values: dict[str, Any]) -> tuple[str, str]:
+    """A new private key (PEM) and a CSR for the order's names and subject in ``values``."""
+    key = keys.generate_key(key_type)
+    subject = keys.Subject(
+        common_name=values["domain"],
+        organization=values["organization"],
+        unit=values["unit"],
+        state=values["state"],
+        country=values["country"],
+    )
+    return keys.key_to_pem(key), keys.make_csr(key, subject, values["sans"])
+
+
 class OrderService:
     """Orders of one host."""
 
@@ -284,17 +340,12 @@ class OrderService:
     def _submit(self, order: OrderRecord, actor: str, now: datetime | None = None) -> OrderRecord:
         now = now or utcnow()
         adapter = self.accounts.adapter(order.provider_account_id)
-        request = self._request(order)
         try:
-            if order.renewal_of is not None:
-                previous = self.store.order(order.renewal_of)
-                ref = adapter.renew(request, to_ref(previous))
-            else:
-                ref = adapter.place_order(request)
+            ref = self._send(adapter, order)
         except ProviderRejected as error:
+            state = OrderState.DRAFT if order.follows is None else OrderState.FAILED
             rejected = self.store.update_order(
-                order, actor, "rejected", str(error), status=OrderState.DRAFT,
-                status_detail=str(error),
+                order, actor, "rejected", str(error), status=state, status_detail=str(error),
             )  # fmt: skip
             raise OrderRejected(str(error), rejected) from error
         except ProviderError as error:
@@ -308,6 +359,15 @@ class OrderService:
         )  # fmt: skip
         self._notify_status(placed, OrderState.SUBMITTED)
         return placed
+
+    def _send(self, adapter: Provider, order: OrderRecord) -> ProviderRef:
+        """Hand the order to the provider by the call that fits it. The poller retries through
+        here too, so a reissue or renewal waiting for its provider is never placed as new."""
+        if order.reissue_of is not None:
+            return adapter.reissue(to_ref(self.get(order.reissue_of)), order.csr)
+        if order.renewal_of is not None:
+            return adapter.renew(self._request(order), to_ref(self.get(order.renewal_of)))
+        return adapter.place_order(self._request(order))
 
     def _retry_later(
         self, order: OrderRecord, actor: str, error: ProviderError, now: datetime
@@ -487,15 +547,7 @@ class OrderService:
             except keys.InvalidMaterial as error:
                 raise OrderInvalid({"csr": str(error)}) from error
             return None, draft.csr.strip() + "\n"
-        key = keys.generate_key(draft.key_type)
-        subject = keys.Subject(
-            common_name=values["domain"],
-            organization=values["organization"],
-            unit=values["unit"],
-            state=values["state"],
-            country=values["country"],
-        )
-        return keys.key_to_pem(key), keys.make_csr(key, subject, values["sans"])
+        return _new_key_and_csr(draft.key_type, values)
 
     def _request(self, order: OrderRecord) -> OrderRequest:
         contact = order.contact
@@ -543,7 +595,8 @@ class OrderService:
         page: int = 1,
         per_page: int = 25,
     ) -> AccountPage:
-        """One page of an account's certificates, each with every renewal made of it since."""
+        """One page of an account's certificates, each with every renewal and reissue made of
+        it since."""
         page = max(1, page)
         originals, total = self.store.account_orders(
             account_id,
@@ -552,13 +605,24 @@ class OrderService:
             limit=per_page,
             offset=(page - 1) * per_page,
         )
-        chains = self.store.renewal_chains([order.id for order in originals])
+        chains = self.store.follow_up_chains([order.id for order in originals])
         rows = [(order, chains[order.id]) for order in originals]
         return AccountPage(rows=rows, total=total, page=page, per_page=per_page)
 
+    def follow_ups(self, order_id: int) -> list[OrderRecord]:
+        """The renewals and reissues made of an order, oldest first."""
+        return self.store.follow_ups_of(order_id)
+
     def renewals(self, order_id: int) -> list[OrderRecord]:
         """The renewals made of an order, oldest first."""
-        return self.store.renewals_of(order_id)
+        return self._follow_ups(order_id, RENEWAL)
+
+    def reissues(self, order_id: int) -> list[OrderRecord]:
+        """The reissues made of an order, oldest first."""
+        return self._follow_ups(order_id, REISSUE)
+
+    def _follow_ups(self, order_id: int, kind: FollowUp) -> list[OrderRecord]:
+        return [f for f in self.follow_ups(order_id) if getattr(f, kind.link) == order_id]
 
     def events(self, order_id: int) -> list[EventRecord]:
         """The order's audit trail, oldest first."""
@@ -606,12 +670,13 @@ class OrderService:
     def check(self, order_id: int, actor: str = "system") -> OrderRecord:
         """Ask the provider where the order stands now and record the answer.
 
-        A submitted order is placed again; a pending or issued one is asked about.
+        A submitted order is placed again; a pending or issued one is asked about, unless a
+        reissue has taken over its provider order.
         """
         order = self.get(order_id)
         if order.status == OrderState.SUBMITTED:
             return self._submit(order, actor)
-        if order.status not in ASKABLE or not order.provider_order_id:
+        if order.status not in ASKABLE or not order.provider_order_id or self._superseded(order):
             return order
         adapter = self.accounts.adapter(order.provider_account_id)
         try:
@@ -619,6 +684,20 @@ class OrderService:
         except ProviderError as error:
             answer = error
         return self._record_answer(order, answer, actor, adapter)
+
+    def _superseded(self, order: OrderRecord) -> bool:
+        """Whether a reissue that kept this order's provider order id answers for it now.
+
+        GoGetSSL and Sectigo reissue under the same id: asking about the reissued order would
+        pour the reissue's pending state onto a certificate that is still valid, and then fail
+        it when the new certificate does not match the old key.
+        """
+        if order.status != OrderState.ISSUED:
+            return False
+        newest = self.store.order_by_provider_ref(
+            order.provider_account_id, order.provider_order_id
+        )
+        return newest is not None and newest.id != order.id
 
     def _record_answer(
         self,
@@ -701,7 +780,7 @@ class OrderService:
             return f"The issued certificate was refused: {error}"
         return ""
 
-    # --- renewing -------------------------------------------------------------------------------
+    # --- renewing and reissuing ----------------------------------------------------------------
 
     def renew(
         self,
@@ -718,44 +797,98 @@ class OrderService:
         certificate being renewed and its end date, so every request to renew this certificate
         (a double click, the billing event delivered twice, at once) makes one renewal.
         """
-        order = self.get(order_id)
-        if order.status not in RENEWABLE:
-            raise RenewalRefused(
-                f"Only issued certificates can be renewed; this one is {order.status}."
-            )
+        order = self._followable(order_id, RENEWAL)
         key = idempotency_key or f"renew:{order.id}:{order.not_after:%Y%m%d%H%M%S}"
-        in_flight = self._renewal_in_flight(order)
-        if in_flight is not None:
-            if in_flight.idempotency_key == key:
-                return Placed(in_flight, duplicate=True)
-            raise RenewalRefused(
-                f"A renewal of this certificate is already in progress (order {in_flight.id}, "
-                f"{in_flight.status})."
-            )
+        duplicate = self._duplicate(order, RENEWAL, key)
+        if duplicate is not None:
+            return duplicate
         period = period_months or order.period_months
         product = self.product(order.provider_account_id, order.product_id)
         if product is not None and period not in product.periods:
             raise RenewalRefused("Choose a validity period this product offers.")
-        values = {name: getattr(order, name) for name in RENEWAL_COPIED}
-        values.update(
-            period_months=period, renewal_of=order.id, idempotency_key=key,
-            status=OrderState.SUBMITTED,
-        )  # fmt: skip
+        values = {**_copied(order), "period_months": period}
+        return self._follow_up(order, RENEWAL, actor, values, key)
+
+    def reissue(
+        self,
+        order_id: int,
+        actor: str,
+        *,
+        key_type: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Placed:
+        """Order a new certificate for a new key: same names, subject and details, placed with
+        the provider's reissue call.
+
+        Users of other panels lose the key on reissue; here the reissue is a new order linked by
+        ``reissue_of`` that holds its own key, and the order it reissues keeps its certificate
+        and key untouched. Without an explicit key, the key counts the reissues of this order
+        already settled, so a double click makes one reissue, and the next one can be asked for
+        once that one is issued or failed.
+        """
+        order = self._followable(order_id, REISSUE)
+        settled = sum(r.status not in IN_FLIGHT for r in self.reissues(order.id))
+        key = idempotency_key or f"reissue:{order.id}:{settled}"
+        duplicate = self._duplicate(order, REISSUE, key)
+        if duplicate is not None:
+            return duplicate
+        key_type = key_type or (
+            order.key_type if order.key_type in keys.KEY_TYPES else keys.DEFAULT_KEY_TYPE
+        )
+        if key_type not in keys.KEY_TYPES:
+            raise ReissueRefused("Choose a key type from the list.")
+        values = _copied(order)
+        key_pem, csr = _new_key_and_csr(key_type, values)
+        values.update(key_type=key_type, csr=csr, private_key_encrypted=self.vault.encrypt(key_pem))
+        return self._follow_up(order, REISSUE, actor, values, key)
+
+    def _followable(self, order_id: int, kind: FollowUp) -> OrderRecord:
+        order = self.get(order_id)
+        if order.status not in kind.of_states:
+            raise kind.refused(
+                f"Only issued certificates can be {kind.done}; this one is {order.status}."
+            )
+        return order
+
+    def _duplicate(self, order: OrderRecord, kind: FollowUp, key: str) -> Placed | None:
+        """The same request again gets the follow-up it made; another one is refused while
+        that one is in flight, so a certificate is never renewed (or reissued) twice at once."""
+        busy = self._follow_up_in_flight(order, kind)
+        if busy is None:
+            return None
+        if busy.idempotency_key == key:
+            return Placed(busy, duplicate=True)
+        raise kind.refused(
+            f"A {kind.noun} of this certificate is already in progress (order {busy.id}, "
+            f"{busy.status})."
+        )
+
+    def _follow_up_in_flight(self, order: OrderRecord, kind: FollowUp) -> OrderRecord | None:
+        return in_flight(self.follow_ups(order.id), kind)
+
+    def _follow_up(
+        self, order: OrderRecord, kind: FollowUp, actor: str, values: dict[str, Any], key: str
+    ) -> Placed:
+        """Store the follow-up as submitted, note it on the order it follows, then place it.
+
+        A provider's refusal fails the follow-up and is raised as the kind's refusal; a
+        provider that is down leaves it submitted for the poller, which places it by the same
+        call (``_send``).
+        """
+        values = {**values, kind.link: order.id, "idempotency_key": key}
         try:
-            renewal = self.store.order(self.store.add_order(actor, **values))
+            follow_up = self.store.order(
+                self.store.add_order(actor, **values, status=OrderState.SUBMITTED)
+            )
         except DuplicateOrder as duplicate:
             return Placed(self.get(duplicate.order_id), duplicate=True)
-        self.store.add_event(order.id, actor, "renewal_ordered", f"renewal order {renewal.id}")
+        detail = f"{kind.noun} order {follow_up.id}"
+        self.store.add_event(order.id, actor, f"{kind.noun}_ordered", detail)
         try:
-            return Placed(self._submit(renewal, actor))
+            return Placed(self._submit(follow_up, actor))
         except OrderRejected as rejected:
-            failed = self.store.update_order(
-                rejected.order, actor, "failed", str(rejected), status=OrderState.FAILED,
-            )  # fmt: skip
-            raise RenewalRefused(f"The provider refused the renewal: {rejected}", failed) from None
-
-    def _renewal_in_flight(self, order: OrderRecord) -> OrderRecord | None:
-        return next((r for r in self.store.renewals_of(order.id) if r.status in IN_FLIGHT), None)
+            message = f"The provider refused the {kind.noun}: {rejected}"
+            raise kind.refused(message, rejected.order) from None
 
     def renewal_due(
         self, account_id: str, certificate_id: int, period_months: int, actor: str = "billing"
@@ -764,7 +897,7 @@ class OrderService:
         order = self.get(certificate_id)
         if order.account_id != str(account_id):
             raise OrderNotFound(certificate_id)
-        in_flight = self._renewal_in_flight(order)
+        in_flight = self._follow_up_in_flight(order, RENEWAL)
         if in_flight is not None:
             return in_flight
         return self.renew(order.id, actor, period_months=period_months).order

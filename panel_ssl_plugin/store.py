@@ -108,6 +108,7 @@ orders = sa.Table(
     sa.Column("validation", sa.Text, nullable=False, default="[]"),
     sa.Column("provider_data", sa.Text, nullable=False, default="{}"),
     sa.Column("renewal_of", sa.Integer, sa.ForeignKey("ssl_orders.id")),
+    sa.Column("reissue_of", sa.Integer, sa.ForeignKey("ssl_orders.id")),
     sa.Column("idempotency_key", sa.String(100), nullable=False),
     sa.Column("version", sa.Integer, nullable=False, default=1),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -122,6 +123,7 @@ orders = sa.Table(
     sa.Index("ix_ssl_orders_not_after", "not_after"),
     sa.Index("ix_ssl_orders_provider_ref", "provider_account_id", "provider_order_id"),
     sa.Index("ix_ssl_orders_renewal_of", "renewal_of"),
+    sa.Index("ix_ssl_orders_reissue_of", "reissue_of"),
 )
 
 order_events = sa.Table(
@@ -152,6 +154,9 @@ def make_engine(database: sa.Engine | str) -> sa.Engine:
 # --- records --------------------------------------------------------------------------------------
 
 JSON_COLUMNS = ("addons", "sans", "contact", "validation", "provider_data")
+# The columns that make an order a follow-up of an earlier one (a renewal, a reissue). The list
+# groups follow-ups under the order they descend from, whichever link it is.
+FOLLOW_UP_LINKS = ("renewal_of", "reissue_of")
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,7 @@ class OrderRecord:
     validation: list
     provider_data: dict
     renewal_of: int | None
+    reissue_of: int | None
     idempotency_key: str
     version: int
     created_at: datetime
@@ -212,6 +218,11 @@ class OrderRecord:
     next_check_at: datetime | None
     check_failures: int
     lease_until: datetime | None
+
+    @property
+    def follows(self) -> int | None:
+        """The order this one renews or reissues; None for an original order."""
+        return self.renewal_of if self.renewal_of is not None else self.reissue_of
 
     def public(self) -> dict[str, Any]:
         """Every field but the private key, for hooks and templates."""
@@ -239,6 +250,14 @@ def _order(row: sa.Row) -> OrderRecord:
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in values.items()}
+
+
+def _follows_any(order_ids: list[int]) -> sa.ColumnElement[bool]:
+    return sa.or_(*(orders.c[link].in_(order_ids) for link in FOLLOW_UP_LINKS))
+
+
+def _original() -> sa.ColumnElement[bool]:
+    return sa.and_(*(orders.c[link].is_(None) for link in FOLLOW_UP_LINKS))
 
 
 class DuplicateOrder(Exception):
@@ -413,8 +432,9 @@ class Store:
         with self.engine.connect() as conn:
             return [_order(row) for row in conn.execute(query.order_by(orders.c.not_after))]
 
-    def renewal_chains(self, root_ids: list[int]) -> dict[int, list[OrderRecord]]:
-        """Every renewal descending from each root (renewals of renewals too), oldest first.
+    def follow_up_chains(self, root_ids: list[int]) -> dict[int, list[OrderRecord]]:
+        """Every follow-up descending from each root (renewals and reissues, of follow-ups
+        too), in order of creation.
 
         One query per generation, not per order, so a page of the list costs a few queries.
         """
@@ -423,17 +443,20 @@ class Store:
         generation = list(root_ids)
         with self.engine.connect() as conn:
             while generation:
-                query = orders.select().where(orders.c.renewal_of.in_(generation))
+                query = orders.select().where(_follows_any(generation))
                 children = [_order(row) for row in conn.execute(query.order_by(orders.c.id))]
                 for child in children:
-                    root_of[child.id] = root_of[child.renewal_of]
+                    root_of[child.id] = root_of[child.follows]
                     chains[root_of[child.id]].append(child)
                 generation = [child.id for child in children]
+        for chain in chains.values():
+            chain.sort(key=lambda order: order.id)
         return chains
 
-    def renewals_of(self, order_id: int) -> list[OrderRecord]:
+    def follow_ups_of(self, order_id: int) -> list[OrderRecord]:
+        """The renewals and reissues made of one order, oldest first."""
         with self.engine.connect() as conn:
-            query = orders.select().where(orders.c.renewal_of == order_id).order_by(orders.c.id)
+            query = orders.select().where(_follows_any([order_id])).order_by(orders.c.id)
             return [_order(row) for row in conn.execute(query)]
 
     def account_orders(
@@ -445,8 +468,8 @@ class Store:
         limit: int = 25,
         offset: int = 0,
     ) -> tuple[list[OrderRecord], int]:
-        """One page of an account's orders that renew nothing, and how many there are."""
-        where = sa.and_(orders.c.account_id == account_id, orders.c.renewal_of.is_(None))
+        """One page of an account's original orders (no follow-ups), and how many there are."""
+        where = sa.and_(orders.c.account_id == account_id, _original())
         column = SORTABLE.get(sort, orders.c.created_at)
         order_by = (column.desc(), orders.c.id.desc()) if descending else (column, orders.c.id)
         with self.engine.connect() as conn:

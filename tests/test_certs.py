@@ -1,4 +1,5 @@
-"""List SSL Certs, the details popup, check status, downloads and renewal through Flask's client.
+"""List SSL Certs, the details popup, check status, downloads, renewal and reissue through
+Flask's client.
 
 Orders are placed through the order service (the order popup has its own tests) on the sandbox
 provider and approved by following the link of its approval email, as a customer would; check
@@ -146,6 +147,22 @@ def test_renewals_are_grouped_under_what_they_renew(app, runtime, alice, bakery)
     assert f"renewal of #{first.id}" in group and f"renewal #{renewal.id} pending" in group
     assert f"/ssl/certs/{first.id}/renew" not in group
     assert f"/ssl/certs/{other.id}/renew" in page
+
+
+def test_reissues_are_grouped_like_renewals_and_say_which_they_are(app, runtime, alice, bakery):
+    first = issued(app, runtime, bakery, "first.example.com")
+    reissue = runtime.orders.reissue(first.id, "alice").order
+    app.test_client().get(approval_path(app, reissue))
+    renewal = runtime.orders.renew(reissue.id, "alice").order
+    page = alice.get(f"/ssl/accounts/{bakery}/certs").text
+    (group,) = page.split('<tbody class="cert-group">')[1:]
+    rows = re.findall(r'<tr class="([^"]*)" data-cert-id="(\d+)"', group)
+    assert [(c.split()[0] if c else "", int(i)) for c, i in rows] == [
+        ("", first.id), ("follow-up", reissue.id), ("follow-up", renewal.id),
+    ]  # fmt: skip
+    assert f"↳</span> reissue of #{first.id}</span>" in group
+    assert f"↳</span> renewal of #{reissue.id}</span>" in group
+    assert f"renewal of #{first.id}" not in group
 
 
 # --- 2. check status ----------------------------------------------------------------------------
@@ -432,7 +449,83 @@ def test_renew_form_refuses_a_period_not_offered_and_a_lost_key(app, runtime, al
     assert runtime.orders.renewals(order.id) == []
 
 
-# --- 5. the minipanel bills a renewal -----------------------------------------------------------
+# --- 5. reissue from the details page -----------------------------------------------------------
+
+
+def reissue_form(client, order_id: int) -> tuple[str, dict[str, str]]:
+    """The details page and its reissue form's values."""
+    page = client.get(f"/ssl/certs/{order_id}").text
+    form = page[page.index('class="reissue-form"') :]
+    values = dict(re.findall(r'name="(csrf_token|idempotency_key)"[^>]*value="([^"]+)"', form))
+    return page, values
+
+
+def test_details_offer_a_reissue_only_for_an_issued_certificate(app, runtime, alice, bakery):
+    order = issued(app, runtime, bakery)
+    page, values = reissue_form(alice, order.id)
+    assert f'action="/ssl/certs/{order.id}/reissue"' in page
+    assert "Reissue with a new key" in page and "This certificate and its key stay here" in page
+    assert '<option selected value="ec256">ECDSA P-256 (recommended)</option>' in page
+    assert '<option value="rsa4096">RSA 4096</option>' in page
+    assert re.fullmatch(r"[\w-]{16,64}", values["idempotency_key"])
+    pending = place(runtime, bakery, "pending.example.com")
+    assert "reissue-form" not in alice.get(f"/ssl/certs/{pending.id}").text
+
+
+def test_reissue_twice_from_the_same_form_then_approve_it(app, runtime, alice, bakery):
+    order = issued(app, runtime, bakery)
+    _, values = reissue_form(alice, order.id)
+    url = f"/ssl/certs/{order.id}/reissue"
+    first = alice.post(url, data={**values, "key_type": "rsa2048"})
+    (reissue,) = runtime.orders.reissues(order.id)
+    assert first.status_code == 302 and first.location == f"/ssl/certs/{reissue.id}?tab=status"
+    shown = text(alice.get(first.location))
+    assert (
+        f"Reissue of shop.example.com with a new key ordered: order #{reissue.id} is pending."
+        in shown
+    )
+    assert f"Ordered as</dt><dd>reissue of #{order.id}" in shown
+    second = text(alice.post(url, data={**values, "key_type": "rsa2048"}, follow_redirects=True))
+    assert f"The reissue of shop.example.com was already ordered: order #{reissue.id}" in second
+    assert len(runtime.orders.reissues(order.id)) == 1
+    old_page = text(alice.get(f"/ssl/certs/{order.id}"))
+    assert f"Reissue in progress: reissue #{reissue.id} pending" in old_page
+    assert "reissue-form" not in old_page
+
+    approved = app.test_client().get(approval_path(app, reissue))
+    assert approved.status_code == 200 and "is approved" in approved.text
+    done = runtime.orders.get(reissue.id)
+    assert done.status == "issued" and done.key_type == "rsa2048"
+    new_key = key_download(alice, done.id)
+    old_key = key_download(alice, order.id)
+    assert old_key == runtime.orders.private_key(order) != new_key
+    leaf = x509.load_pem_x509_certificate(done.certificate.encode())
+    assert keys.public_key_der(leaf) == keys.public_key_der(keys.key_from_pem(new_key))
+    assert runtime.orders.get(order.id).certificate == order.certificate
+
+
+def key_download(client, order_id: int) -> str:
+    details = f"/ssl/certs/{order_id}?tab=certificate"
+    return post(client, f"/ssl/certs/{order_id}/download/key", details).get_data(as_text=True)
+
+
+def test_reissue_refusals_are_shown_on_the_details_page(app, runtime, alice, bakery):
+    order = issued(app, runtime, bakery)
+    _, values = reissue_form(alice, order.id)
+    url = f"/ssl/certs/{order.id}/reissue"
+    wrong = text(alice.post(url, data={**values, "key_type": "dsa"}, follow_redirects=True))
+    assert "Choose a key type from the list." in wrong
+    lost = {"csrf_token": values["csrf_token"], "key_type": "ec256"}
+    assert "nothing was ordered" in text(alice.post(url, data=lost, follow_redirects=True))
+    assert runtime.orders.reissues(order.id) == []
+
+    pending = place(runtime, bakery, "pending.example.com")
+    refused = alice.post(f"/ssl/certs/{pending.id}/reissue", data=values, follow_redirects=True)
+    assert "Only issued certificates can be reissued; this one is pending." in text(refused)
+    assert runtime.orders.reissues(pending.id) == []
+
+
+# --- 6. the minipanel bills a renewal -----------------------------------------------------------
 
 
 def test_minipanel_bills_a_renewal_once(app, runtime, alice, bakery):
@@ -464,7 +557,7 @@ def test_minipanel_shows_a_refused_renewal_and_guards_its_clients(app, runtime, 
     assert stolen.status_code == 404 and runtime.orders.renewals(order.id) == []
 
 
-# --- 6. permissions and CSRF --------------------------------------------------------------------
+# --- 7. permissions and CSRF --------------------------------------------------------------------
 
 
 def routes(order_id: int, account_id: str) -> list[tuple[str, str]]:
@@ -480,6 +573,7 @@ def routes(order_id: int, account_id: str) -> list[tuple[str, str]]:
         ("POST", f"{base}/cancel"),
         ("POST", f"{base}/reveal-key"),
         ("POST", f"{base}/renew"),
+        ("POST", f"{base}/reissue"),
         ("POST", f"{base}/download/key"),
         ("POST", f"{base}/download/pfx"),
     ]
@@ -518,7 +612,7 @@ def test_every_post_needs_the_csrf_token(app, runtime, alice, bakery, host_check
             data = {"csrf_token": "forged", "reason": "x", "password": PFX_PASSWORD}
             assert alice.post(url, data=data).status_code == 400, url
     assert len(runtime.orders.events(order.id)) + len(runtime.orders.events(pending.id)) == events
-    assert runtime.orders.renewals(order.id) == []
+    assert runtime.orders.follow_ups(order.id) == []
 
 
 def test_a_forged_approval_link_changes_nothing(app, runtime, client, bakery):

@@ -1,4 +1,5 @@
-"""The order service on SQLite, PostgreSQL and MariaDB: placing, retries, renewals, polling."""
+"""The order service on SQLite, PostgreSQL and MariaDB: placing, retries, renewals, reissues,
+polling."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from panel_ssl_plugin import hookimpls, keys, schema
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
-from panel_ssl_plugin.orders import OrderDraft, OrderInvalid, OrderRejected, RenewalRefused
+from panel_ssl_plugin.orders import (
+    OrderDraft,
+    OrderInvalid,
+    OrderRejected,
+    ReissueRefused,
+    RenewalRefused,
+)
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import orders as orders_table
 
@@ -234,8 +241,8 @@ def test_poll_issues_verified_certificates(runtime, gogetssl_id, gogetssl_sim, l
     assert listener.issued == [order.id]
 
 
-def issued_sandbox_order(panel, runtime, sandbox_id):
-    order = runtime.orders.place(draft(sandbox_id), "alice").order
+def issued_sandbox_order(panel, runtime, sandbox_id, **changes):
+    order = runtime.orders.place(draft(sandbox_id, **changes), "alice").order
     approve_sandbox(panel, runtime, sandbox_id)
     return runtime.orders.get(order.id)
 
@@ -259,7 +266,7 @@ def test_renewal_event_twice_and_concurrently_makes_one_renewal(panel, runtime, 
     for thread in threads:
         thread.join()
     assert len(set(ids)) == 1 and len(ids) == 3
-    renewals = runtime.orders.store.renewals_of(order.id)
+    renewals = runtime.orders.renewals(order.id)
     assert len(renewals) == 1
     renewal = renewals[0]
     assert renewal.status == "pending" and renewal.period_months == 24
@@ -380,3 +387,141 @@ def test_validation_files_go_to_a_host_that_serves_the_site(panel, runtime, goge
         draft(gogetssl_id, product_id="71", dcv_method="dns", approver_email=""), "alice"
     ).order
     assert [t["published"] for t in dns.validation] == [False]
+
+
+# --- reissue: a new key for an issued certificate, the old key kept with its order ---------------
+
+
+def public_key(pem: str) -> bytes:
+    """The public key of a private key or certificate PEM, for comparing them."""
+    if "CERTIFICATE" in pem:
+        return keys.public_key_der(keys.load_certificates(pem)[0])
+    return keys.public_key_der(keys.key_from_pem(pem))
+
+
+def test_reissue_with_the_sandbox_keeps_the_old_key_and_certificate(
+    panel, runtime, sandbox_id, listener
+):
+    order = issued_sandbox_order(
+        panel, runtime, sandbox_id, sans=("www.shop.example.com",), product_id="dv-multi"
+    )
+    old_key = runtime.orders.private_key(order)
+    placed = runtime.orders.reissue(order.id, "alice", key_type="rsa2048")
+    reissue = placed.order
+    assert (reissue.status, reissue.reissue_of, reissue.key_type) == (
+        "pending",
+        order.id,
+        "rsa2048",
+    )
+    assert not placed.duplicate and reissue.provider_order_id == order.provider_order_id
+    assert "approval email was sent to admin@shop.example.com" in reissue.status_detail
+    for name in ("domain", "sans", "period_months", "product_id", "organization", "contact"):
+        assert getattr(reissue, name) == getattr(order, name), name
+    new_key = runtime.orders.private_key(reissue)
+    assert public_key(new_key) != public_key(old_key)
+    new_csr, old_csr = keys.load_csr(reissue.csr), keys.load_csr(order.csr)
+    assert keys.public_key_der(new_csr) == public_key(new_key)
+    assert keys.csr_names(new_csr) == keys.csr_names(old_csr) == [order.domain, *order.sans]
+    assert new_csr.subject == old_csr.subject
+
+    issued = approve_sandbox(panel, runtime, sandbox_id)  # the reissue's mail is the newest
+    assert (issued.id, issued.status) == (reissue.id, "issued")
+    assert public_key(issued.certificate) == public_key(new_key)
+    assert issued.certificate != order.certificate and listener.issued[-1] == reissue.id
+
+    old = runtime.orders.get(order.id)
+    assert (old.status, old.certificate, old.csr) == ("issued", order.certificate, order.csr)
+    assert runtime.orders.private_key(old) == old_key
+    assert public_key(old.certificate) == public_key(old_key)
+    assert "reissue_ordered" in [e.event for e in runtime.orders.events(order.id)]
+
+
+def test_reissue_twice_makes_one_and_a_later_one_a_new_one(panel, runtime, sandbox_id):
+    order = issued_sandbox_order(panel, runtime, sandbox_id, key_type="rsa3072")
+    barrier, results = threading.Barrier(2), []
+
+    def click():
+        barrier.wait()
+        results.append(runtime.orders.reissue(order.id, "alice"))
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    again = runtime.orders.reissue(order.id, "alice")
+    assert len({r.order.id for r in [*results, again]}) == 1 and again.duplicate
+    assert again.order.key_type == "rsa3072"  # the order's own key type when none is chosen
+    with pytest.raises(ReissueRefused, match="already in progress"):
+        runtime.orders.reissue(order.id, "alice", idempotency_key="another-form")
+    assert [r.id for r in runtime.orders.reissues(order.id)] == [again.order.id]
+
+    approve_sandbox(panel, runtime, sandbox_id)
+    later = runtime.orders.reissue(order.id, "alice")
+    assert not later.duplicate and later.order.id != again.order.id
+    assert len(runtime.orders.reissues(order.id)) == 2
+
+
+def test_reissue_refusals(runtime, sandbox_id, gogetssl_id, gogetssl_sim):
+    pending = runtime.orders.place(draft(sandbox_id), "alice").order
+    with pytest.raises(ReissueRefused, match="Only issued certificates can be reissued; this one"):
+        runtime.orders.reissue(pending.id, "alice")
+
+    order = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice").order
+    gogetssl_sim.approve(order.provider_order_id)
+    runtime.orders.check(order.id)
+    with pytest.raises(ReissueRefused, match="key type"):
+        runtime.orders.reissue(order.id, "alice", key_type="dsa1024")
+    gogetssl_sim.set_status(order.provider_order_id, "processing")  # GoGetSSL now refuses
+    with pytest.raises(
+        ReissueRefused, match=r"refused the reissue: .*Only active orders"
+    ) as caught:
+        runtime.orders.reissue(order.id, "alice")
+    failed = caught.value.order
+    assert (failed.status, failed.reissue_of) == ("failed", order.id)
+    assert "Only active orders can be reissued" in failed.status_detail
+    assert runtime.orders.get(order.id).status == "issued"
+
+
+def test_provider_down_keeps_the_reissue_and_the_poller_reissues_it(
+    runtime, gogetssl_id, gogetssl_sim
+):
+    order = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice").order
+    provider_id = order.provider_order_id
+    gogetssl_sim.approve(provider_id)
+    issued = runtime.orders.check(order.id)
+    reissue_path = f"/orders/ssl/reissue/{provider_id}"
+    gogetssl_sim.fail_next("500", reissue_path)
+    placed = runtime.orders.reissue(order.id, "alice")
+    assert placed.waiting_for_provider and "retry automatically" in placed.order.status_detail
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert runtime.orders.poll_due(later).by_status == {"pending": 1}
+    reissue = runtime.orders.get(placed.order.id)
+    assert (reissue.status, reissue.provider_order_id) == ("pending", provider_id)
+    assert gogetssl_sim.path_calls[reissue_path] == 2  # the failed one and the retry
+    assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 1  # never placed as new
+    assert gogetssl_sim.orders[provider_id].reissues == 1 and len(gogetssl_sim.orders) == 1
+    # the provider's order is the reissue's now: its pending state stays off the old row
+    assert runtime.orders.check(order.id) == runtime.orders.get(order.id)
+    assert runtime.orders.get(order.id).status == "issued"
+
+    gogetssl_sim.approve(provider_id)
+    assert runtime.orders.poll_due(later + timedelta(minutes=2)).by_status == {"issued": 1}
+    done = runtime.orders.get(reissue.id)
+    assert public_key(done.certificate) == public_key(runtime.orders.private_key(done))
+    old = runtime.orders.get(order.id)
+    assert old.certificate == issued.certificate != done.certificate
+    assert public_key(old.certificate) == public_key(runtime.orders.private_key(old))
+
+
+def test_reissues_and_renewals_are_grouped_under_the_original(panel, runtime, sandbox_id):
+    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    reissue = runtime.orders.reissue(order.id, "alice").order
+    approve_sandbox(panel, runtime, sandbox_id)
+    renewal = runtime.orders.renew(reissue.id, "alice").order
+    assert runtime.orders.follow_ups(order.id) == [runtime.orders.get(reissue.id)]
+    page = runtime.orders.account_page("1")
+    assert page.total == 1
+    ((original, follow_ups),) = page.rows
+    assert original.id == order.id and [f.id for f in follow_ups] == [reissue.id, renewal.id]

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("validation", sa.Text, nullable=False),
         sa.Column("provider_data", sa.Text, nullable=False),
         sa.Column("renewal_of", sa.Integer),
+        sa.Column("reissue_of", sa.Integer),
         sa.Column("idempotency_key", sa.String(100), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
@@ -80,6 +81,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["renewal_of"], ["ssl_orders.id"], name="fk_ssl_orders_renewal_of_ssl_orders"
         ),
+        sa.ForeignKeyConstraint(
+            ["reissue_of"], ["ssl_orders.id"], name="fk_ssl_orders_reissue_of_ssl_orders"
+        ),
         sa.UniqueConstraint("idempotency_key", name="uq_ssl_orders_idempotency_key"),
     )
     op.create_index("ix_ssl_orders_account_created", "ssl_orders", ["account_id", "created_at"])
@@ -89,6 +93,7 @@ def upgrade() -> None:
         "ix_ssl_orders_provider_ref", "ssl_orders", ["provider_account_id", "provider_order_id"]
     )
     op.create_index("ix_ssl_orders_renewal_of", "ssl_orders", ["renewal_of"])
+    op.create_index("ix_ssl_orders_reissue_of", "ssl_orders", ["reissue_of"])
     op.create_table(
         "ssl_order_events",
         sa.Column("id", sa.Integer, primary_key=True),

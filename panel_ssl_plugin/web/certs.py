@@ -1,4 +1,5 @@
-"""The List SSL Certs popup and what hangs off it: details, check status, downloads, renewal.
+"""The List SSL Certs popup and what hangs off it: details, check status, downloads, renewal,
+reissue.
 
 Users of other panels distrust a certificate list that drifts from the provider, so every row
 shows the provider's own status beside ours and when it was last asked, and "check status" asks
@@ -10,7 +11,7 @@ CSRF token, as the order popup does. Pages work without JavaScript: the details 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, PasswordField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from panel_ssl_plugin import names
+from panel_ssl_plugin import keys, names
 from panel_ssl_plugin.accounts import UnknownProviderAccount
 from panel_ssl_plugin.downloads import (
     FORMATS,
@@ -39,11 +40,17 @@ from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.orders import (
     IN_FLIGHT,
     KEY_FORMATS,
+    REISSUABLE,
+    REISSUE,
     RENEWABLE,
+    RENEWAL,
+    FollowUp,
     OrderNotFound,
     OrderRejected,
     Placed,
+    ReissueRefused,
     RenewalRefused,
+    in_flight,
 )
 from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, OrderState, ProviderError
 from panel_ssl_plugin.store import EventRecord, OrderRecord, utcnow
@@ -85,6 +92,7 @@ DOWNLOAD_LABELS = {
     "bundle": "Bundle for {server} (.zip)",
 }
 CHOOSE_PERIOD = "Choose a validity period from the list."
+CHOOSE_KEY_TYPE = "Choose a key type from the list."
 # what the customer does next, by state; pending depends on how the domain is validated
 NEXT_STEPS = {
     OrderState.DRAFT: "The provider refused this order (see above); order again with corrected "
@@ -120,6 +128,7 @@ def register(blueprint: flask.Blueprint) -> None:
     add("/certs/<int:order_id>/cancel", "cert_cancel", cancel, methods=["POST"])
     add("/certs/<int:order_id>/reveal-key", "cert_reveal_key", reveal_key, methods=["POST"])
     add("/certs/<int:order_id>/renew", "cert_renew", renew, methods=["GET", "POST"])
+    add("/certs/<int:order_id>/reissue", "cert_reissue", reissue, methods=["POST"])
     add(
         f"/certs/<int:order_id>/download/<any({', '.join(PUBLIC_FORMATS)}):fmt>",
         "cert_download",
@@ -155,6 +164,15 @@ class RenewForm(FlaskForm):
     """The renewal's period; the key makes a double click or a resent form one renewal."""
 
     period_months = SelectField("Validity period", coerce=int)
+    idempotency_key = HiddenField(validators=[Regexp(IDEMPOTENCY_KEY)])
+
+
+class ReissueForm(FlaskForm):
+    """The new key's type; the key makes a double click or a resent form one reissue."""
+
+    key_type = SelectField(
+        "New key type", choices=choices(keys.KEY_TYPES.items()), default=keys.DEFAULT_KEY_TYPE
+    )
     idempotency_key = HiddenField(validators=[Regexp(IDEMPOTENCY_KEY)])
 
 
@@ -242,9 +260,11 @@ class CertRow:
     expiry_tone: str
     last_checked: str
     last_checked_at: str
-    renewal_of: int | None
+    follows: str  # "renewal of #3", "reissue of #3"; "" for an original order
     renew_blocked: str  # why there is no renew link ("renewal #7 pending"), "" when there is one
     can_renew: bool
+    reissue_blocked: str  # why there is no reissue form ("reissue #8 pending"), or ""
+    can_reissue: bool
 
     @property
     def badge(self) -> str:
@@ -252,10 +272,14 @@ class CertRow:
 
 
 def _cert_row(
-    order: OrderRecord, providers: dict[int, str], now: datetime, renewals: Iterable = ()
+    order: OrderRecord,
+    providers: dict[int, str],
+    now: datetime,
+    follow_ups: Sequence[OrderRecord] = (),
 ) -> CertRow:
+    """``follow_ups``: the renewals and reissues made of the order, for what they block."""
     left, tone = days_left(order.not_after, now)
-    busy = next((r for r in renewals if r.status in IN_FLIGHT), None)
+    renewing, reissuing = in_flight(follow_ups, RENEWAL), in_flight(follow_ups, REISSUE)
     return CertRow(
         id=order.id,
         domain=names.display_domain(order.domain),
@@ -272,10 +296,19 @@ def _cert_row(
         last_checked_at=f"{order.last_checked_at:%Y-%m-%d %H:%M} UTC"
         if order.last_checked_at
         else "",
-        renewal_of=order.renewal_of,
-        renew_blocked=f"renewal #{busy.id} {busy.status}" if busy else "",
-        can_renew=order.status in RENEWABLE and busy is None,
+        follows=_follows(order),
+        renew_blocked=f"renewal #{renewing.id} {renewing.status}" if renewing else "",
+        can_renew=order.status in RENEWABLE and renewing is None,
+        reissue_blocked=f"reissue #{reissuing.id} {reissuing.status}" if reissuing else "",
+        can_reissue=order.status in REISSUABLE and reissuing is None,
     )
+
+
+def _follows(order: OrderRecord) -> str:
+    if order.follows is None:
+        return ""
+    kind = REISSUE if order.reissue_of is not None else RENEWAL
+    return f"{kind.noun} of #{order.follows}"
 
 
 def _providers() -> dict[int, str]:
@@ -353,6 +386,7 @@ def _summary(order: OrderRecord, row: CertRow) -> list[tuple[str, str]]:
         ("Product", row.product),
         ("Provider", row.provider),
         ("Provider order", order.provider_order_id or ""),
+        ("Ordered as", row.follows),
         ("Validity period", period_label(order.period_months)),
         ("Server type", SERVER_TYPES.get(order.server_type, order.server_type)),
         ("Validation", validation),
@@ -393,7 +427,8 @@ def _downloads(order: OrderRecord) -> Downloads:
 
 
 def certs(account_id: str) -> str:
-    """The client's certificates, renewals under what they renew, newest first by default."""
+    """The client's certificates, renewals and reissues under what they follow, newest first by
+    default."""
     require(VIEW, account_id)
     args = flask.request.args
     sort = args.get("sort") if args.get("sort") in SORTS else "created"
@@ -408,10 +443,10 @@ def certs(account_id: str) -> str:
     providers, now = _providers(), utcnow()
     groups = [
         (
-            _cert_row(order, providers, now, renewals),
-            [_cert_row(r, providers, now) for r in renewals],
+            _cert_row(order, providers, now, follow_ups),
+            [_cert_row(f, providers, now) for f in follow_ups],
         )
-        for order, renewals in page.rows
+        for order, follow_ups in page.rows
     ]
 
     def page_href(number: int) -> str:
@@ -445,7 +480,7 @@ def cert(order_id: int) -> str:
 
 def _details(order: OrderRecord, actor: Actor, tab: str, key_pem: str = "") -> str:
     runtime = current_runtime()
-    row = _cert_row(order, _providers(), utcnow(), runtime.orders.renewals(order.id))
+    row = _cert_row(order, _providers(), utcnow(), runtime.orders.follow_ups(order.id))
     return flask.render_template(
         "panel_ssl/cert_details.html",
         order=order,
@@ -468,6 +503,7 @@ def _details(order: OrderRecord, actor: Actor, tab: str, key_pem: str = "") -> s
         csrf_token=generate_csrf(),
         min_password=MIN_PASSWORD,
         max_reason=MAX_REASON,
+        reissue_form=ReissueForm(formdata=None, idempotency_key=new_idempotency_key()),
     )
 
 
@@ -612,7 +648,10 @@ def renew(order_id: int) -> ResponseReturnValue:
         )
     except RenewalRefused as error:
         return _renew_page(order, form, str(error), UNPROCESSABLE)
-    return _flash_back(_renewed(order, placed), "success", _list_url(order))
+    period = period_label(placed.order.period_months)
+    return _flash_back(
+        _ordered(order, placed, RENEWAL, f"for {period}"), "success", _list_url(order)
+    )
 
 
 def _form_problem(form: RenewForm) -> str:
@@ -640,17 +679,17 @@ def _offer_periods(order: OrderRecord, form: RenewForm) -> str:
     return alert
 
 
-def _renewed(order: OrderRecord, placed: Placed) -> str:
-    renewal = placed.order
-    domain = names.display_domain(order.domain)
+def _ordered(order: OrderRecord, placed: Placed, kind: FollowUp, how: str) -> str:
+    """What a renewal or reissue request did: ordered (``how``), or found already ordered."""
+    follow_up, domain = placed.order, names.display_domain(order.domain)
     if placed.duplicate:
         return (
-            f"The renewal of {domain} was already ordered: order #{renewal.id}, {renewal.status}."
+            f"The {kind.noun} of {domain} was already ordered: order #{follow_up.id}, "
+            f"{follow_up.status}."
         )
-    period = period_label(renewal.period_months)
     return (
-        f"Renewal of {domain} for {period} ordered: order #{renewal.id} is {renewal.status}. "
-        f"{renewal.status_detail}"
+        f"{kind.noun.capitalize()} of {domain} {how} ordered: order #{follow_up.id} is "
+        f"{follow_up.status}. {follow_up.status_detail}"
     ).strip()
 
 
@@ -669,6 +708,30 @@ def _renew_page(
         back_href=back,
     )
     return page, status
+
+
+# --- reissue ----------------------------------------------------------------------------------
+
+
+def reissue(order_id: int) -> Response:
+    """Order a new key and certificate for the same names, then show the new order: its
+    approval, and later its certificate and key, are there. The old order keeps its own."""
+    order, actor = _order(order_id, ORDER)
+    form = posted(ReissueForm)
+    if not form.validate():
+        problem = STALE_FORM if form.idempotency_key.errors else CHOOSE_KEY_TYPE
+        return _flash_back(problem, "error", _details_url(order))
+    try:
+        placed = current_runtime().orders.reissue(
+            order.id,
+            actor.audit_name,
+            key_type=form.key_type.data,
+            idempotency_key=form.idempotency_key.data,
+        )
+    except ReissueRefused as error:
+        return _flash_back(str(error), "error", _details_url(order))
+    flask.flash(_ordered(order, placed, REISSUE, "with a new key"), "success")
+    return flask.redirect(_details_url(placed.order))
 
 
 # --- the provider's links ---------------------------------------------------------------------

@@ -113,5 +113,5 @@ def test_list_check_details_download_and_renew(panel_server, context, screenshot
     popup.get_by_label("Validity period").select_option(value="24")
     popup.get_by_role("button", name="Renew").click()
     expect(popup.get_by_role("status")).to_contain_text(f"Renewal of {DOMAIN} for 2 years ordered")
-    expect(popup.locator("tr.renewal")).to_contain_text("renewal of #1")
+    expect(popup.locator("tr.follow-up")).to_contain_text("renewal of #1")
     screenshot(popup, "5-renewed")
