@@ -286,6 +286,9 @@ def test_cancel_needs_a_reason(runtime, alice, bakery):
     assert "The order for typo.example.com is cancelled." in page
     assert "badge-cancelled" in page and "Cancel order" not in page
     assert runtime.orders.get(order.id).status_detail == "Typo in the domain"
+    reorder = f"/ssl/accounts/{bakery}/order?from={order.id}"
+    assert f'href="{reorder}"'.replace("&", "&amp;") in alice.get(details).text
+    assert 'value="typo.example.com"' in alice.get(reorder).text
 
 
 # --- 3. details: the Certificate tab and every download ----------------------------------------

@@ -111,6 +111,8 @@ PENDING_STEPS = {
     DcvMethod.HTTP: "Publish the file below on the website, then tell the provider to validate.",
     DcvMethod.DNS: "Create the DNS records below, then tell the provider to validate.",
 }
+# Orders that ended without a certificate: "order again" starts a new one from their values.
+REORDERABLE = frozenset({OrderState.CANCELLED, OrderState.FAILED, OrderState.DRAFT})
 RESEND_LABELS = {
     DcvMethod.EMAIL: "Resend approval email",
     DcvMethod.HTTP: "I have published the records — validate now",
@@ -494,6 +496,9 @@ def _details(order: OrderRecord, actor: Actor, tab: str, key_pem: str = "") -> s
         if order.status == OrderState.PENDING
         else "",
         can_cancel=order.status in IN_FLIGHT,
+        reorder_href=flask.url_for(".order", account_id=order.account_id, **{"from": order.id})
+        if order.status in REORDERABLE
+        else "",
         may_order=allowed(actor, ORDER, order.account_id),
         events=_events(runtime.orders.events(order.id)),
         downloads=_downloads(order),
