@@ -19,9 +19,10 @@ from pathlib import Path
 import flask
 
 from panel_ssl_plugin import hookimpls, keys, schema
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo, seed_demo
-from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 from tests.conftest import login
 from tests.providers.gogetssl_sim import PASSWORD, USER, GoGetSSLSim
@@ -138,7 +139,7 @@ def bench_polling(workdir: Path) -> list[str]:
 
         def poll(workers: int) -> None:
             moment[0] += timedelta(hours=1)
-            runtime.orders.poll_due(moment[0], workers=workers)
+            poll_due(runtime.orders, moment[0], workers=workers)
 
         medians = interleaved(
             {"1 worker": lambda: poll(1), "4 workers (4 provider accounts)": lambda: poll(4)},

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pluggy
 
-from panel_ssl_plugin import hookspecs, schema
+from panel_ssl_plugin import hookspecs, polling, schema
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel.app import (
     create_app,
@@ -172,12 +172,12 @@ def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
     """Check every order whose next check is due, then expire ended certificates."""
     orders = runtime_for(plugin_manager(database_url, minipanel)).orders
     now = datetime.now(UTC)
-    claimed = orders.claim_due(now, limit=limit)
+    claimed = polling.claim_due(orders, now, limit=limit)
     with click.progressbar(length=len(claimed), label="Checking orders", show_pos=True) as bar:
-        report = orders.check_claimed(
-            claimed, now=now, workers=workers, on_done=lambda _: bar.update(1)
+        report = polling.check_claimed(
+            orders, claimed, now=now, workers=workers, on_done=lambda _: bar.update(1)
         )
-    report.expired = orders.expire_ended(now)
+    report.expired = polling.expire_ended(orders, now)
     click.echo(report.summary())
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 import flask
 import pluggy
 
+from panel_ssl_plugin import polling
 from panel_ssl_plugin.hookspecs import AdminPage, Link, MigrationSet, PopupSize, hookimpl
 from panel_ssl_plugin.providers.acme import AcmeProvider
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
@@ -87,4 +88,4 @@ def panel_renewal_due(
 
 @hookimpl
 def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
-    runtime_for(pm).orders.poll_due(now)
+    polling.poll_due(runtime_for(pm).orders, now)

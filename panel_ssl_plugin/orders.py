@@ -3,6 +3,9 @@
 Web views, the CLI and the host's event hooks all come through this module, so an order behaves
 the same wherever it is touched. Every state change is one transaction with its audit event
 (store.update_order); the host's notification hooks fire after that commit, once.
+
+What a draft must be before it is placed is drafts.py's business; the periodic polling round
+(polling.py) moves orders on through this service's public methods.
 """
 
 from __future__ import annotations
@@ -10,17 +13,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pluggy
 
-from panel_ssl_plugin import keys, names
+from panel_ssl_plugin import drafts, keys, names
 from panel_ssl_plugin.accounts import ProviderAccounts
 from panel_ssl_plugin.downloads import Download, DownloadRefused, Material, make_download
+from panel_ssl_plugin.drafts import OrderDraft, OrderInvalid
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
@@ -50,10 +53,7 @@ from panel_ssl_plugin.store import (
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300.0
-FIELD_LIMITS = {"organization": 200, "unit": 200, "state": 200}
-CONTACT_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 30, "title": 100}
 FIRST_CHECK = timedelta(minutes=1)
-BATCH_SIZE = 50
 KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
 # States "check status" asks the provider about: pending ones move on, and an issued one may
 # have been revoked or refunded at the provider, which the list must not hide.
@@ -68,14 +68,6 @@ FOLLOW_UP_COPIED = (
     "unit", "state", "country", "contact", "key_type", "csr", "private_key_encrypted",
 )  # fmt: skip
 MAX_BACKOFF = timedelta(hours=6)
-
-
-class OrderInvalid(ValueError):
-    """The draft has mistakes; ``errors`` maps each form field to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 class OrderRejected(Exception):
@@ -138,46 +130,6 @@ class AccountPage:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
-
-
-@dataclass
-class PollReport:
-    """What one polling round did, for the CLI and the host's logs."""
-
-    claimed: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    expired: int = 0
-
-    def count(self, order: OrderRecord) -> None:
-        self.by_status[order.status] = self.by_status.get(order.status, 0) + 1
-
-    def summary(self) -> str:
-        states = ", ".join(f"{n} {state}" for state, n in sorted(self.by_status.items()))
-        return f"Checked {self.claimed} orders ({states or 'none due'}); {self.expired} expired."
-
-
-@dataclass(frozen=True)
-class OrderDraft:
-    """What the order form collected, as typed. ``place`` checks and normalizes all of it."""
-
-    account_id: str
-    provider_account_id: int
-    product_id: str
-    period_months: int
-    server_type: str
-    domain: str
-    dcv_method: str
-    idempotency_key: str
-    approver_email: str = ""
-    sans: tuple[str, ...] = ()
-    organization: str = ""
-    unit: str = ""
-    state: str = ""
-    country: str = ""
-    contact: dict[str, str] = field(default_factory=dict)
-    key_type: str = keys.DEFAULT_KEY_TYPE
-    csr: str = ""
-    addons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,19 +214,6 @@ def _copied(order: OrderRecord) -> dict[str, Any]:
     return {name: getattr(order, name) for name in FOLLOW_UP_COPIED}
 
 
-def _new_key_and_csr(key_type: str, values: dict[str, Any]) -> tuple[str, str]:
-    """A new private key (PEM) and a CSR for the order's names and subject in ``values``."""
-    key = keys.generate_key(key_type)
-    subject = keys.Subject(
-        common_name=values["domain"],
-        organization=values["organization"],
-        unit=values["unit"],
-        state=values["state"],
-        country=values["country"],
-    )
-    return keys.key_to_pem(key), keys.make_csr(key, subject, values["sans"])
-
-
 class OrderService:
     """Orders of one host."""
 
@@ -317,8 +256,8 @@ class OrderService:
         existing = self.store.order_by_key(draft.idempotency_key)
         if existing is not None and existing.status != OrderState.DRAFT:
             return Placed(existing, duplicate=True)
-        values = self._checked(draft)
-        key_pem, csr = self._key_and_csr(draft, values)
+        values = drafts.checked(draft, self)
+        key_pem, csr = drafts.key_and_csr(draft, values)
         values.update(
             csr=csr,
             private_key_encrypted=self.vault.encrypt(key_pem) if key_pem else None,
@@ -328,7 +267,7 @@ class OrderService:
             order = self._store_submitted(existing, values, actor)
         except (DuplicateOrder, StaleOrder):
             return Placed(self.store.order_by_key(draft.idempotency_key), duplicate=True)
-        return Placed(self._submit(order, actor))
+        return Placed(self.submit(order, actor))
 
     def _store_submitted(
         self, draft_order: OrderRecord | None, values: dict[str, Any], actor: str
@@ -337,7 +276,12 @@ class OrderService:
             return self.store.order(self.store.add_order(actor, **values))
         return self.store.update_order(draft_order, actor, "resubmitted", **values)
 
-    def _submit(self, order: OrderRecord, actor: str, now: datetime | None = None) -> OrderRecord:
+    def submit(self, order: OrderRecord, actor: str, now: datetime | None = None) -> OrderRecord:
+        """Hand a stored, submitted order to the provider and record what it said.
+
+        Pending once placed; still submitted, with a later retry, when the provider is down;
+        OrderRejected when it refused. The poller submits the orders it claimed through here.
+        """
         now = now or utcnow()
         adapter = self.accounts.adapter(order.provider_account_id)
         try:
@@ -396,158 +340,16 @@ class OrderService:
         order = self.get(order_id)
         if order.status != OrderState.SUBMITTED:
             return order
-        return self._submit(order, actor)
+        return self.submit(order, actor)
 
     def draft_errors(self, draft: OrderDraft) -> dict[str, str]:
         """Every mistake in a draft, without placing anything: a form's first step can show
         its own fields' mistakes before the user moves on to the next step."""
         try:
-            self._checked(draft)
+            drafts.checked(draft, self)
         except OrderInvalid as invalid:
             return invalid.errors
         return {}
-
-    # --- checking the draft --------------------------------------------------------------------
-
-    def _checked(self, draft: OrderDraft) -> dict[str, Any]:
-        """Normalized column values of a draft, or OrderInvalid naming every bad field."""
-        errors: dict[str, str] = {}
-        product = self._checked_product(draft, errors)
-        wildcard = bool(product and product.wildcard)
-        domain = self._field(
-            errors, "domain", names.normalize_domain, draft.domain, allow_wildcard=wildcard
-        )
-        sans = self._checked_sans(draft, product, errors)
-        if product and domain and not errors.get("dcv_method"):
-            self._check_approver(draft, domain, errors)
-        country = (
-            self._field(errors, "country", names.normalize_country, draft.country)
-            if draft.country
-            else ""
-        )
-        if product and product.org_required:
-            for name in ("organization", "state", "country"):
-                if not getattr(draft, name).strip():
-                    errors.setdefault(name, "This product validates the organization: required.")
-        for name, limit in FIELD_LIMITS.items():
-            if len(getattr(draft, name)) > limit:
-                errors[name] = f"At most {limit} characters."
-        contact = self._checked_contact(draft.contact, errors)
-        if draft.server_type not in SERVER_TYPES:
-            errors["server_type"] = "Choose a server type from the list."
-        if draft.key_type not in keys.KEY_TYPES and not draft.csr.strip():
-            errors["key_type"] = "Choose a key type from the list."
-        if errors:
-            raise OrderInvalid(errors)
-        return {
-            "account_id": draft.account_id,
-            "provider_account_id": draft.provider_account_id,
-            "product_id": product.id,
-            "product_name": product.name,
-            "addons": list(draft.addons),
-            "domain": domain,
-            "sans": sans,
-            "period_months": draft.period_months,
-            "server_type": draft.server_type,
-            "dcv_method": draft.dcv_method,
-            "approver_email": draft.approver_email.strip().lower() or None,
-            "organization": draft.organization.strip(),
-            "unit": draft.unit.strip(),
-            "state": draft.state.strip(),
-            "country": country,
-            "contact": contact,
-            "key_type": "csr" if draft.csr.strip() else draft.key_type,
-            "idempotency_key": draft.idempotency_key,
-        }
-
-    @staticmethod
-    def _field(errors: dict[str, str], name: str, check, value, **kwargs):
-        try:
-            return check(value, **kwargs)
-        except names.InvalidInput as error:
-            errors[name] = str(error)
-            return None
-
-    def _checked_product(self, draft: OrderDraft, errors: dict[str, str]) -> Product | None:
-        try:
-            product = self.product(draft.provider_account_id, draft.product_id)
-        except ProviderError as error:
-            errors["product_id"] = f"The provider's products could not be loaded: {error}"
-            return None
-        if product is None:
-            errors["product_id"] = "Choose a product from the list."
-            return None
-        if draft.period_months not in product.periods:
-            errors["period_months"] = "Choose a validity period this product offers."
-        if draft.dcv_method not in {str(m) for m in product.dcv_methods}:
-            errors["dcv_method"] = "Choose a validation method this product offers."
-        unknown = set(draft.addons) - {a.id for a in product.addons}
-        if unknown:
-            errors["addons"] = "Choose add-ons this product offers."
-        return product
-
-    def _checked_sans(
-        self, draft: OrderDraft, product: Product | None, errors: dict[str, str]
-    ) -> list[str]:
-        sans: list[str] = []
-        for value in draft.sans:
-            if not value.strip():
-                continue
-            checked = self._field(
-                errors, "sans", names.normalize_domain, value,
-                allow_wildcard=bool(product and product.wildcard),
-            )  # fmt: skip
-            if checked and checked not in sans:
-                sans.append(checked)
-        if product and len(sans) > product.max_sans:
-            errors["sans"] = (
-                f"This product covers {product.max_sans} additional names at most."
-                if product.max_sans
-                else "This product covers one domain name; choose a multi-domain product."
-            )
-        return sans
-
-    def _check_approver(self, draft: OrderDraft, domain: str, errors: dict[str, str]) -> None:
-        """The approver must be one the provider offered for this domain, asked again now."""
-        if draft.dcv_method != DcvMethod.EMAIL:
-            return
-        if not draft.approver_email.strip():
-            errors["approver_email"] = "Choose the approval email address."
-            return
-        try:
-            offered = self.dcv_emails(draft.provider_account_id, domain)
-        except ProviderError as error:
-            errors["approver_email"] = f"The provider's approval addresses are unavailable: {error}"
-            return
-        if draft.approver_email.strip().lower() not in {e.lower() for e in offered}:
-            errors["approver_email"] = "Choose one of the approval addresses the provider offers."
-
-    def _checked_contact(self, contact: dict[str, str], errors: dict[str, str]) -> dict[str, str]:
-        checked = {k: (contact.get(k) or "").strip() for k in CONTACT_LIMITS}
-        for name, limit in CONTACT_LIMITS.items():
-            if len(checked[name]) > limit:
-                errors[f"contact_{name}"] = f"At most {limit} characters."
-        for name in ("first_name", "last_name", "email"):
-            if not checked[name]:
-                errors[f"contact_{name}"] = "Required."
-        if checked["email"]:
-            checked["email"] = (
-                self._field(errors, "contact_email", names.normalize_email, checked["email"]) or ""
-            )
-        checked["phone"] = (
-            self._field(errors, "contact_phone", names.normalize_phone, checked["phone"]) or ""
-        )
-        return checked
-
-    def _key_and_csr(self, draft: OrderDraft, values: dict[str, Any]) -> tuple[str | None, str]:
-        order_names = [values["domain"], *values["sans"]]
-        if draft.csr.strip():
-            try:
-                keys.check_csr(draft.csr, order_names)
-            except keys.InvalidMaterial as error:
-                raise OrderInvalid({"csr": str(error)}) from error
-            return None, draft.csr.strip() + "\n"
-        return _new_key_and_csr(draft.key_type, values)
 
     def _request(self, order: OrderRecord) -> OrderRequest:
         contact = order.contact
@@ -675,7 +477,7 @@ class OrderService:
         """
         order = self.get(order_id)
         if order.status == OrderState.SUBMITTED:
-            return self._submit(order, actor)
+            return self.submit(order, actor)
         if order.status not in ASKABLE or not order.provider_order_id or self._superseded(order):
             return order
         adapter = self.accounts.adapter(order.provider_account_id)
@@ -683,7 +485,7 @@ class OrderService:
             answer: ProviderStatus | ProviderError = adapter.status(to_ref(order))
         except ProviderError as error:
             answer = error
-        return self._record_answer(order, answer, actor, adapter)
+        return self.record_answer(order, answer, actor, adapter)
 
     def _superseded(self, order: OrderRecord) -> bool:
         """Whether a reissue that kept this order's provider order id answers for it now.
@@ -699,7 +501,7 @@ class OrderService:
         )
         return newest is not None and newest.id != order.id
 
-    def _record_answer(
+    def record_answer(
         self,
         order: OrderRecord,
         answer: ProviderStatus | ProviderError,
@@ -707,6 +509,9 @@ class OrderService:
         adapter: Provider,
         now: datetime | None = None,
     ) -> OrderRecord:
+        """Record what asking the provider about an order gave: its status, or the error that
+        asking raised (then the order is asked again after a backoff). The poller asks in
+        batches and records each order's answer through here."""
         now = now or utcnow()
         if isinstance(answer, ProviderError):
             return self._check_failed(order, actor, answer, now)
@@ -780,6 +585,18 @@ class OrderService:
             return f"The issued certificate was refused: {error}"
         return ""
 
+    def expire(self, order: OrderRecord) -> OrderRecord:
+        """Mark an issued certificate whose validity ended as expired and tell the host.
+
+        StaleOrder when another process changed the order first; the poller expires through here.
+        """
+        expired = self.store.update_order(
+            order, "system", "expired", "The certificate's validity ended.",
+            status=OrderState.EXPIRED,
+        )  # fmt: skip
+        self._notify_status(expired, order.status)
+        return expired
+
     # --- renewing and reissuing ----------------------------------------------------------------
 
     def renew(
@@ -838,7 +655,7 @@ class OrderService:
         if key_type not in keys.KEY_TYPES:
             raise ReissueRefused("Choose a key type from the list.")
         values = _copied(order)
-        key_pem, csr = _new_key_and_csr(key_type, values)
+        key_pem, csr = drafts.new_key_and_csr(key_type, values)
         values.update(key_type=key_type, csr=csr, private_key_encrypted=self.vault.encrypt(key_pem))
         return self._follow_up(order, REISSUE, actor, values, key)
 
@@ -885,7 +702,7 @@ class OrderService:
         detail = f"{kind.noun} order {follow_up.id}"
         self.store.add_event(order.id, actor, f"{kind.noun}_ordered", detail)
         try:
-            return Placed(self._submit(follow_up, actor))
+            return Placed(self.submit(follow_up, actor))
         except OrderRejected as rejected:
             message = f"The provider refused the {kind.noun}: {rejected}"
             raise kind.refused(message, rejected.order) from None
@@ -913,89 +730,6 @@ class OrderService:
                 yield order, self.renew(order.id, actor).order
             except (RenewalRefused, OrderRejected) as error:
                 yield order, error
-
-    # --- polling -------------------------------------------------------------------------------
-
-    def poll_due(self, now: datetime, *, limit: int = 500, workers: int = 4) -> PollReport:
-        """One polling round: claim the due orders, check them, expire ended certificates."""
-        report = self.check_claimed(self.claim_due(now, limit=limit), now=now, workers=workers)
-        report.expired = self.expire_ended(now)
-        return report
-
-    def claim_due(
-        self, now: datetime, *, limit: int = 500, lease: timedelta = timedelta(minutes=5)
-    ) -> list[OrderRecord]:
-        """Lease the orders whose check is due (store.claim_due): no other poller takes them."""
-        return self.store.claim_due(now, limit, lease)
-
-    def check_claimed(
-        self,
-        claimed: list[OrderRecord],
-        *,
-        now: datetime | None = None,
-        workers: int = 4,
-        on_done=None,
-    ) -> PollReport:
-        """Check claimed orders; ``on_done(order)`` after each one (the CLI's progress bar).
-
-        Orders are grouped per provider account so adapters with a batch call ask once per
-        group; groups run side by side in a bounded thread pool.
-        """
-        report = PollReport(claimed=len(claimed))
-        groups: dict[int, list[OrderRecord]] = {}
-        for order in claimed:
-            groups.setdefault(order.provider_account_id, []).append(order)
-        chunks = [
-            group[i : i + BATCH_SIZE]
-            for group in groups.values()
-            for i in range(0, len(group), BATCH_SIZE)
-        ]
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for results in pool.map(lambda chunk: self._poll_chunk(chunk, now), chunks):
-                for order in results:
-                    report.count(order)
-                    if on_done:
-                        on_done(order)
-        return report
-
-    def _poll_chunk(self, chunk: list[OrderRecord], now: datetime | None) -> list[OrderRecord]:
-        adapter = self.accounts.adapter(chunk[0].provider_account_id)
-        pending = [o for o in chunk if o.status == OrderState.PENDING and o.provider_order_id]
-        answers = adapter.statuses([to_ref(o) for o in pending]) if pending else {}
-        missing = ProviderError("The provider did not answer for this order.")
-
-        def step(order: OrderRecord) -> OrderRecord:
-            if order.status == OrderState.SUBMITTED:
-                return self._submit(order, "poller", now)
-            answer = answers.get(order.provider_order_id, missing)
-            return self._record_answer(order, answer, "poller", adapter, now)
-
-        return [self._settled(step, order) for order in chunk]
-
-    @staticmethod
-    def _settled(step, order: OrderRecord) -> OrderRecord:
-        """Run one order's step; a refusal or a lost race is that order's business alone."""
-        try:
-            return step(order)
-        except OrderRejected as rejected:
-            return rejected.order
-        except StaleOrder:
-            return order
-
-    def expire_ended(self, now: datetime) -> int:
-        """Issued certificates past their end become expired; returns how many."""
-        count = 0
-        for order in self.store.issued_ending_before(now):
-            try:
-                expired = self.store.update_order(
-                    order, "system", "expired", "The certificate's validity ended.",
-                    status=OrderState.EXPIRED,
-                )  # fmt: skip
-            except StaleOrder:
-                continue
-            self._notify_status(expired, order.status)
-            count += 1
-        return count
 
     # --- links the provider sent out, cancelling ------------------------------------------------
 

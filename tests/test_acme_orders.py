@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from panel_ssl_plugin import hookimpls, keys, schema
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
-from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 
 from .providers.test_acme import settings_for
@@ -56,7 +57,7 @@ def poll_until_settled(runtime, order_id: int):
         if order.status != "pending":
             return order
         moment += timedelta(minutes=1)
-        runtime.orders.poll_due(moment)
+        poll_due(runtime.orders, moment)
         time.sleep(0.2)  # Pebble validates in the background
     return runtime.orders.get(order_id)
 

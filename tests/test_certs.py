@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from panel_ssl_plugin import keys, names
-from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import OrderRecord
 from panel_ssl_plugin.web import certs

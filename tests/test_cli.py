@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from panel_ssl_plugin.cli import main, parse_duration
-from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 

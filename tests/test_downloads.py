@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from panel_ssl_plugin import keys
 from panel_ssl_plugin.downloads import DownloadRefused
-from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.runtime import runtime_for
 
 PASSWORD = "correct horse battery"

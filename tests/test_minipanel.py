@@ -7,10 +7,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.minipanel.app import start_ticker
 from panel_ssl_plugin.minipanel.db import clients
-from panel_ssl_plugin.orders import OrderDraft
 from panel_ssl_plugin.runtime import runtime_for
 
 from .conftest import csrf_token

@@ -13,16 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from panel_ssl_plugin import hookimpls, keys, schema
+from panel_ssl_plugin.drafts import OrderDraft, OrderInvalid
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
-from panel_ssl_plugin.orders import (
-    OrderDraft,
-    OrderInvalid,
-    OrderRejected,
-    ReissueRefused,
-    RenewalRefused,
-)
+from panel_ssl_plugin.orders import OrderRejected, ReissueRefused, RenewalRefused
+from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import orders as orders_table
 
@@ -223,10 +219,10 @@ def test_provider_down_keeps_the_order_and_the_poller_places_it_once(
     ).duplicate
 
     later = datetime.now(UTC) + timedelta(hours=1)
-    report = runtime.orders.poll_due(later)
+    report = poll_due(runtime.orders, later)
     assert report.by_status == {"pending": 1}
-    assert runtime.orders.poll_due(later).claimed == 0  # next check is a minute after that
-    assert runtime.orders.poll_due(later + timedelta(minutes=2)).by_status == {"pending": 1}
+    assert poll_due(runtime.orders, later).claimed == 0  # next check is a minute after that
+    assert poll_due(runtime.orders, later + timedelta(minutes=2)).by_status == {"pending": 1}
     assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 2  # the failed one and the retry
     assert len(gogetssl_sim.orders) == 1
 
@@ -234,7 +230,7 @@ def test_provider_down_keeps_the_order_and_the_poller_places_it_once(
 def test_poll_issues_verified_certificates(runtime, gogetssl_id, gogetssl_sim, listener):
     order = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice").order
     gogetssl_sim.approve(order.provider_order_id)
-    report = runtime.orders.poll_due(datetime.now(UTC) + timedelta(minutes=2))
+    report = poll_due(runtime.orders, datetime.now(UTC) + timedelta(minutes=2))
     assert report.by_status == {"issued": 1}
     issued = runtime.orders.get(order.id)
     assert issued.certificate and issued.chain and issued.not_after
@@ -296,7 +292,7 @@ def test_renewal_due_for_another_account_is_refused(panel, runtime, sandbox_id):
 
 def test_expired_certificates_are_marked(panel, runtime, sandbox_id, listener):
     order = issued_sandbox_order(panel, runtime, sandbox_id)
-    report = runtime.orders.poll_due(order.not_after + timedelta(days=1))
+    report = poll_due(runtime.orders, order.not_after + timedelta(days=1))
     assert report.expired == 1
     assert runtime.orders.get(order.id).status == "expired"
     assert listener.changes[-1] == (order.id, "issued", "expired")
@@ -496,7 +492,7 @@ def test_provider_down_keeps_the_reissue_and_the_poller_reissues_it(
     assert placed.waiting_for_provider and "retry automatically" in placed.order.status_detail
 
     later = datetime.now(UTC) + timedelta(hours=1)
-    assert runtime.orders.poll_due(later).by_status == {"pending": 1}
+    assert poll_due(runtime.orders, later).by_status == {"pending": 1}
     reissue = runtime.orders.get(placed.order.id)
     assert (reissue.status, reissue.provider_order_id) == ("pending", provider_id)
     assert gogetssl_sim.path_calls[reissue_path] == 2  # the failed one and the retry
@@ -507,7 +503,7 @@ def test_provider_down_keeps_the_reissue_and_the_poller_reissues_it(
     assert runtime.orders.get(order.id).status == "issued"
 
     gogetssl_sim.approve(provider_id)
-    assert runtime.orders.poll_due(later + timedelta(minutes=2)).by_status == {"issued": 1}
+    assert poll_due(runtime.orders, later + timedelta(minutes=2)).by_status == {"issued": 1}
     done = runtime.orders.get(reissue.id)
     assert public_key(done.certificate) == public_key(runtime.orders.private_key(done))
     old = runtime.orders.get(order.id)

@@ -8,9 +8,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from panel_ssl_plugin import hookimpls, schema
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.minipanel import create_app
-from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 
 from .providers.gogetssl_sim import PASSWORD, USER
@@ -58,7 +59,7 @@ def test_two_pollers_check_every_due_order_once(row_locking_database_url, gogets
 
     def poll(name: str, runtime) -> None:
         barrier.wait()
-        while report := runtime.orders.poll_due(due, limit=20, workers=2):
+        while report := poll_due(runtime.orders, due, limit=20, workers=2):
             if not report.claimed:
                 return
             claimed[name] += report.claimed

@@ -29,8 +29,8 @@ from wtforms import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from panel_ssl_plugin import keys, names
+from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
-from panel_ssl_plugin.orders import OrderDraft
 from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, Product
 from panel_ssl_plugin.store import OrderRecord
 

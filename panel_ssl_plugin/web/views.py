@@ -16,8 +16,9 @@ from flask.typing import ResponseReturnValue
 
 from panel_ssl_plugin import names
 from panel_ssl_plugin.accounts import ProviderAccount
+from panel_ssl_plugin.drafts import OrderInvalid
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor
-from panel_ssl_plugin.orders import OrderInvalid, OrderNotFound, OrderRejected, Placed
+from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, Placed
 from panel_ssl_plugin.providers.base import DcvMethod, OrderState, Product, ProviderError
 from panel_ssl_plugin.store import OrderRecord
 from panel_ssl_plugin.web import URL_PREFIX, current_runtime, require

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from playwright.sync_api import expect
 
 from panel_ssl_plugin import names
-from panel_ssl_plugin.orders import OrderDraft
+from panel_ssl_plugin.drafts import OrderDraft
 
 pytestmark = pytest.mark.e2e
 
