@@ -7,19 +7,18 @@ zone, so nothing is asked of the user: place, poll, issued, renew.
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from panel_ssl_plugin import hookimpls, keys, schema
-from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
 from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 
+from .ordering import draft
 from .providers.test_acme import settings_for
 
 
@@ -67,11 +66,9 @@ def test_acme_order_is_issued_and_renewed(runtime, pebble, method, product):
     account = runtime.accounts.create("acme", "Pebble", settings_for(pebble))
     domain = "*.pebble.example" if product == "dv-wildcard" else "www.pebble.example"
     placed = runtime.orders.place(
-        OrderDraft(
-            account_id="1", provider_account_id=account, product_id=product, period_months=3,
-            server_type="nginx", domain=domain, dcv_method=method,
-            idempotency_key=uuid.uuid4().hex,
-            contact={"first_name": "A", "last_name": "B", "email": "a@b.example"},
+        draft(
+            account, product_id=product, period_months=3, domain=domain, dcv_method=method,
+            approver_email="",
         ),
         "alice",
     )  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import uuid
 import zipfile
 from collections import Counter
 from urllib.parse import quote
@@ -19,18 +18,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from panel_ssl_plugin import keys, names
-from panel_ssl_plugin.drafts import OrderDraft
+from panel_ssl_plugin import keys
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import OrderRecord
 from panel_ssl_plugin.web import certs
 from tests.conftest import csrf_token
+from tests.ordering import draft
 from tests.providers.gogetssl_sim import PASSWORD as GOGETSSL_PASSWORD
 from tests.providers.gogetssl_sim import USER as GOGETSSL_USER
 from tests.test_minipanel import client_ids
 
 PFX_PASSWORD = "correct horse battery"
-CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@example.com"}
 
 
 # --- orders to look at --------------------------------------------------------------------------
@@ -53,24 +51,10 @@ def alice(as_user):
 
 
 def place(runtime, account_id: str, domain: str = "shop.example.com", **fields) -> OrderRecord:
-    """A pending sandbox order, approval email sent."""
-    values = {
-        "provider_account_id": runtime.accounts.all()[0].id,
-        "product_id": "dv-single",
-        "period_months": 12,
-        "server_type": "nginx",
-        "dcv_method": "email",
-        "approver_email": f"admin@{names.normalize_domain(domain)}",
-        **fields,
-    }
-    draft = OrderDraft(
-        account_id=account_id,
-        domain=domain,
-        idempotency_key=uuid.uuid4().hex,
-        contact=CONTACT,
-        **values,
-    )
-    return runtime.orders.place(draft, "alice").order
+    """A pending sandbox order of ``account_id``, approval email sent."""
+    account = fields.pop("provider_account_id", runtime.accounts.all()[0].id)
+    order = draft(account, account_id=account_id, domain=domain, **fields)
+    return runtime.orders.place(order, "alice").order
 
 
 def approval_path(app, order: OrderRecord) -> str:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from panel_ssl_plugin.cli import main, parse_duration
-from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
+
+from .ordering import issued as issued_order
 
 BIN = Path(sys.executable).parent
 
@@ -30,19 +29,7 @@ def runtime(app):
 @pytest.fixture
 def issued(app, runtime):
     """An issued sandbox certificate of client 1."""
-    account = runtime.accounts.all()[0].id
-    runtime.orders.place(
-        OrderDraft(
-            account_id="1", provider_account_id=account, product_id="dv-single",
-            period_months=12, server_type="nginx", domain="shop.example.com",
-            dcv_method="email", idempotency_key=uuid.uuid4().hex,
-            approver_email="admin@shop.example.com",
-            contact={"first_name": "A", "last_name": "B", "email": "a@b.example"},
-        ),
-        "alice",
-    )  # fmt: skip
-    token = re.search(r"/callback/(\S+)", app.extensions["minipanel"].mails()[0].body).group(1)
-    return runtime.orders.handle_callback(account, token)
+    return issued_order(app, runtime)
 
 
 def run_hook(name: str, payload: str, database_url: str) -> subprocess.CompletedProcess:

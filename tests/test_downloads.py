@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
-import uuid
 import zipfile
 
 import pytest
@@ -13,8 +11,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from panel_ssl_plugin import keys
 from panel_ssl_plugin.downloads import DownloadRefused
-from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.runtime import runtime_for
+
+from .ordering import issued
 
 PASSWORD = "correct horse battery"
 
@@ -22,22 +21,6 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def runtime(app):
     return runtime_for(app.extensions["hosting_panel"])
-
-
-def issued(app, runtime, server_type: str = "nginx", csr: str = ""):
-    account = runtime.accounts.all()[0].id
-    runtime.orders.place(
-        OrderDraft(
-            account_id="1", provider_account_id=account, product_id="dv-single",
-            period_months=12, server_type=server_type, domain="shop.example.com",
-            dcv_method="email", idempotency_key=uuid.uuid4().hex,
-            approver_email="admin@shop.example.com", csr=csr,
-            contact={"first_name": "A", "last_name": "B", "email": "a@b.example"},
-        ),
-        "alice",
-    )  # fmt: skip
-    token = re.search(r"/callback/(\S+)", app.extensions["minipanel"].mails()[0].body).group(1)
-    return runtime.orders.handle_callback(account, token)
 
 
 def test_pem_chain_fullchain_and_key(app, runtime):
@@ -78,7 +61,7 @@ def test_pkcs12_opens_with_the_typed_password(app, runtime):
     ],
 )
 def test_bundle_per_server_type(app, runtime, server_type, files):
-    order = issued(app, runtime, server_type)
+    order = issued(app, runtime, server_type=server_type)
     download = runtime.orders.download(order.id, "bundle", "alice", password=PASSWORD)
     archive = zipfile.ZipFile(io.BytesIO(download.content))
     assert set(archive.namelist()) == files | {"INSTALL.txt"}

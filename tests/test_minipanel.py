@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
-from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.minipanel.app import start_ticker
 from panel_ssl_plugin.minipanel.db import clients
 from panel_ssl_plugin.runtime import runtime_for
 
 from .conftest import csrf_token
+from .ordering import approval_token, draft
 
 
 def client_ids(app, reseller: str) -> list[int]:
@@ -109,17 +107,8 @@ def test_the_ticker_polls_due_orders(app):
     pm = app.extensions["hosting_panel"]
     orders = runtime_for(pm).orders
     account = runtime_for(pm).accounts.all()[0].id
-    order = orders.place(
-        OrderDraft(
-            account_id="1", provider_account_id=account, product_id="dv-single",
-            period_months=12, server_type="nginx", domain="tick.example.com",
-            dcv_method="email", idempotency_key=uuid.uuid4().hex,
-            approver_email="admin@tick.example.com",
-            contact={"first_name": "A", "last_name": "B", "email": "a@b.example"},
-        ),
-        "alice",
-    ).order  # fmt: skip
-    token = re.search(r"/callback/(\S+)", app.extensions["minipanel"].mails()[0].body).group(1)
+    order = orders.place(draft(account, domain="tick.example.com"), "alice").order
+    token = approval_token(app, order)
     _, data = runtime_for(pm).accounts.adapter(account).handle_callback(token)
     orders.store.update_order(
         order, "test", "approved", provider_data={**order.provider_data, **data},

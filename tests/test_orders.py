@@ -3,9 +3,7 @@ polling."""
 
 from __future__ import annotations
 
-import re
 import threading
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from panel_ssl_plugin import hookimpls, keys, schema
-from panel_ssl_plugin.drafts import OrderDraft, OrderInvalid
+from panel_ssl_plugin.drafts import OrderInvalid
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo
@@ -22,9 +20,8 @@ from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import orders as orders_table
 
+from .ordering import approve, draft, issued
 from .providers.gogetssl_sim import PASSWORD, USER
-
-CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@example.com"}
 
 
 class Listener:
@@ -74,24 +71,6 @@ def gogetssl_id(runtime, gogetssl_sim) -> int:
     return runtime.accounts.create("gogetssl", "GoGetSSL", settings)
 
 
-def draft(provider_account_id: int, **changes) -> OrderDraft:
-    values = dict(
-        account_id="1", provider_account_id=provider_account_id, product_id="dv-single",
-        period_months=12, server_type="nginx", domain="shop.example.com", dcv_method="email",
-        idempotency_key=uuid.uuid4().hex, approver_email="admin@shop.example.com",
-        organization="Bäckerei Müller GmbH", state="Bayern", country="de", contact=CONTACT,
-    )  # fmt: skip
-    values.update(changes)
-    return OrderDraft(**values)
-
-
-def approve_sandbox(panel, runtime, sandbox_id):
-    """Follow the newest approval link in the minipanel's outbox."""
-    body = panel.extensions["minipanel"].mails()[0].body
-    token = re.search(r"/callback/(\S+)", body).group(1)
-    return runtime.orders.handle_callback(sandbox_id, token)
-
-
 def test_place_encrypts_the_key_and_issues_after_approval(panel, runtime, sandbox_id, listener):
     placed = runtime.orders.place(draft(sandbox_id), "alice")
     order = placed.order
@@ -104,7 +83,7 @@ def test_place_encrypts_the_key_and_issues_after_approval(panel, runtime, sandbo
     key = keys.key_from_pem(runtime.orders.private_key(order))
     assert keys.public_key_der(key) == keys.public_key_der(keys.load_csr(order.csr))
 
-    issued = approve_sandbox(panel, runtime, sandbox_id)
+    issued = approve(panel, runtime)
     assert issued.status == "issued" and issued.not_after > datetime.now(UTC)
     assert listener.changes == [(order.id, "submitted", "pending"), (order.id, "pending", "issued")]
     assert listener.issued == [order.id]
@@ -237,14 +216,8 @@ def test_poll_issues_verified_certificates(runtime, gogetssl_id, gogetssl_sim, l
     assert listener.issued == [order.id]
 
 
-def issued_sandbox_order(panel, runtime, sandbox_id, **changes):
-    order = runtime.orders.place(draft(sandbox_id, **changes), "alice").order
-    approve_sandbox(panel, runtime, sandbox_id)
-    return runtime.orders.get(order.id)
-
-
 def test_renewal_event_twice_and_concurrently_makes_one_renewal(panel, runtime, sandbox_id):
-    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    order = issued(panel, runtime)
     pm = panel.extensions["hosting_panel"]
     barrier, ids = threading.Barrier(3), []
 
@@ -271,27 +244,27 @@ def test_renewal_event_twice_and_concurrently_makes_one_renewal(panel, runtime, 
 
 
 def test_renewal_refusals(panel, runtime, sandbox_id):
-    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    order = issued(panel, runtime)
     renewal = runtime.orders.renew(order.id, "alice").order
     with pytest.raises(RenewalRefused, match="already in progress"):
         runtime.orders.renew(order.id, "alice", idempotency_key="another-click")
     with pytest.raises(RenewalRefused, match="Only issued"):
         runtime.orders.renew(renewal.id, "alice")
     with pytest.raises(RenewalRefused, match="period"):
-        other = issued_sandbox_order(panel, runtime, sandbox_id)
+        other = issued(panel, runtime)
         runtime.orders.renew(other.id, "alice", period_months=5)
 
 
 def test_renewal_due_for_another_account_is_refused(panel, runtime, sandbox_id):
     from panel_ssl_plugin.orders import OrderNotFound
 
-    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    order = issued(panel, runtime)
     with pytest.raises(OrderNotFound):
         runtime.orders.renewal_due("2", order.id, 12)
 
 
 def test_expired_certificates_are_marked(panel, runtime, sandbox_id, listener):
-    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    order = issued(panel, runtime)
     report = poll_due(runtime.orders, order.not_after + timedelta(days=1))
     assert report.expired == 1
     assert runtime.orders.get(order.id).status == "expired"
@@ -357,9 +330,9 @@ def test_check_status_of_an_issued_certificate_asks_the_provider(
 
 
 def test_renewals_of_renewals_stay_grouped_under_the_original(panel, runtime, sandbox_id):
-    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    order = issued(panel, runtime)
     first = runtime.orders.renew(order.id, "alice").order
-    approve_sandbox(panel, runtime, sandbox_id)
+    approve(panel, runtime)
     assert runtime.orders.get(first.id).status == "issued"
     second = runtime.orders.renew(first.id, "alice").order
     page = runtime.orders.account_page("1")
@@ -398,9 +371,7 @@ def public_key(pem: str) -> bytes:
 def test_reissue_with_the_sandbox_keeps_the_old_key_and_certificate(
     panel, runtime, sandbox_id, listener
 ):
-    order = issued_sandbox_order(
-        panel, runtime, sandbox_id, sans=("www.shop.example.com",), product_id="dv-multi"
-    )
+    order = issued(panel, runtime, sans=("www.shop.example.com",), product_id="dv-multi")
     old_key = runtime.orders.private_key(order)
     placed = runtime.orders.reissue(order.id, "alice", key_type="rsa2048")
     reissue = placed.order
@@ -420,10 +391,10 @@ def test_reissue_with_the_sandbox_keeps_the_old_key_and_certificate(
     assert keys.csr_names(new_csr) == keys.csr_names(old_csr) == [order.domain, *order.sans]
     assert new_csr.subject == old_csr.subject
 
-    issued = approve_sandbox(panel, runtime, sandbox_id)  # the reissue's mail is the newest
-    assert (issued.id, issued.status) == (reissue.id, "issued")
-    assert public_key(issued.certificate) == public_key(new_key)
-    assert issued.certificate != order.certificate and listener.issued[-1] == reissue.id
+    done = approve(panel, runtime)  # the reissue's mail is the newest
+    assert (done.id, done.status) == (reissue.id, "issued")
+    assert public_key(done.certificate) == public_key(new_key)
+    assert done.certificate != order.certificate and listener.issued[-1] == reissue.id
 
     old = runtime.orders.get(order.id)
     assert (old.status, old.certificate, old.csr) == ("issued", order.certificate, order.csr)
@@ -433,7 +404,7 @@ def test_reissue_with_the_sandbox_keeps_the_old_key_and_certificate(
 
 
 def test_reissue_twice_makes_one_and_a_later_one_a_new_one(panel, runtime, sandbox_id):
-    order = issued_sandbox_order(panel, runtime, sandbox_id, key_type="rsa3072")
+    order = issued(panel, runtime, key_type="rsa3072")
     barrier, results = threading.Barrier(2), []
 
     def click():
@@ -452,7 +423,7 @@ def test_reissue_twice_makes_one_and_a_later_one_a_new_one(panel, runtime, sandb
         runtime.orders.reissue(order.id, "alice", idempotency_key="another-form")
     assert [r.id for r in runtime.orders.reissues(order.id)] == [again.order.id]
 
-    approve_sandbox(panel, runtime, sandbox_id)
+    approve(panel, runtime)
     later = runtime.orders.reissue(order.id, "alice")
     assert not later.duplicate and later.order.id != again.order.id
     assert len(runtime.orders.reissues(order.id)) == 2
@@ -512,9 +483,9 @@ def test_provider_down_keeps_the_reissue_and_the_poller_reissues_it(
 
 
 def test_reissues_and_renewals_are_grouped_under_the_original(panel, runtime, sandbox_id):
-    order = issued_sandbox_order(panel, runtime, sandbox_id)
+    order = issued(panel, runtime)
     reissue = runtime.orders.reissue(order.id, "alice").order
-    approve_sandbox(panel, runtime, sandbox_id)
+    approve(panel, runtime)
     renewal = runtime.orders.renew(reissue.id, "alice").order
     assert runtime.orders.follow_ups(order.id) == [runtime.orders.get(reissue.id)]
     page = runtime.orders.account_page("1")

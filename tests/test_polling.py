@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from panel_ssl_plugin import hookimpls, schema
-from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 
+from .ordering import draft
 from .providers.gogetssl_sim import PASSWORD, USER
 
 ORDERS = 200
@@ -31,15 +30,9 @@ def place_many(runtime, provider_account_id: int) -> list[int]:
         domain = f"site{n}.example.com"
         ids.append(
             runtime.orders.place(
-                OrderDraft(
-                    account_id="1", provider_account_id=provider_account_id, product_id="71",
-                    period_months=12, server_type="nginx", domain=domain, dcv_method="email",
-                    idempotency_key=uuid.uuid4().hex, approver_email=f"admin@{domain}",
-                    contact={"first_name": "A", "last_name": "B", "email": "a@b.example"},
-                ),
-                "alice",
+                draft(provider_account_id, product_id="71", domain=domain), "alice"
             ).order.id
-        )  # fmt: skip
+        )
     return ids
 
 

@@ -1,0 +1,67 @@
+"""Orders for tests: a draft with sensible values, and sandbox approval through the outbox.
+
+Every test that needs an order starts here, so a change to what an order needs is made once.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from panel_ssl_plugin import names
+from panel_ssl_plugin.drafts import OrderDraft
+from panel_ssl_plugin.store import OrderRecord
+
+CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@example.com"}
+
+
+def draft(provider_account_id: int, **changes) -> OrderDraft:
+    """A sandbox-style single-domain order of client 1; ``changes`` override any field.
+
+    The approver defaults to admin@ the domain, the way every provider here offers it.
+    """
+    domain = changes.get("domain", "shop.example.com")
+    values = {
+        "account_id": "1",
+        "provider_account_id": provider_account_id,
+        "product_id": "dv-single",
+        "period_months": 12,
+        "server_type": "nginx",
+        "domain": domain,
+        "dcv_method": "email",
+        "idempotency_key": uuid.uuid4().hex,
+        "approver_email": _approver(domain),
+        "organization": "Bäckerei Müller GmbH",
+        "state": "Bayern",
+        "country": "de",
+        "contact": CONTACT,
+        **changes,
+    }
+    return OrderDraft(**values)
+
+
+def _approver(domain: str) -> str:
+    try:
+        return f"admin@{names.normalize_domain(domain.removeprefix('*.'))}"
+    except names.InvalidInput:
+        return f"admin@{domain}"  # the test is about the bad domain, not its approver
+
+
+def approval_token(app, order: OrderRecord | None = None) -> str:
+    """The token of the newest approval link in the minipanel's outbox (for ``order``)."""
+    mails = app.extensions["minipanel"].mails()
+    body = next(m.body for m in mails if order is None or order.provider_order_id in m.body)
+    return re.search(r"/callback/(\S+)", body).group(1)
+
+
+def approve(app, runtime, order: OrderRecord | None = None) -> OrderRecord:
+    """Follow the approval link as the approver would; the order is checked right after."""
+    account = runtime.accounts.all()[0].id if order is None else order.provider_account_id
+    return runtime.orders.handle_callback(account, approval_token(app, order))
+
+
+def issued(app, runtime, **changes) -> OrderRecord:
+    """An issued sandbox certificate: placed with the default account, then approved."""
+    account = runtime.accounts.all()[0].id
+    order = runtime.orders.place(draft(account, **changes), "alice").order
+    return approve(app, runtime, order)
