@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -40,44 +40,10 @@ from panel_ssl_plugin.providers.base import (
     ValidationTask,
 )
 from tests.providers.pebble_server import PebbleServer, free_ports
+from tests.providers.recording_host import RecordingHost
 
 STATUS_CALLS = 100  # Pebble validates in milliseconds; this bounds a broken run, it times nothing
 EARLY_POLLS = 3  # scheduled polls before the user has published anything
-
-
-@dataclass
-class RecordingHost:
-    """A panel that owns the docroots and DNS (``can_publish``) or not, recording saves."""
-
-    pebble: PebbleServer
-    can_publish: bool = True
-    saved: list[dict[str, Any]] = field(default_factory=list)
-
-    def send_mail(self, to: str, subject: str, body: str) -> bool:
-        return False
-
-    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
-        if self.can_publish:
-            self.pebble.http01.serve(token, content)
-        return self.can_publish
-
-    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
-        if self.can_publish:
-            self.pebble.set_txt(name, value)
-        return self.can_publish
-
-    def save_settings(self, settings: dict[str, Any]) -> None:
-        self.saved.append(dict(settings))
-
-    def callback_url(self, token: str) -> str:
-        return f"https://panel.test/ssl/callback/{token}"
-
-
-class ForgetfulHost(RecordingHost):
-    """Says it published the http-01 token but serves nothing: validation must fail."""
-
-    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
-        return True
 
 
 def settings_for(pebble: PebbleServer, **changes: Any) -> dict[str, Any]:
@@ -149,7 +115,13 @@ def misbehaving_ca() -> Iterator[MisbehavingCA]:
 
 @pytest.fixture
 def host(pebble: PebbleServer) -> RecordingHost:
-    return RecordingHost(pebble)
+    """A panel that owns the docroots and DNS (``can_publish``) or not, publishing into Pebble."""
+    return RecordingHost(
+        can_mail=False,
+        can_publish=True,
+        publish_http=pebble.http01.serve,
+        publish_txt=pebble.set_txt,
+    )
 
 
 @pytest.fixture
@@ -416,7 +388,9 @@ def test_cancel_deactivates_pending_authorizations(host: RecordingHost, provider
 
 
 def test_failed_validation_shows_the_ca_reason(pebble: PebbleServer):
-    provider = AcmeProvider(settings_for(pebble), ForgetfulHost(pebble))
+    # Says it published the http-01 token but serves nothing: validation must fail.
+    forgetful = RecordingHost(can_mail=False, can_publish=True, publish_txt=pebble.set_txt)
+    provider = AcmeProvider(settings_for(pebble), forgetful)
     request = request_for(names("fail"), DcvMethod.HTTP)
 
     status = settle(provider, provider.place_order(request))

@@ -23,6 +23,7 @@ from panel_ssl_plugin.providers.base import (
 )
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
 from tests.providers.gogetssl_sim import PASSWORD, USER, GoGetSSLSim
+from tests.providers.recording_host import RecordingHost
 
 CONTACT = Contact(
     first_name="Ada",
@@ -39,36 +40,9 @@ CONTACT = Contact(
 )
 
 
-class RecordingHost:
-    """A ProviderHost that can do nothing itself and remembers what it was asked."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    def _record(self, name: str, *args: Any) -> bool:
-        self.calls.append((name, args))
-        return False
-
-    def send_mail(self, to: str, subject: str, body: str) -> bool:
-        return self._record("send_mail", to, subject, body)
-
-    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
-        return self._record("publish_http_challenge", domain, token, content)
-
-    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
-        return self._record("publish_dns_record", domain, name, record_type, value)
-
-    def save_settings(self, settings: dict[str, Any]) -> None:
-        self._record("save_settings", settings)
-
-    def callback_url(self, token: str) -> str:
-        self._record("callback_url", token)
-        return f"http://panel.test/callback/{token}"
-
-
 def make_provider(sim: GoGetSSLSim, **settings: Any) -> GoGetSSLProvider:
     defaults = {"base_url": sim.url, "username": USER, "password": PASSWORD, "timeout": 5.0}
-    return GoGetSSLProvider({**defaults, **settings}, RecordingHost())
+    return GoGetSSLProvider({**defaults, **settings}, RecordingHost(can_mail=False))
 
 
 def new_csr(domain: str, *sans: str) -> tuple[keys.PrivateKey, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,42 +20,7 @@ from panel_ssl_plugin.providers.base import (
     ProviderStatus,
 )
 from panel_ssl_plugin.providers.sandbox import CANCELLED_AT, SandboxProvider
-
-CALLBACK_PREFIX = "http://panel.test/ssl/cb/"
-
-
-@dataclass(frozen=True)
-class Mail:
-    to: str
-    subject: str
-    body: str
-
-
-class RecordingHost:
-    """A ProviderHost that keeps what the provider asked of it."""
-
-    def __init__(self, publishes_dns: bool = True):
-        self.mails: list[Mail] = []
-        self.saved: list[dict[str, Any]] = []
-        self.records: list[tuple[str, str, str, str]] = []
-        self.publishes_dns = publishes_dns
-
-    def send_mail(self, to: str, subject: str, body: str) -> bool:
-        self.mails.append(Mail(to, subject, body))
-        return True
-
-    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
-        return False
-
-    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
-        self.records.append((domain, name, record_type, value))
-        return self.publishes_dns
-
-    def save_settings(self, settings: dict[str, Any]) -> None:
-        self.saved.append(dict(settings))
-
-    def callback_url(self, token: str) -> str:
-        return CALLBACK_PREFIX + token
+from tests.providers.recording_host import CALLBACK_BASE, Mail, RecordingHost
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +30,8 @@ def key() -> keys.PrivateKey:
 
 @pytest.fixture
 def host() -> RecordingHost:
-    return RecordingHost()
+    """Sends mail and publishes DNS records."""
+    return RecordingHost(can_publish=True)
 
 
 @pytest.fixture
@@ -93,8 +59,8 @@ def order(key: keys.PrivateKey, **changes: Any) -> OrderRequest:
 
 
 def token_of(mail: Mail) -> str:
-    link = next(line for line in mail.body.splitlines() if line.startswith(CALLBACK_PREFIX))
-    return link.removeprefix(CALLBACK_PREFIX)
+    link = next(line for line in mail.body.splitlines() if line.startswith(CALLBACK_BASE))
+    return link.removeprefix(CALLBACK_BASE)
 
 
 def merged(ref: ProviderRef, data: dict[str, Any] | None) -> ProviderRef:
@@ -396,7 +362,7 @@ def test_dns_validation_is_approved_when_the_host_publishes(sandbox, host, key):
         approver_email=None,
     )
     ref = sandbox.place_order(request)
-    [(domain, name, record_type, _)] = host.records
+    [(domain, name, record_type, _)] = host.dns_records
     assert (domain, name, record_type) == ("example.com", "_sandbox-validation.example.com", "TXT")
     assert [task.published for task in ref.validation] == [True]
     issue(sandbox, ref)
@@ -404,7 +370,7 @@ def test_dns_validation_is_approved_when_the_host_publishes(sandbox, host, key):
 
 
 def test_dns_validation_is_rejected_when_the_host_cannot_publish(key):
-    sandbox = SandboxProvider({}, RecordingHost(publishes_dns=False))
+    sandbox = SandboxProvider({}, RecordingHost(can_publish=False))
     request = order(key, product_id="dv-wildcard", domain="*.example.com", dcv_method=DcvMethod.DNS)
     with pytest.raises(ProviderRejected, match="choose e-mail validation"):
         sandbox.place_order(request)

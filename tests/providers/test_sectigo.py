@@ -27,41 +27,22 @@ from panel_ssl_plugin.providers.base import (
     ProviderUnavailable,
 )
 from panel_ssl_plugin.providers.sectigo import SectigoProvider, SectigoSettingsForm
+from tests.providers.recording_host import RecordingHost
 from tests.providers.sectigo_sim import LOGIN_PASSWORD, Fault, SectigoSim
 
 APPLY = "!AutoApplySSL"
 COLLECT = "download/CollectSSL"
 
 
-class RecordingHost:
-    """A ProviderHost that remembers what it was asked and may run the DNS zone."""
-
-    def __init__(self, runs_dns: bool = False):
-        self.runs_dns = runs_dns
-        self.dns: list[tuple[str, str, str, str]] = []
-        self.http: list[tuple[str, str, str]] = []
-
-    def send_mail(self, to: str, subject: str, body: str) -> bool:
-        return False
-
-    def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
-        self.http.append((domain, token, content))
-        return False
-
-    def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
-        self.dns.append((domain, name, record_type, value))
-        return self.runs_dns
-
-    def save_settings(self, settings: dict[str, Any]) -> None:
-        raise AssertionError("the Sectigo adapter has nothing to save")
-
-    def callback_url(self, token: str) -> str:
-        raise AssertionError("the Sectigo adapter sends no links")
-
-
 @pytest.fixture
 def host() -> RecordingHost:
-    return RecordingHost()
+    return RecordingHost(
+        can_mail=False,
+        forbidden={
+            "save_settings": "the Sectigo adapter has nothing to save",
+            "callback_url": "the Sectigo adapter sends no links",
+        },
+    )
 
 
 @pytest.fixture
@@ -286,7 +267,7 @@ def test_http_validation_serves_the_csr_hashes_under_pki_validation(sectigo, hos
         (d, f"http://{d}/.well-known/pki-validation/{md5}.txt", content, False)
         for d in ("example.com", "www.example.com")
     ]
-    assert host.http == []
+    assert host.http_tokens == []
 
 
 def test_cname_validation_names_the_record(sectigo, sectigo_sim, host):
@@ -304,7 +285,7 @@ def test_cname_validation_names_the_record(sectigo, sectigo_sim, host):
         "CNAME",
         target,
     )
-    assert not task.published and host.dns == []
+    assert not task.published and host.dns_records == []
 
 
 def test_email_validation_names_the_approver(sectigo):
