@@ -8,6 +8,7 @@ tokens under the newest key, so a host rotates by prepending a key and running t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -34,12 +35,7 @@ class Vault:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken as error:
-            raise DecryptionError(
-                "stored secret cannot be decrypted with the configured keys"
-            ) from error
+        return self._open(self._fernet.decrypt, token)
 
     def encrypt_json(self, value: dict[str, Any]) -> str:
         return self.encrypt(json.dumps(value, sort_keys=True))
@@ -49,8 +45,13 @@ class Vault:
 
     def rotate(self, token: str) -> str:
         """The same secret, encrypted under the newest key."""
+        return self._open(self._fernet.rotate, token)
+
+    @staticmethod
+    def _open(operation: Callable[[bytes], bytes], token: str) -> str:
+        """Run a Fernet operation that must read ``token``; a token no key opens says so."""
         try:
-            return self._fernet.rotate(token.encode()).decode()
+            return operation(token.encode()).decode()
         except InvalidToken as error:
             raise DecryptionError(
                 "stored secret cannot be decrypted with the configured keys"
