@@ -25,6 +25,12 @@ class ProviderError(Exception):
 class ProviderUnavailable(ProviderError):
     """Timeout, refused connection, 5xx or rate limit: try again later, nothing was lost.
 
+    From a call that creates something at the provider (an order, a renewal, a reissue) it means
+    more: the request never reached the provider (refused connection, DNS or TLS failure, a
+    connect timeout, a 429 turned away before any work), so sending it again cannot buy twice.
+    Everything else that goes wrong after a request was written is
+    :class:`ProviderOutcomeUnknown`.
+
     ``retry_after`` is in seconds when the provider said when to come back (HTTP 429,
     ACME ``rateLimited``).
     """
@@ -32,6 +38,17 @@ class ProviderUnavailable(ProviderError):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ProviderOutcomeUnknown(ProviderError):
+    """A call that creates something may have reached the provider, and no usable answer came
+    back: a timeout after the request was sent, a connection reset, a 5xx from a gateway, a
+    reply that cannot be read or that lacks the new order's number.
+
+    Such a call is never repeated blindly: the order service first asks the provider whether
+    the order exists (:meth:`Provider.find_order`), and :meth:`Provider.find_order` raises this
+    too when the provider cannot tell, so that a person decides.
+    """
 
 
 class ProviderRejected(ProviderError):
@@ -51,6 +68,7 @@ class OrderState(StrEnum):
 
     DRAFT = "draft"
     SUBMITTED = "submitted"
+    UNKNOWN = "unknown"  # sent, no usable answer: checking with the provider before anything else
     PENDING = "pending"
     ISSUED = "issued"
     FAILED = "failed"
@@ -198,6 +216,31 @@ class ProviderStatus:
     data: dict[str, Any] | None = None
 
 
+class PlacementKind(StrEnum):
+    """Which create call a :class:`Placement` was."""
+
+    ORDER = "order"
+    RENEWAL = "renewal"
+    REISSUE = "reissue"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A create call whose answer was lost, as the order service remembers it.
+
+    ``request`` is what was sent (for a reissue: the order's details with the new CSR),
+    ``previous`` the order renewed or reissued, ``sent_at`` when the call was sent (aware UTC),
+    and ``tracked`` the provider order ids the plugin already tracks on this provider account,
+    so that an adapter which finds orders by listing them can pass over every order it knows.
+    """
+
+    kind: PlacementKind
+    request: OrderRequest
+    sent_at: datetime
+    previous: ProviderRef | None = None
+    tracked: frozenset[str] = frozenset()
+
+
 class ProviderHost(Protocol):
     """What an adapter may ask of the world around it; the order service implements this."""
 
@@ -254,7 +297,13 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def place_order(self, request: OrderRequest) -> ProviderRef:
-        """Place a new order; raises ProviderRejected with the provider's reason."""
+        """Place a new order; raises ProviderRejected with the provider's reason.
+
+        This and :meth:`renew` and :meth:`reissue` create something the reseller pays for, so
+        they tell apart ProviderUnavailable (never reached the provider: safe to send again)
+        from ProviderOutcomeUnknown (sent, no usable answer); anything else they raise after
+        sending is treated as unknown too.
+        """
 
     @abc.abstractmethod
     def status(self, ref: ProviderRef) -> ProviderStatus:
@@ -296,6 +345,28 @@ class Provider(abc.ABC):
 
         May return what to merge into the order's :attr:`ProviderRef.data`.
         """
+
+    def find_order(self, placement: Placement) -> ProviderRef | None:
+        """Whether the order of a create call whose answer was lost exists at the provider,
+        asked by the provider's own means (a listing, an idempotency key, the order's URL).
+
+        Returns the ref to track when it exists, and ``None`` only when it provably does not,
+        since the order service then places it again. Raises ProviderUnavailable to be asked
+        again later, and ProviderOutcomeUnknown when the provider cannot tell: the order is then
+        held for a person. This default cannot tell; every built-in adapter overrides it.
+        """
+        raise ProviderOutcomeUnknown(
+            f"{self.name} offers no way to look up an order whose answer was lost; check the "
+            "account at the provider, then say whether the order exists."
+        )
+
+    def adopt_order(self, placement: Placement, order_id: str) -> ProviderRef:
+        """The ref to track an order by, when a person found it at the provider under
+        ``order_id`` (the admin's "it exists: link order id ..."). The order service asks
+        :meth:`status` with it before tracking it, so an id the provider does not know is
+        refused. The default remembers the id alone.
+        """
+        return ProviderRef(order_id)
 
     def trusted_roots(self) -> list[str]:
         """PEM roots this provider's chains must lead to; empty when the adapter knows none.

@@ -1,9 +1,18 @@
 """HTTP for the adapters that speak to a REST or form API: one session per account, bounded calls.
 
 Every call has a timeout. Only idempotent reads are retried (urllib3's ``Retry`` on GET), since a
-retried order placement could buy a certificate twice. Transport failures, 5xx and 429 become
-:class:`ProviderUnavailable`; what the provider says in a reply is the adapter's to interpret.
-Request bodies are never logged: they carry credentials.
+retried order placement could buy a certificate twice. What a failure means depends on the call:
+
+- a read (``creates=False``) that fails by transport, 5xx or 429 is :class:`ProviderUnavailable`:
+  ask again later;
+- a call that creates something (``creates=True``: an order, a renewal, a reissue) is
+  ProviderUnavailable only when the request provably never reached the provider (refused
+  connection, DNS or TLS failure, connect timeout) or was turned away before any work (429).
+  Once a connection carried the request, a timeout, a reset or a 5xx (often a gateway's, with
+  the provider behind it still working) is :class:`ProviderOutcomeUnknown`.
+
+What the provider says in a reply is the adapter's to interpret. Request bodies are never
+logged: they carry credentials.
 """
 
 from __future__ import annotations
@@ -14,9 +23,14 @@ from email.utils import parsedate_to_datetime
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from panel_ssl_plugin.providers.base import ProviderError, ProviderUnavailable
+from panel_ssl_plugin.providers.base import (
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,39 +81,80 @@ def call(
     url: str,
     *,
     provider: str,
+    creates: bool = False,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     **kwargs,
 ) -> requests.Response:
-    """Send one request; raise ProviderUnavailable for what a later retry may cure.
+    """Send one request; raise what a failure means for the caller (see the module docstring).
 
     4xx replies other than 429 are returned: their body carries the provider's reason, which the
     adapter turns into ProviderRejected.
     """
     try:
         response = session.request(method, url, timeout=timeout, **kwargs)
-    except requests.Timeout as error:
-        raise ProviderUnavailable(f"{provider} did not answer in time; try again later.") from error
     except requests.RequestException as error:
         log.info("%s %s: %s", method, url.split("?")[0], type(error).__name__)
-        raise ProviderUnavailable(f"{provider} cannot be reached; try again later.") from error
+        raise transport_error(error, provider, creates=creates) from error
     if response.status_code == 429:
         raise ProviderUnavailable(
             f"{provider} is rate limiting requests; try again later.",
             retry_after=retry_after(response),
         )
     if response.status_code >= 500:
-        raise ProviderUnavailable(
-            f"{provider} had an internal error (HTTP {response.status_code}); try again later."
-        )
+        raise server_error(response.status_code, provider, creates=creates)
     return response
 
 
-def json_body(response: requests.Response, provider: str) -> dict:
-    """The reply's JSON object, or ProviderError when the provider sent something else."""
+def never_sent(error: requests.RequestException) -> bool:
+    """Whether the request provably never left: no connection was made (refused, DNS, connect
+    timeout) or TLS failed before anything was written."""
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def transport_error(
+    error: requests.RequestException, provider: str, *, creates: bool
+) -> ProviderError:
+    """The plugin's error for a request that failed on the way (the one place that decides)."""
+    if creates and not never_sent(error):
+        if isinstance(error, requests.Timeout):
+            return ProviderOutcomeUnknown(
+                f"{provider} did not answer in time after the request was sent; it may have "
+                "been carried out, so it is looked up before anything is sent again."
+            )
+        return ProviderOutcomeUnknown(
+            f"The connection to {provider} broke after the request was sent; it may have been "
+            "carried out, so it is looked up before anything is sent again."
+        )
+    if isinstance(error, requests.Timeout) and not isinstance(error, requests.ConnectTimeout):
+        return ProviderUnavailable(f"{provider} did not answer in time; try again later.")
+    return ProviderUnavailable(f"{provider} cannot be reached; try again later.")
+
+
+def server_error(status: int, provider: str, *, creates: bool) -> ProviderError:
+    """A 5xx: try later for a read; for a create call the provider (or the gateway in front
+    of it) may have done the work before failing, so the outcome is unknown."""
+    if creates:
+        return ProviderOutcomeUnknown(
+            f"{provider} answered with an internal error (HTTP {status}) after the request was "
+            "sent; it may have been carried out, so it is looked up before anything is sent "
+            "again."
+        )
+    return ProviderUnavailable(
+        f"{provider} had an internal error (HTTP {status}); try again later."
+    )
+
+
+def json_body(response: requests.Response, provider: str, *, creates: bool = False) -> dict:
+    """The reply's JSON object, or an error when the provider sent something else: after a
+    create call that is an unknown outcome, since the work may have been done all the same."""
+    problem = ProviderOutcomeUnknown if creates else ProviderError
     try:
         body = response.json()
     except ValueError as error:
-        raise ProviderError(f"{provider} sent a reply that is not JSON.") from error
+        raise problem(f"{provider} sent a reply that is not JSON.") from error
     if not isinstance(body, dict):
-        raise ProviderError(f"{provider} sent an unexpected reply.")
+        raise problem(f"{provider} sent an unexpected reply.")
     return body
