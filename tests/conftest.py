@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.providers.gogetssl_sim",
     "tests.providers.sectigo_sim",
     "tests.providers.pebble_server",
+    "tests.providers.faults",
 ]
 
 SERVER_URLS = {
@@ -84,14 +85,22 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'panel.db'}"
 
 
-@pytest.fixture
-def app(sqlite_url):
-    """The minipanel with this plugin registered directly, its tables migrated, demo data in."""
-    schema.upgrade(sqlite_url)
-    app = create_app({"DATABASE_URL": sqlite_url, "PLUGINS": [hookimpls], "TESTING": True})
+def minipanel(database_url: str, *plugins: object) -> flask.Flask:
+    """The minipanel on ``database_url`` with this plugin (and ``plugins``) registered directly,
+    its tables migrated and the demo data in."""
+    schema.upgrade(database_url)
+    app = create_app(
+        {"DATABASE_URL": database_url, "PLUGINS": [hookimpls, *plugins], "TESTING": True}
+    )
     prepare_demo(app)
     app.before_request_funcs.setdefault(None, []).insert(0, _forget_g)
     return app
+
+
+@pytest.fixture
+def app(sqlite_url):
+    """The minipanel on SQLite."""
+    return minipanel(sqlite_url)
 
 
 def _forget_g() -> None:
