@@ -6,33 +6,60 @@ The wire format is the one in PROVIDERS.md: form-encoded requests, JSON replies,
 in again once and repeats the call once. That repeat is safe even for order placement: a refused
 key means GoGetSSL did nothing. Nothing else that places an order is ever repeated.
 
-Readings the public documentation leaves open (marked *guess*; tests/providers/gogetssl_sim.py
+An order, a renewal and a reissue are create calls: the reseller pays for each. Once one was
+sent, a timeout, a reset, a 5xx, a reply that is not JSON or a success without ``order_id`` is
+ProviderOutcomeUnknown (see providers/http.py), and :meth:`GoGetSSLProvider.find_order` looks the
+order up before anything is sent again. The calls before it (login, product record, web server
+list) place nothing, so their failures are ordinary errors.
+
+Finding an order whose reply was lost relies on what PROVIDERS.md documents: ``GET
+/orders/ssl/all`` (``limit``, ``offset``) lists every SSL order of the account as ``{"order_id",
+"status"}``, and ``GET /orders/status/{id}`` carries the order's ``csr_code``. GoGetSSL takes no
+client-chosen order id, so the CSR is the order's fingerprint: a new or renewal order is the one
+untracked order whose CSR is the one sent (compared as DER). A reissue keeps its order id, so it
+happened when that order's CSR is the new one. Cost: the whole listing (100 orders a page, at most
+one page more) plus one status call per order the plugin does not track (and, for a match, the
+product record and web server list its ref needs), so an account with many orders placed
+elsewhere pays for a lookup in calls; lost replies are rare enough for that. An older untracked
+order with the same CSR matches too: several matches are left to a person.
+
+Readings the public documentation leaves open (marked *unverified*; tests/providers/gogetssl_sim.py
 follows the same readings):
 
-- *guess* SAN products carry ``max_san`` (names allowed besides the main domain), ``san_included``
-  (names in the base price) and ``prices.san`` (price of each further name, keyed by period like
-  ``prices.vendor``). They become one add-on, ``extra_san``, whose price lists every period. The
-  number of SANs is implied by the names ordered, so ``OrderRequest.addons`` is not sent.
-- *guess* Prices carry no currency; the account's currency comes from ``GET /account/balance/``
-  (``{"balance": ..., "currency": ...}``), asked once per adapter instance.
-- *guess* Every product validates by e-mail, HTTP file and DNS CNAME, except wildcards, which
+- *unverified* SAN products carry ``max_san`` (names allowed besides the main domain),
+  ``san_included`` (names in the base price) and ``prices.san`` (price of each further name, keyed
+  by period like ``prices.vendor``). They become one add-on, ``extra_san``, whose price lists every
+  period. The number of SANs is implied by the names ordered, so ``OrderRequest.addons`` is not
+  sent.
+- *unverified* Prices carry no currency; the account's currency comes from
+  ``GET /account/balance/`` (``{"balance": ..., "currency": ...}``), asked once per adapter.
+- *unverified* Every product validates by e-mail, HTTP file and DNS CNAME, except wildcards, which
   cannot use HTTP (CA/Browser Forum rules).
-- *guess* Error replies may name a ``field`` and a ``code``; ``message`` is the headline and
+- *unverified* Error replies may name a ``field`` and a ``code``; ``message`` is the headline and
   ``description`` the detail, shown together. Nested descriptions are flattened into words.
-- *guess* ``approver_emails`` needs one entry per SAN but the order form asks for one approver: for
-  e-mail validation each SAN gets the same mailbox name at that SAN's own domain (admin@ for
-  admin@, which CAs accept for every name); for HTTP/DNS each entry is the method's name.
-- *guess* ``approver_method`` in an order or reissue reply is
+- *unverified* ``approver_emails`` needs one entry per SAN but the order form asks for one
+  approver: for e-mail validation each SAN gets the same mailbox name at that SAN's own domain
+  (admin@ for admin@, which CAs accept for every name); for HTTP/DNS each entry is the method's
+  name.
+- *unverified* ``approver_method`` in an order or reissue reply is
   ``{"http": {"link", "filename", "content"}}`` or ``{"dns": {"record": "<name> CNAME <value>"}}``
   for the main domain. The hash is the CSR's, the same for every name, so the task of each SAN is
-  the main domain's with the name swapped.
-- *guess* The order status reply explains itself in ``status_description``; dates are ISO
-  (``YYYY-MM-DD``, optionally with a time) in UTC.
-- *guess* The batch reply is ``{"certificates": [{"order_id", "status", ...}]}`` without
+  the main domain's with the name swapped. The status reply carries the same ``approver_method``
+  for the order's current CSR, so an order found or adopted gets the tasks its create call would
+  have returned.
+- *unverified* The order status reply explains itself in ``status_description``; dates are ISO
+  (``YYYY-MM-DD``, optionally with a time) in UTC. ``csr_code`` is the PEM of the order's current
+  CSR (the new one after a reissue); empty or unreadable, it matches no CSR.
+- *unverified* The listing's order is not known (newest first is likely), so it is read to the
+  end. Public clients describe ``count`` both as the account's total and as the records of the
+  page; it ends the listing only when it exceeds the page (so it cannot be the page's), otherwise
+  pages are asked until one comes back empty. A page of orders all seen before means the listing
+  does not advance: GoGetSSL cannot tell then.
+- *unverified* The batch reply is ``{"certificates": [{"order_id", "status", ...}]}`` without
   certificates, so orders it reports active are then asked for one by one.
-- *guess* The renew call takes exactly a new order's payload; the previous order is not named.
-- *guess* Web server names are matched loosely: Nginx maps to Apache/mod_ssl where GoGetSSL lists
-  no Nginx (the same PEM files), and anything unmatched to "Other".
+- *unverified* The renew call takes exactly a new order's payload; the previous order is not named.
+- *unverified* Web server names are matched loosely: Nginx maps to Apache/mod_ssl where GoGetSSL
+  lists no Nginx (the same PEM files), and anything unmatched to "Other".
 - For an OV product the organization's address, city, postal code and phone come from the
   order's contact: :class:`OrderRequest` has no separate organization address.
 """
@@ -48,8 +75,10 @@ from urllib.parse import urlsplit
 
 import requests
 import wtforms
+from cryptography.hazmat.primitives import serialization
 from wtforms import validators
 
+from panel_ssl_plugin import keys
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
     Addon,
@@ -57,13 +86,17 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
+    PlacementKind,
     Product,
     Provider,
     ProviderError,
     ProviderHost,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderStatus,
+    ProviderUnavailable,
     ValidationTask,
 )
 from panel_ssl_plugin.providers.http import call, json_body, make_session
@@ -146,6 +179,7 @@ class GoGetSSLProvider(Provider):
     SettingsForm = GoGetSSLSettingsForm
     secret_fields = ("password",)
     url_presets: ClassVar[dict[str, str]] = URL_PRESETS
+    listing_limit = 100  # orders per page of GET /orders/ssl/all
 
     def __init__(self, settings: dict[str, Any], host: ProviderHost):
         super().__init__(settings, host)
@@ -192,7 +226,7 @@ class GoGetSSLProvider(Provider):
         return self._order("/orders/add_ssl_order/", request)
 
     def renew(self, request: OrderRequest, previous: ProviderRef) -> ProviderRef:
-        """GoGetSSL renews through a new order on its renewal endpoint (see *guess* above)."""
+        """GoGetSSL renews through a new order on its renewal endpoint (see the readings)."""
         return self._order("/orders/add_ssl_renew_order/", request)
 
     def status(self, ref: ProviderRef) -> ProviderStatus:
@@ -211,11 +245,9 @@ class GoGetSSLProvider(Provider):
 
     def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
         """Repeats the order's validation choices, which GoGetSSL asks for again on reissue."""
-        dcv = ref.data.get("dcv", {})
-        reply = self._api("POST", f"/orders/ssl/reissue/{ref.order_id}", {"csr": csr, **dcv})
-        names = (ref.data.get("domain", ""), *_split(dcv.get("dns_names", "")))
-        method = DcvMethod(dcv.get("dcv_method", DcvMethod.EMAIL))
-        return ProviderRef(ref.order_id, dict(ref.data), _validation_tasks(reply, method, names))
+        payload = {"csr": csr, **ref.data.get("dcv", {})}
+        reply = self._api("POST", f"/orders/ssl/reissue/{ref.order_id}", payload, creates=True)
+        return _reissued(ref, reply)
 
     def cancel(self, ref: ProviderRef, reason: str = "") -> None:
         reason = reason or "Cancelled from the hosting panel."
@@ -228,16 +260,36 @@ class GoGetSSLProvider(Provider):
             return
         self._api("POST", f"/orders/ssl/resend_validation_email/{ref.order_id}")
 
+    def find_order(self, placement: Placement) -> ProviderRef | None:
+        """Looks the order up by its CSR (see the module docstring for what that relies on and
+        costs). Whatever GoGetSSL answers that cannot be read, or refuses, means it cannot tell;
+        only a transport failure is "ask again later"."""
+        wanted = _csr_der(placement.request.csr)
+        if wanted is None:
+            raise ProviderOutcomeUnknown("The CSR that was sent cannot be read to look it up.")
+        try:
+            if placement.kind is PlacementKind.REISSUE:
+                return self._find_reissue(placement, wanted)
+            return self._find_placed(placement, wanted)
+        except (ProviderUnavailable, ProviderOutcomeUnknown):
+            raise
+        except ProviderError as error:
+            raise ProviderOutcomeUnknown(
+                f"{NAME} cannot tell whether the order exists: {error}"
+            ) from error
+
+    def adopt_order(self, placement: Placement, order_id: str) -> ProviderRef:
+        """Built from the order's status reply exactly as find_order builds a ref it found, so
+        HTTP/DNS tasks are known; an id GoGetSSL does not know is refused here already."""
+        return self._found(placement, order_id, self._api("GET", f"/orders/status/{order_id}"))
+
     # --- orders ------------------------------------------------------------------------------
 
     def _order(self, path: str, request: OrderRequest) -> ProviderRef:
         """Places a new or renewal order; after GoGetSSL has accepted it nothing may raise but
-        a missing order number, or the caller would lose track of a paid order."""
+        a missing order number (an unknown outcome), or the caller would lose a paid order."""
         record = self._product_record(request.product_id)
-        dcv = {
-            "webserver_type": self._webserver_type(_text(record.get("brand")), request.server_type),
-            **_dcv_fields(request),
-        }
+        dcv = self._dcv(request)
         payload = {
             "product_id": request.product_id,
             "period": str(request.period_months),
@@ -247,15 +299,82 @@ class GoGetSSLProvider(Provider):
             **_contact_fields(request.contact),
             **(_org_fields(request) if _flag(record.get("org_required")) else {}),
         }
-        reply = self._api("POST", path, payload)
+        reply = self._api("POST", path, payload, creates=True)
         order_id = _text(reply.get("order_id"))
         if not order_id:
-            raise ProviderError(
-                f"{NAME} accepted the order but sent no order number; "
-                f"check the {NAME} account before ordering again."
+            raise ProviderOutcomeUnknown(
+                f"{NAME} accepted the order but sent no order number; it is looked up before "
+                "anything is sent again."
             )
-        tasks = _validation_tasks(reply, request.dcv_method, (request.domain, *request.sans))
-        return ProviderRef(order_id, {"domain": request.domain, "dcv": dcv}, tasks)
+        return _placed(request, order_id, dcv, reply)
+
+    def _dcv(self, request: OrderRequest) -> dict[str, str]:
+        """The validation choices an order is placed with; its ref keeps them, since a reissue
+        must send them again."""
+        record = self._product_record(request.product_id)
+        return {
+            "webserver_type": self._webserver_type(_text(record.get("brand")), request.server_type),
+            **_dcv_fields(request),
+        }
+
+    def _found(self, placement: Placement, order_id: str, status: dict) -> ProviderRef:
+        """The ref the create call of ``placement`` would have returned for ``order_id``, from
+        the order's status reply (it carries the same ``approver_method`` as the create reply)."""
+        if placement.kind is PlacementKind.REISSUE:
+            return _reissued(ProviderRef(order_id, _previous(placement).data), status)
+        return _placed(placement.request, order_id, self._dcv(placement.request), status)
+
+    def _find_reissue(self, placement: Placement, wanted: bytes) -> ProviderRef | None:
+        """GoGetSSL reissues under the same order id: the reissue happened when that order's
+        CSR is the new one."""
+        order_id = _previous(placement).order_id
+        status = self._api("GET", f"/orders/status/{order_id}")
+        if _csr_der(status.get("csr_code")) != wanted:
+            return None
+        return self._found(placement, order_id, status)
+
+    def _find_placed(self, placement: Placement, wanted: bytes) -> ProviderRef | None:
+        """The one untracked order carrying the CSR sent; several are for a person to sort, and
+        so is none when an untracked order's CSR could not be read (it may be this one)."""
+        matches: dict[str, dict] = {}
+        unreadable: list[str] = []
+        for order_id in self._listed_order_ids():
+            if order_id in placement.tracked:
+                continue
+            status = self._api("GET", f"/orders/status/{order_id}")
+            csr = _csr_der(status.get("csr_code"))
+            if csr == wanted:
+                matches[order_id] = status
+            elif csr is None:
+                unreadable.append(order_id)
+        if not matches and unreadable:
+            raise ProviderOutcomeUnknown(
+                f"{NAME} sent no readable CSR for orders {', '.join(unreadable)}, which the plugin "
+                f"does not track; check them at {NAME}, then say whether one is this order."
+            )
+        if len(matches) > 1:
+            raise ProviderOutcomeUnknown(
+                f"{NAME} holds several orders with this CSR that the plugin does not track "
+                f"({', '.join(matches)}); check them at {NAME}, then say which one is this order."
+            )
+        if not matches:
+            return None
+        ((order_id, status),) = matches.items()
+        return self._found(placement, order_id, status)
+
+    def _listed_order_ids(self) -> list[str]:
+        """Every order id of the account, page by page to the end (see the module docstring)."""
+        ids: dict[str, None] = {}
+        offset = 0
+        while True:
+            query = {"limit": str(self.listing_limit), "offset": str(offset)}
+            page, count = _listing_page(self._api("GET", "/orders/ssl/all", query=query))
+            if page and ids.keys() >= set(page):
+                raise ProviderError(f"{NAME} listed the same orders again at offset {offset}.")
+            ids.update(dict.fromkeys(page))
+            offset += len(page)
+            if not page or offset >= count > len(page):
+                return list(ids)
 
     def _product_record(self, product_id: str) -> dict:
         """Brand and org_required decide the web server list and the org fields of an order."""
@@ -292,21 +411,36 @@ class GoGetSSLProvider(Provider):
             self._currency = _text(self._api("GET", "/account/balance/").get("currency"))
         return self._currency
 
-    def _api(self, method: str, path: str, data: dict[str, str] | None = None) -> dict:
-        """One authenticated call; an expired key (403) earns one fresh login and one repeat."""
-        response = self._send_authenticated(method, path, data)
+    def _api(
+        self,
+        method: str,
+        path: str,
+        data: dict[str, str] | None = None,
+        *,
+        query: dict[str, str] | None = None,
+        creates: bool = False,
+    ) -> dict:
+        """One authenticated call; an expired key (403) earns one fresh login and one repeat.
+        ``creates`` marks a call the reseller pays for (see providers/http.py)."""
+        response = self._send_authenticated(method, path, data, query, creates)
         if response.status_code == 403:
             log.info("%s auth key refused; logging in again", NAME)
             self._auth_key = None
-            response = self._send_authenticated(method, path, data)
-        return _reply(response)
+            response = self._send_authenticated(method, path, data, query, creates)
+        return _reply(response, creates)
 
     def _send_authenticated(
-        self, method: str, path: str, data: dict[str, str] | None
+        self,
+        method: str,
+        path: str,
+        data: dict[str, str] | None,
+        query: dict[str, str] | None,
+        creates: bool,
     ) -> requests.Response:
         if self._auth_key is None:
             self._auth_key = self._login()
-        return self._send(method, path, data, {"auth_key": self._auth_key})
+        params = {**(query or {}), "auth_key": self._auth_key}
+        return self._send(method, path, data, params, creates=creates)
 
     def _login(self) -> str:
         credentials = {
@@ -324,21 +458,29 @@ class GoGetSSLProvider(Provider):
         path: str,
         data: dict[str, str] | None,
         params: dict[str, str] | None = None,
+        *,
+        creates: bool = False,
     ) -> requests.Response:
         url = str(self.settings.get("base_url") or URL_PRESETS["production"]).rstrip("/") + path
         seconds = float(self.settings.get("timeout") or DEFAULT_TIMEOUT)
-        timeout = (min(5.0, seconds), seconds)
         return call(
-            self._session, method, url, provider=NAME, timeout=timeout, data=data, params=params
+            self._session,
+            method,
+            url,
+            provider=NAME,
+            creates=creates,
+            timeout=(min(5.0, seconds), seconds),
+            data=data,
+            params=params,
         )
 
 
 # --- replies -------------------------------------------------------------------------------------
 
 
-def _reply(response: requests.Response) -> dict:
+def _reply(response: requests.Response, creates: bool = False) -> dict:
     """The JSON body, or ProviderRejected when GoGetSSL said no (by flag or by HTTP status)."""
-    body = json_body(response, NAME)
+    body = json_body(response, NAME, creates=creates)
     if body.get("error") or response.status_code >= 400:
         raise _rejection(body, response.status_code)
     return body
@@ -356,6 +498,22 @@ def _rejection(body: dict, http_status: int) -> ProviderRejected:
 
 def _unexpected() -> ProviderError:
     return ProviderError(f"{NAME} sent an unexpected reply.")
+
+
+def _listing_page(body: dict) -> tuple[list[str], int]:
+    """The order ids of one page of ``GET /orders/ssl/all`` and its ``count`` (0 when absent:
+    the listing then runs to an empty page)."""
+    ids = [_text(row.get("order_id")) for row in _list(body, "orders")]
+    if not all(ids):
+        raise _unexpected()
+    count = _text(body.get("count"))
+    return ids, int(count) if count.isdigit() else 0
+
+
+def _previous(placement: Placement) -> ProviderRef:
+    if placement.previous is None:
+        raise ProviderError(f"The {placement.kind} does not name the order it follows.")
+    return placement.previous
 
 
 def _list(body: dict, key: str) -> list[dict]:
@@ -517,7 +675,30 @@ def _org_fields(request: OrderRequest) -> dict[str, str]:
     return {key: value for key, value in fields.items() if value}
 
 
-# --- status and validation -----------------------------------------------------------------------
+# --- refs, status and validation ----------------------------------------------------------------
+
+
+def _placed(request: OrderRequest, order_id: str, dcv: dict[str, str], reply: dict) -> ProviderRef:
+    """The ref of a new or renewal order, from its create reply or its status reply; never
+    raises, since the order exists by now."""
+    tasks = _validation_tasks(reply, request.dcv_method, (request.domain, *request.sans))
+    return ProviderRef(order_id, {"domain": request.domain, "dcv": dcv}, tasks)
+
+
+def _reissued(ref: ProviderRef, reply: dict) -> ProviderRef:
+    """The ref of a reissued order: the same order and data, the tasks of the new CSR."""
+    dcv = ref.data.get("dcv", {})
+    names = (ref.data.get("domain", ""), *_split(dcv.get("dns_names", "")))
+    method = DcvMethod(dcv.get("dcv_method", DcvMethod.EMAIL))
+    return ProviderRef(ref.order_id, dict(ref.data), _validation_tasks(reply, method, names))
+
+
+def _csr_der(pem: Any) -> bytes | None:
+    """A CSR as DER, so PEM wrapping and whitespace do not matter; None when it does not parse."""
+    try:
+        return keys.load_csr(_text(pem)).public_bytes(serialization.Encoding.DER)
+    except keys.InvalidMaterial:
+        return None
 
 
 def _status(body: dict) -> ProviderStatus:

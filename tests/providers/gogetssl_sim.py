@@ -1,10 +1,13 @@
 """A GoGetSSL API v1 simulator on real HTTP, so adapter tests exercise sockets, timeouts and JSON.
 
-It speaks the wire format of PROVIDERS.md and follows the readings marked *guess* in the adapter's
-module docstring (panel_ssl_plugin/providers/gogetssl.py): SAN fields and prices, the currency
-from the balance call, the shape of ``approver_method``, ``status_description`` and the batch
-reply. One more reading of its own, *guess*: a domain with invalid characters is refused with a
-nested ``description`` (``{"domain": [...]}``), the shape form validators commonly produce.
+It speaks the wire format of PROVIDERS.md and follows the readings marked *unverified* in the
+adapter's module docstring (panel_ssl_plugin/providers/gogetssl.py): SAN fields and prices, the
+currency from the balance call, the shape of ``approver_method`` (in the order, reissue and
+status replies alike, for the order's current CSR), ``status_description``, the batch reply and
+the order listing (newest first, ``limit`` 100 unless asked, ``count`` the account's total).
+Readings of its own, *unverified*: a domain with invalid characters is refused with a nested
+``description`` (``{"domain": [...]}``), the shape form validators commonly produce, and an
+offset past the end lists no orders.
 
 Orders stay pending until a test moves them (:meth:`GoGetSSLSim.approve`, ``reject``,
 ``set_status``); approval signs the order's CSR with a test CA, root → intermediate → leaf.
@@ -23,7 +26,7 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -177,6 +180,7 @@ class SimOrder:
     valid_till: str = ""
     resends: int = 0
     reissues: int = 0
+    dcv_record: dict[str, Any] = field(default_factory=dict)  # approver_method, for HTTP/DNS
 
     @property
     def dcv_method(self) -> str:
@@ -372,10 +376,18 @@ class GoGetSSLSim:
             _require(call, ORG_REQUIRED)
         order_id = str(self._next_id)
         self._next_id += 1
+        dcv_record = _approver_method(csr, call, names[0])
         self.orders[order_id] = SimOrder(
-            order_id, product, period, call.params["csr"], names, call.params, renewal=renewal
+            order_id,
+            product,
+            period,
+            call.params["csr"],
+            names,
+            call.params,
+            renewal=renewal,
+            dcv_record=dcv_record,
         )
-        return {"success": True, "order_id": order_id, **_approver_method(csr, call, names[0])}
+        return {"success": True, "order_id": order_id, **dcv_record}
 
     # --- the API, one method per route (see ROUTES) -------------------------------------------
 
@@ -409,10 +421,26 @@ class GoGetSSLSim:
     def renew_order(self, call: Call) -> dict[str, Any]:
         return self._place(call, renewal=True)
 
+    def list_orders(self, call: Call) -> dict[str, Any]:
+        """Every order, newest first, one page of ``limit`` from ``offset``."""
+        limit, offset = _count(call, "limit", 100), _count(call, "offset", 0)
+        newest_first = [
+            {"order_id": o.id, "status": o.status} for o in reversed(self.orders.values())
+        ]
+        return {
+            "success": True,
+            "limit": limit,
+            "offset": offset,
+            "count": len(newest_first),
+            "orders": newest_first[offset : offset + limit],
+        }
+
     def status(self, call: Call) -> dict[str, Any]:
         order = self._order(call.groups["order_id"])
         return {
             **_brief(order),
+            **order.dcv_record,
+            "domain": order.names[0],
             "status_description": order.status_description,
             "crt_code": order.crt_code if order.status == "active" else "",
             "ca_code": order.ca_code if order.status == "active" else "",
@@ -436,7 +464,8 @@ class GoGetSSLSim:
         self._check_dcv(call, names)
         order.csr, order.reissues = call.params["csr"], order.reissues + 1
         order.status, order.status_description = "reissue", "Reissue awaiting validation."
-        return {"success": True, "order_id": order.id, **_approver_method(csr, call, names[0])}
+        order.dcv_record = _approver_method(csr, call, names[0])
+        return {"success": True, "order_id": order.id, **order.dcv_record}
 
     def cancel(self, call: Call) -> dict[str, Any]:
         order = self._order(call.get("order_id"))
@@ -466,6 +495,7 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", r"/tools/domain/emails/", GoGetSSLSim.domain_emails),
     _route("POST", r"/orders/add_ssl_order/", GoGetSSLSim.add_order),
     _route("POST", r"/orders/add_ssl_renew_order/", GoGetSSLSim.renew_order),
+    _route("GET", r"/orders/ssl/all/?", GoGetSSLSim.list_orders),
     _route("GET", r"/orders/status/(?P<order_id>\d+)/?", GoGetSSLSim.status),
     _route("POST", r"/orders/statuses/", GoGetSSLSim.statuses),
     _route("POST", r"/orders/ssl/reissue/(?P<order_id>\d+)/?", GoGetSSLSim.reissue),
@@ -503,10 +533,17 @@ def _brief(order: SimOrder) -> dict[str, Any]:
     }
 
 
+def _count(call: Call, name: str, default: int) -> int:
+    value = call.get(name)
+    if value and not value.isdigit():
+        raise ApiError(f"{name} must be a whole number.", field=name)
+    return int(value) if value else default
+
+
 def _require(call: Call, fields: tuple[str, ...]) -> None:
-    for field in fields:
-        if not call.get(field):
-            raise ApiError(f"{field} is required.", field=field)
+    for name in fields:
+        if not call.get(name):
+            raise ApiError(f"{name} is required.", field=name)
 
 
 def _period(product: dict[str, Any], value: str) -> int:

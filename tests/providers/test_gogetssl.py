@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,12 +20,16 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
+    PlacementKind,
     ProviderError,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderUnavailable,
 )
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
+from tests.providers.faults import FaultProxy, Headers, running
 from tests.providers.gogetssl_sim import PASSWORD, USER, GoGetSSLSim
 from tests.providers.recording_host import RecordingHost
 
@@ -71,9 +79,49 @@ def place(provider: GoGetSSLProvider, domain: str = "example.com", **fields: Any
     return provider.place_order(order_request(csr, domain, **fields))
 
 
+def placement(
+    kind: PlacementKind,
+    request: OrderRequest,
+    previous: ProviderRef | None = None,
+    tracked: tuple[str, ...] = (),
+) -> Placement:
+    return Placement(kind, request, datetime.now(UTC), previous, frozenset(tracked))
+
+
 @pytest.fixture
 def provider(gogetssl_sim: GoGetSSLSim) -> GoGetSSLProvider:
     return make_provider(gogetssl_sim)
+
+
+@pytest.fixture
+def proxy(gogetssl_sim: GoGetSSLSim) -> Iterator[FaultProxy]:
+    """The simulator behind a FaultProxy: replies lost after GoGetSSL did the work."""
+    with running(FaultProxy(gogetssl_sim.url)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied(gogetssl_sim: GoGetSSLSim, proxy: FaultProxy) -> GoGetSSLProvider:
+    return make_provider(gogetssl_sim, base_url=f"{proxy.url}/api", timeout=0.5)
+
+
+def rewrite_reply(change: Any) -> Any:
+    """A FaultProxy transform that passes the JSON reply through ``change`` (it edits the dict)."""
+
+    def transform(status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        reply = json.loads(body)
+        change(reply)
+        return status, headers, json.dumps(reply).encode()
+
+    return transform
+
+
+def rewrapped(pem: str) -> str:
+    """The same CSR as another system may print it: 76 columns, CRLF, blanks around it."""
+    first, *body, last = pem.strip().splitlines()
+    text = "".join(body)
+    lines = [text[i : i + 76] for i in range(0, len(text), 76)]
+    return "\r\n".join(["", first, *lines, last, "  "])
 
 
 # --- settings and catalogue -----------------------------------------------------------------------
@@ -464,10 +512,253 @@ def test_rate_limit_says_when_to_come_back(provider, gogetssl_sim):
     assert caught.value.retry_after == 7
 
 
-@pytest.mark.parametrize("fault", ["500", "slow"])
-def test_an_order_post_is_never_repeated_after_a_fault(gogetssl_sim, fault):
-    provider = make_provider(gogetssl_sim, timeout=0.5)
-    gogetssl_sim.fail_next(fault, "/orders/add_ssl_order/")
-    with pytest.raises(ProviderUnavailable):
-        place(provider)
+@pytest.mark.parametrize(
+    ("kind", "transform"),
+    [
+        ("timeout_after", None),
+        ("reset_after", None),
+        ("502", None),
+        ("504", None),
+        ("garbage", None),
+        ("no_id", rewrite_reply(lambda reply: reply.pop("order_id"))),
+    ],
+)
+def test_an_order_whose_reply_is_lost_is_unknown_then_found(
+    proxied, proxy, gogetssl_sim, kind, transform
+):
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    proxy.fail_next(kind, "POST", "/api/orders/add_ssl_order/", transform=transform)
+
+    with pytest.raises(ProviderOutcomeUnknown):
+        proxied.place_order(request)
+
+    (order_id,) = gogetssl_sim.orders
     assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 1
+    found = proxied.find_order(placement(PlacementKind.ORDER, request))
+    assert found is not None and found.order_id == order_id
+    dcv = {"webserver_type": "-1", "dcv_method": "email", "approver_email": "admin@example.com"}
+    assert found.data == {"domain": "example.com", "dcv": dcv}
+
+
+def test_a_reissue_whose_reply_is_lost_is_unknown_then_found(proxied, proxy, gogetssl_sim):
+    _, csr = new_csr("example.com")
+    request = order_request(csr, dcv_method=DcvMethod.DNS, approver_email=None)
+    ref = proxied.place_order(request)
+    gogetssl_sim.approve(ref.order_id)
+    _, new = new_csr("example.com")
+    proxy.fail_next("502", "POST", f"/api/orders/ssl/reissue/{ref.order_id}")
+
+    with pytest.raises(ProviderOutcomeUnknown):
+        proxied.reissue(ref, new)
+
+    reissue = placement(PlacementKind.REISSUE, replace(request, csr=new), ref, (ref.order_id,))
+    found = proxied.find_order(reissue)
+    assert gogetssl_sim.orders[ref.order_id].reissues == 1
+    assert found is not None and found.order_id == ref.order_id and found.data == ref.data
+    assert found.validation and found.validation != ref.validation  # the new CSR's record
+
+
+def test_an_order_turned_away_before_any_work_may_be_sent_again(proxied, proxy, gogetssl_sim):
+    proxy.fail_next("429", "POST", "/api/orders/add_ssl_order/")
+    with pytest.raises(ProviderUnavailable):
+        place(proxied)
+    assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 0
+    assert gogetssl_sim.orders == {}
+
+
+@pytest.mark.parametrize(
+    ("fault", "path", "error"),
+    [
+        ("garbage", "/auth/", ProviderError),
+        ("garbage", "/products/ssl/71", ProviderError),
+        ("500", "/tools/webservers/", ProviderUnavailable),
+    ],
+)
+def test_calls_before_the_order_fail_as_usual_since_nothing_was_sent(
+    provider, gogetssl_sim, fault, path, error
+):
+    gogetssl_sim.fail_next(fault, path)
+    with pytest.raises(ProviderError) as caught:
+        place(provider)
+    assert type(caught.value) is error
+    assert gogetssl_sim.path_calls["/orders/add_ssl_order/"] == 0
+
+
+# --- finding and adopting an order whose reply was lost -------------------------------------------
+
+
+@pytest.mark.parametrize("method", [DcvMethod.EMAIL, DcvMethod.HTTP, DcvMethod.DNS])
+def test_find_returns_the_ref_the_order_call_returned(provider, gogetssl_sim, method):
+    tracked = place(provider, "other.example.com")
+    _, csr = new_csr("example.com")
+    approver = "admin@example.com" if method is DcvMethod.EMAIL else None
+    request = order_request(csr, dcv_method=method, approver_email=approver)
+    ref = provider.place_order(request)
+
+    found = provider.find_order(
+        placement(PlacementKind.ORDER, request, tracked=(tracked.order_id,))
+    )
+
+    assert found == ref
+    assert gogetssl_sim.path_calls[f"/orders/status/{tracked.order_id}"] == 0
+
+
+def test_find_a_renewal_passes_over_the_order_it_renews(provider, gogetssl_sim):
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    first = provider.place_order(request)
+    renewed = provider.renew(request, first)
+    renewal = placement(PlacementKind.RENEWAL, request, first, (first.order_id,))
+    assert provider.find_order(renewal) == renewed
+
+
+def test_an_order_that_was_never_placed_is_absent_after_one_status_call_per_untracked_order(
+    provider, gogetssl_sim
+):
+    tracked = tuple(place(provider, f"site{n}.example.com").order_id for n in range(3))
+    untracked = place(provider, "elsewhere.example.com")
+    _, csr = new_csr("example.com")
+
+    assert (
+        provider.find_order(placement(PlacementKind.ORDER, order_request(csr), None, tracked))
+        is None
+    )
+
+    asked = {path for path in gogetssl_sim.path_calls if path.startswith("/orders/status/")}
+    assert asked == {f"/orders/status/{untracked.order_id}"}
+
+
+def test_two_untracked_orders_with_the_csr_are_left_to_a_person(provider, gogetssl_sim):
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    refs = [provider.place_order(request) for _ in range(2)]
+    with pytest.raises(ProviderOutcomeUnknown) as caught:
+        provider.find_order(placement(PlacementKind.ORDER, request))
+    assert all(ref.order_id in str(caught.value) for ref in refs)
+
+
+def test_the_csr_is_compared_as_der(provider, gogetssl_sim):
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    ref = provider.place_order(request)
+    gogetssl_sim.orders[ref.order_id].csr = rewrapped(csr)
+    assert provider.find_order(placement(PlacementKind.ORDER, request)) == ref
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [lambda pem: "", lambda pem: pem.replace("MI", "XX", 1)],  # none; armoured, but not a CSR
+    ids=["missing", "garbled"],
+)
+def test_an_untracked_order_whose_csr_cannot_be_read_leaves_it_to_a_person(
+    provider, gogetssl_sim, shown
+):
+    """It may be the order sought: "absent" would send it again and pay twice."""
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    ref = provider.place_order(request)
+    gogetssl_sim.orders[ref.order_id].csr = shown(csr)
+    with pytest.raises(ProviderOutcomeUnknown, match=ref.order_id):
+        provider.find_order(placement(PlacementKind.ORDER, request))
+
+
+@pytest.mark.parametrize(("orders", "pages"), [(5, 3), (4, 2), (2, 2)])
+def test_the_listing_is_read_page_by_page_to_the_end(provider, gogetssl_sim, orders, pages):
+    """Newest first, the order sought is on the last page; a page as long as ``count`` could be
+    the whole account or the page alone, so one more page is asked."""
+    provider.listing_limit = 2
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    ref = provider.place_order(request)
+    for n in range(orders - 1):
+        place(provider, f"site{n}.example.com")
+
+    assert provider.find_order(placement(PlacementKind.ORDER, request)) == ref
+    assert gogetssl_sim.path_calls["/orders/ssl/all"] == pages
+
+
+def test_a_count_that_is_only_the_pages_does_not_end_the_listing(proxied, proxy, gogetssl_sim):
+    proxied.listing_limit = 2
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    ref = proxied.place_order(request)
+    for n in range(4):
+        place(proxied, f"site{n}.example.com")
+    count_the_page = rewrite_reply(lambda reply: reply.update(count=len(reply["orders"])))
+    for offset in (0, 2, 4):
+        listing = f"/api/orders/ssl/all?limit=2&offset={offset}&"
+        proxy.fail_next("no_id", "GET", listing, transform=count_the_page)
+
+    assert proxied.find_order(placement(PlacementKind.ORDER, request)) == ref
+
+
+def test_a_listing_that_does_not_advance_cannot_tell(proxied, proxy, gogetssl_sim):
+    proxied.listing_limit = 2
+    refs = [place(proxied, f"site{n}.example.com") for n in range(3)]
+    newest = [{"order_id": ref.order_id, "status": "processing"} for ref in refs[:0:-1]]
+    first_page_again = rewrite_reply(lambda reply: reply.update(orders=newest))
+    proxy.fail_next(
+        "no_id", "GET", "/api/orders/ssl/all?limit=2&offset=2&", transform=first_page_again
+    )
+    _, csr = new_csr("example.com")
+
+    with pytest.raises(ProviderOutcomeUnknown, match="listed the same orders again"):
+        proxied.find_order(placement(PlacementKind.ORDER, order_request(csr)))
+
+
+@pytest.mark.parametrize(
+    ("fault", "path", "error"),
+    [
+        ("500", "/orders/ssl/all", ProviderUnavailable),
+        ("429", "/orders/ssl/all", ProviderUnavailable),
+        ("garbage", "/orders/ssl/all", ProviderOutcomeUnknown),
+        ("500", "/orders/status/", ProviderUnavailable),
+        ("garbage", "/orders/status/", ProviderOutcomeUnknown),
+    ],
+)
+def test_find_asks_later_after_a_fault_and_cannot_tell_from_an_unreadable_reply(
+    provider, gogetssl_sim, fault, path, error
+):
+    place(provider)  # untracked, so its status is asked
+    _, csr = new_csr("example.com")
+    gogetssl_sim.fail_next(fault, path)
+    with pytest.raises(ProviderError) as caught:
+        provider.find_order(placement(PlacementKind.ORDER, order_request(csr)))
+    assert type(caught.value) is error
+
+
+@pytest.mark.parametrize("sent", [True, False])
+def test_find_a_reissue_by_the_orders_current_csr(provider, gogetssl_sim, sent):
+    _, csr = new_csr("example.com")
+    request = order_request(csr, dcv_method=DcvMethod.DNS, approver_email=None)
+    ref = provider.place_order(request)
+    gogetssl_sim.approve(ref.order_id)
+    _, new = new_csr("example.com")
+    reissued = provider.reissue(ref, new) if sent else None
+
+    reissue = placement(PlacementKind.REISSUE, replace(request, csr=new), ref, (ref.order_id,))
+
+    assert provider.find_order(reissue) == reissued
+
+
+def test_adopted_orders_get_the_ref_their_call_returned_and_status_works(provider, gogetssl_sim):
+    _, csr = new_csr("example.com")
+    request = order_request(csr, dcv_method=DcvMethod.HTTP, approver_email=None)
+    ref = provider.place_order(request)
+
+    adopted = provider.adopt_order(placement(PlacementKind.ORDER, request), ref.order_id)
+
+    assert adopted == ref
+    assert provider.status(adopted).state is OrderState.PENDING
+    gogetssl_sim.approve(ref.order_id)
+    _, new = new_csr("example.com")
+    reissued = provider.reissue(adopted, new)
+    reissue = placement(PlacementKind.REISSUE, replace(request, csr=new), ref)
+    assert provider.adopt_order(reissue, ref.order_id) == reissued
+
+
+def test_adopting_an_id_gogetssl_does_not_know_is_refused(provider):
+    _, csr = new_csr("example.com")
+    with pytest.raises(ProviderRejected, match="not found"):
+        provider.adopt_order(placement(PlacementKind.ORDER, order_request(csr)), "424242")
