@@ -4,8 +4,7 @@ Every call is a form POST to ``<base URL>/!<Name>`` (``<base URL>/download/Colle
 collection) carrying ``loginName`` and ``loginPassword``; we ask for URL-encoded replies
 (``responseFormat=1``). A reply's ``errorCode`` below zero is a refusal with ``errorMessage`` and
 ``errorItem``; zero or above is success. Sectigo's reseller API has no product list, no dedicated
-renew call and no idempotency key other than ``uniqueValue``; this adapter fills those gaps as
-written below.
+renew call and no idempotency key; this adapter fills those gaps as written below.
 
 Readings of the documentation this adapter (and tests/providers/sectigo_sim.py) rely on. Those
 marked *unverified* could not be confirmed against Sectigo's own pages:
@@ -14,9 +13,9 @@ marked *unverified* could not be confirmed against Sectigo's own pages:
   processed, 1 available, 2 attached) and for ``AutoApplySSL`` (1 "successful request, payment
   required", kept in :attr:`ProviderRef.data` as ``paymentRequired``). *Unverified* for the other
   calls, which are only known to fail with negative codes.
-* ``responseFormat=1`` is sent to every call, including ``GetDCVEmailAddressList`` and
-  ``CollectSSL`` (*unverified* for those two). Values that repeat (``level2_email``,
-  ``caCertificate``) come as repeated keys.
+* ``responseFormat=1`` is sent to every call, including ``GetDCVEmailAddressList``,
+  ``CollectSSL`` and ``WebHostReport`` (*unverified* for those three). Values that repeat
+  (``level2_email``, ``caCertificate``) come as repeated keys.
 * The DCV e-mail list is ``whois_email``, then ``level2_email``, then ``level3_email`` values,
   duplicates dropped, first one kept.
 * Catalogue: there is no product list call, so :data:`CATALOGUE` is a built-in list of Sectigo
@@ -28,8 +27,19 @@ marked *unverified* could not be confirmed against Sectigo's own pages:
   ids; everything else is sent as -1 (Other), which Sectigo says is acceptable for any order
   since the value only guides its support staff. See :data:`SERVER_SOFTWARE`.
 * ``uniqueValue`` is up to 20 alphanumerics, so it is the first 20 hex digits of the SHA-256 of
-  the order's idempotency key (stable across retries, different per order). *Unverified*:
-  Sectigo answers a repeated ``uniqueValue`` with the order it already placed; the simulator does.
+  the order's idempotency key (different per order, renewal and reissue). It is no idempotency
+  key: Sectigo's request-token page (docs.sectigo.com/sps/domain-control-validation/request-token)
+  makes it the third part of the DCV request token (CSR hash, ``sectigo.com``, uniqueValue), says
+  a token must not be reused across orders, and that when the same CSR comes again with an
+  identical token the original order fails. So an ``AutoApplySSL`` is never sent twice with the
+  same uniqueValue unless :meth:`SectigoProvider.find_order` proved the first one absent; the
+  simulator places a second order for a replay and fails the first, as that page warns.
+* ``AutoApplySSL`` and ``AutoReplaceSSL`` create something the reseller pays for, so they are
+  sent as such (``http.call(..., creates=True)``): once the request may have reached Sectigo, a
+  timeout, a reset, a 5xx, a reply that cannot be read, an ``AutoApplySSL`` success without
+  ``orderNumber`` and error -14 ("unknown error": it may have been done) are
+  ProviderOutcomeUnknown. Error -42 (call limit reached) is read as turned away before any work
+  (*unverified*), so it stays ProviderUnavailable, as -14 is on every other call.
 * HTTP and CNAME DCV use the CSR hashes (MD5 and SHA-256 of the CSR's DER, upper-case hex):
   ``http://<domain>/.well-known/pki-validation/<MD5>.txt`` holding the lines SHA-256,
   ``sectigo.com`` and uniqueValue; CNAME ``_<MD5>.<domain>`` pointing to
@@ -45,14 +55,35 @@ marked *unverified* could not be confirmed against Sectigo's own pages:
   :data:`STATES`; an unknown one stays pending so nothing is shown issued that is not.
 * ``caCertificate`` may come in any order; the chain is sorted leaf's issuer first, up to the
   root, and keeps the root when Sectigo sends one.
-* Renewal is a new ``AutoApplySSL`` with the same CSR and details. A reissue
-  (``AutoReplaceSSL``) repeats the order's ``dcvMethod``, ``dcvEmailAddress`` and
-  ``uniqueValue`` (*unverified* that it takes them). ``cancel`` asks for the status
-  first: a certificate already issued is revoked (``AutoRevokeSSL``, reason ``superseded``
-  unless given), anything else refunded (``AutoRefund``).
+* Renewal is a new ``AutoApplySSL`` with the same CSR and details (and its own uniqueValue). A
+  reissue (``AutoReplaceSSL``) keeps the order number and repeats the order's ``dcvMethod``,
+  ``dcvEmailAddress`` and ``uniqueValue`` (*unverified* that it takes them; the new CSR makes
+  the token new). Its reply's ``certificateID`` is the replacement's (CollectSSL's page counts
+  AutoReplaceSSL among the calls that return one); the ids it replaced are kept in
+  ``replacedCertificateIDs``. ``cancel`` asks for the status first: a certificate already
+  issued is revoked (``AutoRevokeSSL``, reason ``superseded`` unless given), anything else
+  refunded (``AutoRefund``).
+* A create call whose answer was lost is looked up with ``!WebHostReport``
+  (docs.sectigo.com/sps/web-host-report/request): ``notBefore``/``notAfter`` are UNIX times
+  bounding when the orders were placed (the page also calls them the issue time; placement is
+  the reading taken, *unverified*, since such an order is not issued yet), ``fqdn`` takes ``%``
+  and ``_`` wildcards, ``orderNumber`` a comma list, ``firstResultNo``/``lastResultNo`` a page
+  (1-based, *unverified*). The reply's fields are not on Sectigo's pages; they are read as a
+  public PHP client reads them (*unverified*): ``noOfResults``, then per order N
+  ``N_orderNumber``, ``N_orderStatus``, ``N_dateTime`` (UNIX) and per certificate M of the
+  order ``N_M_certificateID``, ``N_M_domain``, ``N_M_status``, with an ``errorCode`` like every
+  call. Whether ``noOfResults`` counts the whole result or the page, and where N starts, is
+  *unverified* too: every ``N_orderNumber`` present is read, and pages are asked for until one
+  comes back short with ``noOfResults`` orders read, which ends the listing on either reading.
+* A lost order or renewal is the one order for the request's domain placed from
+  :data:`CLOCK_SLACK` before it was sent until :data:`CLOCK_SLACK` after now that the plugin does
+  not track; none means it was not placed, several cannot be told apart (a person decides). A
+  lost reissue is a certificate of the order that is neither the one it replaced nor one
+  replaced before: *unverified* that the report lists the replaced certificates beside the
+  replacement; the simulator does. An account that may not use the report makes the outcome
+  unknown rather than absent.
 * Error codes -9 to -13 are read as: -9 CSR not Base64, -10 CSR undecodable, -11 unsupported key
-  algorithm, -12 bad CSR signature, -13 unsupported key size (*unverified* one by one). -14 (unknown
-  error) and -42 (call limit reached) are treated as "try again later" (ProviderUnavailable).
+  algorithm, -12 bad CSR signature, -13 unsupported key size (*unverified* one by one).
 """
 
 from __future__ import annotations
@@ -60,7 +91,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -77,10 +109,13 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
+    PlacementKind,
     Product,
     Provider,
     ProviderError,
     ProviderHost,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderStatus,
@@ -116,6 +151,19 @@ STATES: dict[str, OrderState] = {
 }
 
 RETRY_LATER_CODES = frozenset({-14, -42})
+MAYBE_DONE_CODES = frozenset({-14})
+"""Refusals that, on a create call, may come after the work was done: the outcome is unknown."""
+
+LOOKED_UP = "it may have been carried out, so it is looked up before anything is sent again."
+
+CLOCK_SLACK = timedelta(minutes=5)
+"""How far Sectigo's clock may be from ours when a lost order is looked up by when it was placed."""
+
+REPORT_PAGE = 50
+"""Orders asked for per WebHostReport call."""
+
+ORDER_FIELD = re.compile(r"(\d+)_orderNumber")
+CERTIFICATE_FIELD = re.compile(r"(\d+)_(\d+)_certificateID")
 
 ERROR_ADVICE: dict[int, str] = {
     -1: "The request was not sent over HTTPS: use an https:// base URL in the provider settings.",
@@ -233,23 +281,63 @@ class Reply:
         return self.fields.get(name, [])
 
 
-def parse_reply(text: str) -> Reply:
-    """Read a reply; anything that is not ``key=value&...`` with an integer errorCode is garbage."""
+def parse_reply(text: str, *, creates: bool = False) -> Reply:
+    """Read a reply; anything that is not ``key=value&...`` with an integer errorCode is garbage,
+    which after a create call leaves its outcome unknown."""
     try:
         fields = parse_qs(text.strip(), keep_blank_values=True, strict_parsing=True)
         return Reply(int(fields["errorCode"][-1]), fields)
     except (KeyError, ValueError) as error:
-        raise ProviderError(f"{PROVIDER} sent a reply that could not be read.") from error
+        unreadable = f"{PROVIDER} sent a reply that could not be read"
+        if creates:
+            raise ProviderOutcomeUnknown(f"{unreadable}; {LOOKED_UP}") from error
+        raise ProviderError(f"{unreadable}.") from error
 
 
-def refusal(reply: Reply) -> ProviderError:
+def refusal(reply: Reply, *, creates: bool = False) -> ProviderError:
     """The error for a negative errorCode, phrased so a reseller knows what to change."""
     code, item, message = reply.code, reply.get("errorItem"), reply.get("errorMessage")
+    said = f"(Sectigo error {code}: {message or 'no message'})"
+    if creates and code in MAYBE_DONE_CODES:
+        return ProviderOutcomeUnknown(f"Sectigo reported an unknown error; {LOOKED_UP} {said}")
     advice = ERROR_ADVICE.get(code, "Sectigo refused the request.").format(item=item or "a field")
-    text = f"{advice} (Sectigo error {code}: {message or 'no message'})"
+    text = f"{advice} {said}"
     if code in RETRY_LATER_CODES:
         return ProviderUnavailable(text)
     return ProviderRejected(text, code=str(code), field=item or None)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportedOrder:
+    """One order of a WebHostReport: its number and its certificates' ids."""
+
+    number: str
+    certificate_ids: tuple[str, ...]
+
+
+def reported_orders(reply: Reply) -> list[ReportedOrder]:
+    """The orders of one report page, whatever N they are numbered from (see the docstring)."""
+    certificates: dict[str, list[tuple[int, str]]] = {}
+    for name in reply.fields:
+        if match := CERTIFICATE_FIELD.fullmatch(name):
+            certificates.setdefault(match[1], []).append((int(match[2]), reply.get(name)))
+    return [
+        ReportedOrder(
+            reply.get(name),
+            tuple(cid for _, cid in sorted(certificates.get(match[1], [])) if cid),
+        )
+        for name in reply.fields
+        if (match := ORDER_FIELD.fullmatch(name)) and reply.get(name)
+    ]
+
+
+def result_count(reply: Reply) -> int:
+    """A report's ``noOfResults``. Without it the report is unreadable, not empty: an order
+    the plugin cannot see must never be taken for an order that does not exist."""
+    try:
+        return int(reply.get("noOfResults"))
+    except ValueError as error:
+        raise ProviderError(f"{PROVIDER} sent an order report that could not be read.") from error
 
 
 def unique_value(idempotency_key: str) -> str:
@@ -329,6 +417,32 @@ def _timestamp(value: str) -> datetime | None:
     return datetime.fromtimestamp(int(value), UTC) if value else None
 
 
+def _unix(when: datetime) -> str:
+    return str(int(when.timestamp()))
+
+
+def _names(request: OrderRequest) -> list[str]:
+    return list(dict.fromkeys((request.domain, *request.sans)))
+
+
+def _dcv_email(request: OrderRequest) -> str:
+    return (request.approver_email or "") if request.dcv_method is DcvMethod.EMAIL else ""
+
+
+def _known_certificates(ref: ProviderRef) -> list[str]:
+    """Every certificateID the plugin has seen on the order: the current one and those it
+    replaced."""
+    ids = [*ref.data.get("replacedCertificateIDs", ()), ref.data.get("certificateID", "")]
+    return [cid for cid in dict.fromkeys(ids) if cid]
+
+
+def _followed(placement: Placement) -> ProviderRef:
+    """The order a renewal or reissue placement follows."""
+    if placement.previous is None:
+        raise ValueError(f"A {placement.kind} placement names the order it follows.")
+    return placement.previous
+
+
 def _contact_params(contact: Contact | None) -> dict[str, str]:
     if contact is None:
         return {}
@@ -360,8 +474,12 @@ class SectigoProvider(Provider):
 
     # --- the wire ------------------------------------------------------------------------------
 
-    def _post(self, endpoint: str, params: dict[str, str]) -> Reply:
-        """One form POST; empty values are left out so optional fields stay optional."""
+    def _post(self, endpoint: str, params: dict[str, str], *, creates: bool = False) -> Reply:
+        """One form POST; empty values are left out so optional fields stay optional.
+
+        ``creates`` marks the calls that create something the reseller pays for: what goes
+        wrong after they may have reached Sectigo leaves their outcome unknown.
+        """
         form = {
             "loginName": self.settings["login_name"],
             "loginPassword": self.settings["login_password"],
@@ -373,13 +491,14 @@ class SectigoProvider(Provider):
             "POST",
             f"{self.settings['base_url'].rstrip('/')}/{endpoint}",
             provider=PROVIDER,
+            creates=creates,
             timeout=float(self.settings.get("timeout") or 30.0),
             data=form,
         )
-        reply = parse_reply(response.text)
+        reply = parse_reply(response.text, creates=creates)
         if reply.code < 0:
             log.info("%s %s refused: errorCode %s", PROVIDER, endpoint, reply.code)
-            raise refusal(reply)
+            raise refusal(reply, creates=creates)
         return reply
 
     # --- the interface -------------------------------------------------------------------------
@@ -403,41 +522,7 @@ class SectigoProvider(Provider):
         return list(dict.fromkeys(email for email in found if email))
 
     def place_order(self, request: OrderRequest) -> ProviderRef:
-        unique = unique_value(request.idempotency_key)
-        names = list(dict.fromkeys((request.domain, *request.sans)))
-        params = {
-            "product": request.product_id,
-            "days": str(round(request.period_months * 365 / 12)),
-            "csr": request.csr,
-            "serverSoftware": str(SERVER_SOFTWARE.get(request.server_type, -1)),
-            "dcvMethod": DCV_METHODS[request.dcv_method],
-            "dcvEmailAddress": (
-                (request.approver_email or "") if request.dcv_method is DcvMethod.EMAIL else ""
-            ),
-            "domainNames": ",".join(names),
-            "primaryDomainName": request.domain,
-            "isCustomerValidated": "N",
-            "uniqueValue": unique,
-            "showCertificateID": "Y",
-            "organizationName": request.organization,
-            "organizationalUnitName": request.unit,
-            "stateOrProvinceName": request.state,
-            "countryName": request.country,
-            **_contact_params(request.contact),
-            "test": "Y" if self.settings.get("test_mode") else "",
-        }
-        reply = self._post("!AutoApplySSL", params)
-        data = {
-            "certificateID": reply.get("certificateID"),
-            "totalCost": reply.get("totalCost"),
-            "expectedDeliveryTime": reply.get("expectedDeliveryTime"),
-            "paymentRequired": reply.code == 1,
-            "uniqueValue": unique,
-            "dcvMethod": request.dcv_method.value,
-            "dcvEmailAddress": params["dcvEmailAddress"],
-            "domainNames": names,
-        }
-        return ProviderRef(reply.get("orderNumber"), data, self._tasks(request.csr, data))
+        return self._apply(request, renewal_of=None)
 
     def status(self, ref: ProviderRef) -> ProviderStatus:
         reply = self._post(
@@ -464,18 +549,8 @@ class SectigoProvider(Provider):
         )
 
     def renew(self, request: OrderRequest, previous: ProviderRef) -> ProviderRef:
-        """A new AutoApplySSL: Sectigo has no renew call.
-
-        The same CSR under the previous order's key would be a replay that Sectigo answers with
-        the previous order, so that is refused rather than reported as a renewal.
-        """
-        ref = self.place_order(request)
-        if ref.order_id == previous.order_id:
-            raise ProviderError(
-                "The renewal was sent with the previous order's idempotency key, so Sectigo "
-                "returned the previous order: renewals need a key of their own."
-            )
-        return dataclasses.replace(ref, data={**ref.data, "renewalOf": previous.order_id})
+        """A new AutoApplySSL with the same CSR and details: Sectigo has no renew call."""
+        return self._apply(request, renewal_of=previous)
 
     def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
         """AutoReplaceSSL with the order's DCV choice; the new CSR means new hash records."""
@@ -488,12 +563,30 @@ class SectigoProvider(Provider):
                 "dcvEmailAddress": ref.data.get("dcvEmailAddress", ""),
                 "uniqueValue": ref.data.get("uniqueValue", ""),
             },
+            creates=True,
         )
-        data = {
-            **ref.data,
-            "certificateID": reply.get("certificateID") or ref.data.get("certificateID"),
-        }
-        return ProviderRef(ref.order_id, data, self._tasks(csr, data))
+        return self._replacement_ref(ref, ref.order_id, csr, reply.get("certificateID"))
+
+    def find_order(self, placement: Placement) -> ProviderRef | None:
+        """Look a create call whose answer was lost up in Sectigo's order report: replaying it
+        is no lookup, since a repeated uniqueValue makes a second order (module docstring)."""
+        if placement.kind is PlacementKind.REISSUE:
+            return self._find_replacement(placement)
+        return self._find_new_order(placement)
+
+    def adopt_order(self, placement: Placement, order_id: str) -> ProviderRef:
+        """The ref the create call would have returned for ``order_id``, built by the same code;
+        its certificateID stays unknown, since nothing the plugin asks later needs it."""
+        order_id = order_id.strip()
+        if placement.kind is not PlacementKind.REISSUE:
+            return self._order_ref(placement.request, order_id, placement.previous)
+        replaced = _followed(placement)
+        if order_id != replaced.order_id:
+            raise ProviderRejected(
+                f"A Sectigo reissue keeps the order number: this one is {replaced.order_id}, "
+                f"not {order_id}."
+            )
+        return self._replacement_ref(replaced, order_id, placement.request.csr, "")
 
     def cancel(self, ref: ProviderRef, reason: str = "") -> None:
         """Refund what is not issued yet; revoke what is (a refund cannot recall a certificate)."""
@@ -512,6 +605,166 @@ class SectigoProvider(Provider):
                 "record shown with the order instead."
             )
         self._post("!ResendDCVEmail", {"orderNumber": ref.order_id})
+
+    # --- placing and finding orders -----------------------------------------------------------
+
+    def _apply(self, request: OrderRequest, renewal_of: ProviderRef | None) -> ProviderRef:
+        """One AutoApplySSL: a new order, or the renewal of ``renewal_of``."""
+        params = {
+            "product": request.product_id,
+            "days": str(round(request.period_months * 365 / 12)),
+            "csr": request.csr,
+            "serverSoftware": str(SERVER_SOFTWARE.get(request.server_type, -1)),
+            "dcvMethod": DCV_METHODS[request.dcv_method],
+            "dcvEmailAddress": _dcv_email(request),
+            "domainNames": ",".join(_names(request)),
+            "primaryDomainName": request.domain,
+            "isCustomerValidated": "N",
+            "uniqueValue": unique_value(request.idempotency_key),
+            "showCertificateID": "Y",
+            "organizationName": request.organization,
+            "organizationalUnitName": request.unit,
+            "stateOrProvinceName": request.state,
+            "countryName": request.country,
+            **_contact_params(request.contact),
+            "test": "Y" if self.settings.get("test_mode") else "",
+        }
+        reply = self._post("!AutoApplySSL", params, creates=True)
+        if not reply.get("orderNumber"):
+            raise ProviderOutcomeUnknown(
+                f"{PROVIDER} accepted the order without giving its number; {LOOKED_UP}"
+            )
+        return self._order_ref(
+            request,
+            reply.get("orderNumber"),
+            renewal_of,
+            certificateID=reply.get("certificateID"),
+            totalCost=reply.get("totalCost"),
+            expectedDeliveryTime=reply.get("expectedDeliveryTime"),
+            paymentRequired=reply.code == 1,
+        )
+
+    def _order_ref(
+        self,
+        request: OrderRequest,
+        order_id: str,
+        renewal_of: ProviderRef | None,
+        **reply: Any,
+    ) -> ProviderRef:
+        """The ref of an AutoApplySSL order, whether its reply came back, was found in the
+        report or was typed in by an admin: ``reply`` holds what is known of the reply."""
+        data = {
+            **reply,
+            "uniqueValue": unique_value(request.idempotency_key),
+            "dcvMethod": request.dcv_method.value,
+            "dcvEmailAddress": _dcv_email(request),
+            "domainNames": _names(request),
+        }
+        if renewal_of is not None:
+            data["renewalOf"] = renewal_of.order_id
+        return ProviderRef(order_id, data, self._tasks(request.csr, data))
+
+    def _replacement_ref(
+        self, replaced: ProviderRef, order_id: str, csr: str, certificate_id: str
+    ) -> ProviderRef:
+        """The ref of a reissue: the order's data with the replacement's certificateID (empty
+        when unknown) and every certificateID seen before it, so that a lost reissue can be
+        told from earlier ones."""
+        data = {
+            **replaced.data,
+            "certificateID": certificate_id,
+            "replacedCertificateIDs": _known_certificates(replaced),
+        }
+        return ProviderRef(order_id, data, self._tasks(csr, data))
+
+    def _find_new_order(self, placement: Placement) -> ProviderRef | None:
+        """The one untracked order for the request's domain placed around and after the lost
+        call (see the module docstring)."""
+        request = placement.request
+        reported = self._report(
+            {
+                "fqdn": request.domain,
+                "notBefore": _unix(placement.sent_at - CLOCK_SLACK),
+                "notAfter": _unix(datetime.now(UTC) + CLOCK_SLACK),
+            }
+        )
+        candidates = [o for o in reported if o.number not in placement.tracked]
+        if not candidates:
+            return None
+        if len(candidates) > 1:
+            numbers = ", ".join(o.number for o in candidates)
+            raise ProviderOutcomeUnknown(
+                f"{PROVIDER} lists {len(candidates)} orders for {request.domain} placed since "
+                f"this one was sent that the panel does not track ({numbers}); any of them may "
+                "be this order. Check them at Sectigo, then link the right one or say none is."
+            )
+        (found,) = candidates
+        certificate_id = next(iter(found.certificate_ids), "")
+        return self._order_ref(
+            request, found.number, placement.previous, certificateID=certificate_id
+        )
+
+    def _find_replacement(self, placement: Placement) -> ProviderRef | None:
+        """The certificate AutoReplaceSSL added to the order, if it did (module docstring)."""
+        replaced = _followed(placement)
+        if not replaced.data.get("certificateID"):
+            raise ProviderOutcomeUnknown(
+                f"The certificate that order {replaced.order_id} had before this reissue is not "
+                "known to the panel, so a replacement cannot be told from it; check the order "
+                "at Sectigo, then say whether it was reissued."
+            )
+        query = {"orderNumber": replaced.order_id}
+        reported = [o for o in self._report(query) if o.number == replaced.order_id]
+        if not reported:
+            raise ProviderOutcomeUnknown(
+                f"{PROVIDER}'s order report does not list order {replaced.order_id}; check it "
+                "at Sectigo, then say whether it was reissued."
+            )
+        known = _known_certificates(replaced)
+        new = list(dict.fromkeys(c for o in reported for c in o.certificate_ids if c not in known))
+        if not new:
+            return None
+        if len(new) > 1:
+            raise ProviderOutcomeUnknown(
+                f"Order {replaced.order_id} has {len(new)} certificates the panel has not seen "
+                f"({', '.join(new)}); check which one is this reissue at Sectigo."
+            )
+        return self._replacement_ref(replaced, replaced.order_id, placement.request.csr, new[0])
+
+    def _report(self, query: dict[str, str]) -> list[ReportedOrder]:
+        """Every order of the report for ``query``, page after page, until a page comes back
+        short with ``noOfResults`` read (true on either reading of it). A page with nothing
+        new before then means the report cannot be followed: the outcome stays unknown."""
+        orders: dict[str, ReportedOrder] = {}
+        read = 0
+        while True:
+            page, count = self._report_page(
+                {**query, "firstResultNo": str(read + 1), "lastResultNo": str(read + REPORT_PAGE)}
+            )
+            read += len(page)
+            fresh = [o for o in page if o.number not in orders]
+            orders.update((o.number, o) for o in page)
+            if len(page) < REPORT_PAGE and read >= count:
+                return list(orders.values())
+            if not fresh:
+                raise ProviderOutcomeUnknown(
+                    f"{PROVIDER}'s order report counted {count} orders but gave {len(orders)}, "
+                    "so whether the order exists is not known; check the account at Sectigo."
+                )
+
+    def _report_page(self, query: dict[str, str]) -> tuple[list[ReportedOrder], int]:
+        """One page of the report and its ``noOfResults``. A refusal or a report that cannot
+        be read leaves the question open (for a person), never answers it with 'absent'."""
+        try:
+            reply = self._post("!WebHostReport", query)
+            return reported_orders(reply), result_count(reply)
+        except ProviderUnavailable:
+            raise
+        except ProviderError as error:
+            raise ProviderOutcomeUnknown(
+                f"{PROVIDER} could not report on its orders, so whether the order exists is "
+                f"not known: {error}"
+            ) from error
 
     # --- helpers -------------------------------------------------------------------------------
 

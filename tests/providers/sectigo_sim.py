@@ -7,16 +7,27 @@ to choose a behaviour of its own, it is:
 
 * Arguments are checked like the real API: an argument it does not know is -2, a missing one -3,
   a bad value -4 (``errorItem`` names it), wrong credentials -16.
-* A ``uniqueValue`` seen before with the same CSR answers with the order already placed (the
-  retry of a request whose reply was lost); with another CSR it is -4 ``uniqueValue``.
+* Every ``AutoApplySSL`` places a new order. Sectigo's request-token page warns that the same
+  CSR with an identical DCV token (CSR hash, ``sectigo.com``, ``uniqueValue``) makes the
+  original order fail, so an earlier order with the same CSR and uniqueValue that is not issued
+  yet becomes "Rejected": a blind replay shows up as two orders, the first one failed.
 * Orders stay "Not Yet Issued" until the test calls :meth:`SectigoSim.approve`, which issues a
   certificate from a test root → intermediate; CollectSSL lists ``caCertificate`` root first
   (the reverse of what a server needs) so the adapter has to sort it.
-* A reissue puts the order back to "Not Yet Issued" until approved again.
+* A reissue gives the order a new certificateID, keeps the replaced one as a certificate item
+  of the order ("Replaced" in the report), and puts the order back to "Not Yet Issued" until
+  approved again.
+* ``!WebHostReport`` lists the matching orders in the order they were placed (``N_dateTime`` is
+  when; a test may move :attr:`Order.placed_at`), ``noOfResults`` counting all of them, N
+  counted from ``firstResultNo``, and per certificate item M ``N_M_certificateID``,
+  ``N_M_domain`` (the primary name) and ``N_M_status``. ``fqdn`` matches any name of the order.
+  A page holds at most :attr:`SectigoSim.report_page_limit` orders, as a server may cap it.
 
 A test steers it through :meth:`SectigoSim.inject` (:class:`Fault`: an HTTP status, a garbage
-body, a late reply), ``insufficient_credits``, ``whois`` and the ``approve``/``reject``/``expire``
-methods, and asks :meth:`SectigoSim.count` how often an endpoint or an order was called.
+body, a late reply; faults after the work is done come from ``tests/providers/faults.py``),
+``insufficient_credits``, ``report_page_limit``, ``whois`` and the ``approve``/``reject``/
+``expire`` methods, and asks :meth:`SectigoSim.count` how often an endpoint or an order was
+called.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import base64
 import binascii
 import contextlib
 import itertools
+import re
 import threading
 import time
 from collections import deque
@@ -100,7 +112,8 @@ class Response:
 @dataclass
 class Order:
     number: str
-    certificate_id: str
+    certificate_ids: list[str]
+    """Every certificate item of the order, the current one last."""
     csr: x509.CertificateSigningRequest
     product: str
     days: int
@@ -111,6 +124,7 @@ class Order:
     status: str = NOT_YET_ISSUED
     certificate: x509.Certificate | None = None
     dcv_emails_sent: int = 1
+    placed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 Pairs = list[tuple[str, str]]
@@ -136,6 +150,7 @@ class SectigoSim:
         self.orders: dict[str, Order] = {}
         self.whois: dict[str, str] = {}
         self.insufficient_credits = False
+        self.report_page_limit = 100
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.base_url = ""
         self._faults: deque[Fault] = deque()
@@ -235,21 +250,20 @@ class SectigoSim:
         names = _names(form, csr, product)
         _check_organization(form, product)
         dcv_email = self._check_dcv(form, names[0], product)
-        existing = self._replay(form, csr)
-        if existing is not None:
-            return 0, self._order_reply(existing, form)
+        unique = _unique_value(form)
         if self.insufficient_credits:
             raise SimError(-15, "Insufficient credits!")
+        self._fail_same_token(csr, unique)
         order = Order(
             number=str(next(self._numbers)),
-            certificate_id=str(next(self._numbers)),
+            certificate_ids=[str(next(self._numbers))],
             csr=csr,
             product=form["product"],
             days=days,
             names=names,
             dcv_method=form["dcvMethod"],
             dcv_email=dcv_email,
-            unique_value=form.get("uniqueValue", ""),
+            unique_value=unique,
         )
         self.orders[order.number] = order
         return 0, self._order_reply(order, form)
@@ -273,8 +287,17 @@ class SectigoSim:
         _check_not_closed(order)
         order.csr = _csr(form["csr"])
         order.status, order.certificate = NOT_YET_ISSUED, None
-        order.certificate_id = str(next(self._numbers))
-        return 0, [("certificateID", order.certificate_id)]
+        order.certificate_ids.append(str(next(self._numbers)))
+        return 0, [("certificateID", order.certificate_ids[-1])]
+
+    def web_host_report(self, form: dict[str, str]) -> Result:
+        matching = [o for o in self.orders.values() if _reported(o, form)]
+        first = _number(form, "firstResultNo", 1)
+        last = min(_number(form, "lastResultNo", len(matching)), first + self.report_page_limit - 1)
+        pairs = [("noOfResults", str(len(matching)))]
+        for n, order in enumerate(matching[first - 1 : last], start=first):
+            pairs += _report_pairs(n, order)
+        return 0, pairs
 
     def resend_dcv_email(self, form: dict[str, str]) -> Result:
         order = self._order(form)
@@ -319,15 +342,12 @@ class SectigoSim:
             raise SimError(-4, "The value of 'dcvEmailAddress' is invalid!", "dcvEmailAddress")
         return email
 
-    def _replay(self, form: dict[str, str], csr: x509.CertificateSigningRequest) -> Order | None:
-        """The order a repeated uniqueValue already placed (idempotency), if any."""
-        unique = form.get("uniqueValue", "")
-        if unique and not (unique.isalnum() and len(unique) <= 20):
-            raise SimError(-4, "The value of 'uniqueValue' is invalid!", "uniqueValue")
-        order = next((o for o in self.orders.values() if unique and o.unique_value == unique), None)
-        if order is not None and order.csr != csr:
-            raise SimError(-4, "'uniqueValue' was already used for another CSR.", "uniqueValue")
-        return order
+    def _fail_same_token(self, csr: x509.CertificateSigningRequest, unique: str) -> None:
+        """An identical DCV request token makes the original order fail (see the docstring)."""
+        for order in self.orders.values():
+            same = order.csr == csr and order.unique_value == unique
+            if same and order.status == NOT_YET_ISSUED:
+                order.status = "Rejected"
 
     def _order_reply(self, order: Order, form: dict[str, str]) -> Pairs:
         pairs = [
@@ -336,7 +356,7 @@ class SectigoSim:
             ("expectedDeliveryTime", "1"),
         ]
         if form.get("showCertificateID") == "Y":
-            pairs.append(("certificateID", order.certificate_id))
+            pairs.append(("certificateID", order.certificate_ids[-1]))
         return pairs
 
     def _certificate_pairs(self, order: Order) -> Pairs:
@@ -423,6 +443,54 @@ def _check_organization(form: dict[str, str], product: SimProduct) -> None:
             raise SimError(-3, f"The '{item}' argument is missing!", item)
 
 
+def _unique_value(form: dict[str, str]) -> str:
+    unique = form.get("uniqueValue", "")
+    if unique and not (unique.isalnum() and len(unique) <= 20):
+        raise SimError(-4, "The value of 'uniqueValue' is invalid!", "uniqueValue")
+    return unique
+
+
+def _number(form: dict[str, str], item: str, default: int) -> int:
+    try:
+        return int(form[item]) if item in form else default
+    except ValueError:
+        raise SimError(-4, f"The value of '{item}' is invalid!", item) from None
+
+
+def _like(pattern: str, value: str) -> bool:
+    """SQL LIKE, as the report's ``fqdn``: ``%`` any run of characters, ``_`` one character."""
+    wildcards = {"%": ".*", "_": "."}
+    regex = "".join(wildcards.get(c) or re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE) is not None
+
+
+def _reported(order: Order, form: dict[str, str]) -> bool:
+    """Whether the report's filters let ``order`` through."""
+    placed = _unix(order.placed_at)
+    numbers = form.get("orderNumber")
+    return (
+        _number(form, "notBefore", placed) <= placed <= _number(form, "notAfter", placed)
+        and ("fqdn" not in form or any(_like(form["fqdn"], name) for name in order.names))
+        and (numbers is None or order.number in numbers.split(","))
+    )
+
+
+def _report_pairs(n: int, order: Order) -> Pairs:
+    pairs = [
+        (f"{n}_orderNumber", order.number),
+        (f"{n}_orderStatus", order.status),
+        (f"{n}_dateTime", str(_unix(order.placed_at))),
+    ]
+    for m, certificate_id in enumerate(order.certificate_ids, start=1):
+        current = m == len(order.certificate_ids)
+        pairs += [
+            (f"{n}_{m}_certificateID", certificate_id),
+            (f"{n}_{m}_domain", order.names[0]),
+            (f"{n}_{m}_status", order.status if current else "Replaced"),
+        ]
+    return pairs
+
+
 def _check_not_closed(order: Order) -> None:
     if order.status in {"Rejected", "Refunded"}:
         raise SimError(-20, "The certificate has already been rejected!", "orderNumber")
@@ -482,6 +550,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "!ResendDCVEmail": Endpoint(
         SectigoSim.resend_dcv_email, frozenset({"orderNumber"}), frozenset({"dcvEmailAddress"})
+    ),
+    "!WebHostReport": Endpoint(
+        SectigoSim.web_host_report,
+        optional=frozenset(
+            {"notBefore", "notAfter", "firstResultNo", "lastResultNo", "fqdn", "orderNumber"}
+        ),
     ),
     "!AutoRefund": Endpoint(SectigoSim.refund, frozenset({"orderNumber"})),
     "!AutoRevokeSSL": Endpoint(

@@ -7,7 +7,10 @@ import dataclasses
 import hashlib
 import logging
 import socket
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from cryptography import x509
@@ -21,17 +24,22 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
+    PlacementKind,
     ProviderError,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderUnavailable,
 )
 from panel_ssl_plugin.providers.sectigo import SectigoProvider, SectigoSettingsForm
+from tests.providers.faults import FaultProxy, Headers, Transform
 from tests.providers.recording_host import RecordingHost
 from tests.providers.sectigo_sim import LOGIN_PASSWORD, Fault, SectigoSim
 
 APPLY = "!AutoApplySSL"
 COLLECT = "download/CollectSSL"
+REPORT = "!WebHostReport"
 
 
 @pytest.fixture
@@ -206,38 +214,18 @@ def test_server_types_without_a_known_sectigo_id_are_sent_as_other(sectigo, sect
     assert "test" not in sectigo_sim.last_form(APPLY)
 
 
-def test_the_same_idempotency_key_places_one_order(sectigo, sectigo_sim):
+def test_a_replayed_order_is_a_second_order_and_fails_the_first(sectigo, sectigo_sim):
+    """Why the adapter never replays: Sectigo takes the same uniqueValue and CSR for a new order
+    (docs: the original order fails), so a blind retry would show up here as two orders."""
     request = order()
 
     first = sectigo.place_order(request)
     second = sectigo.place_order(request)
 
-    assert first.order_id == second.order_id
-    assert list(sectigo_sim.orders) == [first.order_id]
-    assert sectigo_sim.count(APPLY) == 2
-
-
-def test_a_lost_reply_is_not_retried_and_the_retry_finds_the_order(sectigo_sim, host):
-    sectigo = SectigoProvider(sectigo_sim.provider_settings(timeout=0.3), host)
-    request = order()
-    sectigo_sim.inject(Fault(delay=1.0))
-
-    with pytest.raises(ProviderUnavailable, match="did not answer in time"):
-        sectigo.place_order(request)
-    assert sectigo_sim.count(APPLY) == 1
-    ref = sectigo.place_order(request)
-
-    assert list(sectigo_sim.orders) == [ref.order_id]
-
-
-def test_an_idempotency_key_reused_for_another_csr_is_refused(sectigo, sectigo_sim):
-    sectigo.place_order(order())
-
-    with pytest.raises(ProviderRejected) as error:
-        sectigo.place_order(order())
-
-    assert (error.value.code, error.value.field) == ("-4", "uniqueValue")
-    assert len(sectigo_sim.orders) == 1
+    assert first.order_id != second.order_id
+    assert list(sectigo_sim.orders) == [first.order_id, second.order_id]
+    assert sectigo.status(first).state is OrderState.FAILED
+    assert sectigo.status(second).state is OrderState.PENDING
 
 
 def test_an_accepted_order_awaiting_payment_is_placed(sectigo, sectigo_sim):
@@ -307,16 +295,6 @@ def test_renew_places_a_new_order_with_the_same_csr(sectigo, sectigo_sim):
     assert renewal.data["renewalOf"] == previous.order_id
     assert sectigo_sim.orders[renewal.order_id].csr == keys.load_csr(first.csr)
     assert sectigo.status(renewal).state is OrderState.PENDING
-
-
-def test_a_renewal_under_the_previous_key_is_not_taken_for_a_renewal(sectigo, sectigo_sim):
-    first = order()
-    previous = issue(sectigo, sectigo_sim, first)
-
-    with pytest.raises(ProviderError, match="need a key of their own"):
-        sectigo.renew(first, previous)
-
-    assert list(sectigo_sim.orders) == [previous.order_id]
 
 
 def test_reissue_issues_a_new_certificate_for_a_new_key(sectigo, sectigo_sim):
@@ -488,36 +466,69 @@ def test_an_undocumented_code_keeps_sectigos_message(sectigo, sectigo_sim):
         sectigo.dcv_emails("example.com")
 
 
-def test_the_call_limit_means_try_later(sectigo, sectigo_sim):
-    sectigo_sim.inject(Fault(body="errorCode=-42&errorMessage=Call+limit+reached"))
+def dcv_list(sectigo: SectigoProvider) -> object:
+    return sectigo.dcv_emails("example.com")
 
-    with pytest.raises(ProviderUnavailable, match="try again later"):
-        sectigo.dcv_emails("example.com")
+
+def apply(sectigo: SectigoProvider) -> object:
+    return sectigo.place_order(order())
+
+
+CODES_AFTER_SENDING = {
+    "unknown error, read": (dcv_list, -14, ProviderUnavailable, "try again later"),
+    "unknown error, order": (apply, -14, ProviderOutcomeUnknown, "looked up before anything"),
+    "call limit, read": (dcv_list, -42, ProviderUnavailable, "try again later"),
+    "call limit, order": (apply, -42, ProviderUnavailable, "try again later"),
+}
+
+
+@pytest.mark.parametrize(
+    "call, code, error, says", CODES_AFTER_SENDING.values(), ids=CODES_AFTER_SENDING
+)
+def test_codes_that_may_mean_try_later(sectigo, sectigo_sim, call, code, error, says):
+    """-14 may come after the work was done: on an order that is an unknown outcome."""
+    sectigo_sim.inject(Fault(body=f"errorCode={code}&errorMessage=Something+went+wrong"))
+
+    with pytest.raises(ProviderError, match=says) as raised:
+        call(sectigo)
+
+    assert type(raised.value) is error
+    assert f"Sectigo error {code}: Something went wrong" in str(raised.value)
 
 
 # --- transport faults ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_a_server_error_is_unavailable_and_the_order_is_not_resent(sectigo, sectigo_sim, status):
+def test_a_server_error_on_a_read_is_unavailable(sectigo, sectigo_sim, status):
     sectigo_sim.inject(Fault(status=status, body="oops"))
 
     with pytest.raises(ProviderUnavailable, match=f"HTTP {status}"):
-        sectigo.place_order(order())
-
-    assert sectigo_sim.count(APPLY) == 1 and sectigo_sim.orders == {}
+        sectigo.dcv_emails("example.com")
 
 
 @pytest.mark.parametrize(
+    "call, error", [(dcv_list, ProviderError), (apply, ProviderOutcomeUnknown)]
+)
+@pytest.mark.parametrize(
     "body", ["<html><body>Maintenance</body></html>", "orderNumber=5", "errorCode=zero"]
 )
-def test_an_unreadable_reply_is_a_provider_error(sectigo, sectigo_sim, body):
+def test_an_unreadable_reply_is_an_error_and_after_an_order_unknown(
+    sectigo, sectigo_sim, body, call, error
+):
     sectigo_sim.inject(Fault(body=body))
 
-    with pytest.raises(ProviderError, match="could not be read") as error:
-        sectigo.place_order(order())
+    with pytest.raises(ProviderError, match="could not be read") as raised:
+        call(sectigo)
 
-    assert type(error.value) is ProviderError
+    assert type(raised.value) is error
+
+
+def test_an_order_accepted_without_its_number_is_unknown(sectigo, sectigo_sim):
+    sectigo_sim.inject(Fault(body="errorCode=0&certificateID=9&totalCost=8.95"))
+
+    with pytest.raises(ProviderOutcomeUnknown, match="without giving its number"):
+        sectigo.place_order(order())
 
 
 def test_a_wrong_base_url_is_a_provider_error(sectigo_sim, host):
@@ -546,15 +557,19 @@ def test_rate_limiting_says_when_to_come_back(sectigo, sectigo_sim):
     assert error.value.retry_after == 120
 
 
-def test_a_refused_connection_is_unavailable(host):
+@pytest.mark.parametrize("call", [dcv_list, apply])
+def test_a_refused_connection_is_unavailable(host, call):
+    """Nothing reached Sectigo, so even an order may simply be sent again."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = {"base_url": f"http://127.0.0.1:{port}/products", "login_name": "x"}
     sectigo = SectigoProvider({**settings, "login_password": "y", "timeout": 2}, host)
 
-    with pytest.raises(ProviderUnavailable, match="cannot be reached"):
-        sectigo.dcv_emails("example.com")
+    with pytest.raises(ProviderUnavailable, match="cannot be reached") as raised:
+        call(sectigo)
+
+    assert type(raised.value) is ProviderUnavailable
 
 
 def test_credentials_never_reach_the_log(sectigo_sim, host, caplog):
@@ -570,3 +585,286 @@ def test_credentials_never_reach_the_log(sectigo_sim, host, caplog):
 
     assert caplog.records and LOGIN_PASSWORD not in caplog.text
     assert LOGIN_PASSWORD.replace(" ", "+") not in caplog.text
+
+
+# --- a create call whose answer was lost --------------------------------------------------------
+
+
+@pytest.fixture
+def proxy(fault_proxy: Callable[..., FaultProxy], sectigo_sim: SectigoSim) -> FaultProxy:
+    return fault_proxy(sectigo_sim.base_url)
+
+
+@pytest.fixture
+def proxied(proxy: FaultProxy, sectigo_sim: SectigoSim, host: RecordingHost) -> SectigoProvider:
+    """The adapter talking to the simulator through the fault proxy, with short timeouts."""
+    settings = sectigo_sim.provider_settings(base_url=f"{proxy.url}/products", timeout=0.5)
+    return SectigoProvider(settings, host)
+
+
+def reply_without(name: str) -> Transform:
+    def transform(status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        pairs = [(k, v) for k, v in parse_qsl(body.decode(), keep_blank_values=True) if k != name]
+        return status, headers, urlencode(pairs).encode()
+
+    return transform
+
+
+def unknown_error(status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    return 200, headers, b"errorCode=-14&errorMessage=Unknown+error"
+
+
+LOST_ANSWERS = {
+    "timeout after sending": ("timeout_after", None),
+    "reset after sending": ("reset_after", None),
+    "bad gateway": ("502", None),
+    "unavailable": ("503", None),
+    "gateway timeout": ("504", None),
+    "maintenance page": ("garbage", None),
+    "no orderNumber": ("no_id", reply_without("orderNumber")),
+    "error -14": ("no_id", unknown_error),
+}
+
+
+def placement(
+    kind: PlacementKind,
+    request: OrderRequest,
+    sent_at: datetime,
+    previous: ProviderRef | None = None,
+    tracked: tuple[str, ...] = (),
+) -> Placement:
+    return Placement(kind, request, sent_at, previous, frozenset(tracked))
+
+
+@pytest.mark.parametrize("fault, transform", LOST_ANSWERS.values(), ids=LOST_ANSWERS)
+def test_a_lost_answer_is_unknown_and_the_order_is_found(
+    proxied, proxy, sectigo, sectigo_sim, fault, transform
+):
+    request = order()
+    sent_at = datetime.now(UTC)
+    proxy.fail_next(fault, "POST", f"/products/{APPLY}", transform=transform)
+
+    with pytest.raises(ProviderOutcomeUnknown, match="looked up before anything"):
+        proxied.place_order(request)
+    found = sectigo.find_order(placement(PlacementKind.ORDER, request, sent_at))
+
+    (number,) = sectigo_sim.orders
+    assert sectigo_sim.count(APPLY) == 1
+    assert found is not None and found.order_id == number
+    assert found.data["certificateID"] == sectigo_sim.orders[number].certificate_ids[0]
+    assert found.data["uniqueValue"] == sectigo_sim.last_form(APPLY)["uniqueValue"]
+    assert [(t.method, t.location) for t in found.validation] == [
+        (DcvMethod.EMAIL, "admin@example.com")
+    ]
+    assert sectigo.status(found).state is OrderState.PENDING
+
+
+@pytest.mark.parametrize("fault", ["timeout_before", "429"])
+def test_an_order_that_never_reached_sectigo_is_unavailable(proxied, proxy, sectigo_sim, fault):
+    proxy.fail_next(fault, "POST", f"/products/{APPLY}", hold=3.0)
+
+    with pytest.raises(ProviderUnavailable) as raised:
+        proxied.place_order(order())
+
+    assert type(raised.value) is ProviderUnavailable
+    assert sectigo_sim.orders == {} and proxy.fired == [fault]
+
+
+def test_an_order_that_was_never_placed_is_absent_and_placed_once_more(sectigo, sectigo_sim):
+    """A 5xx before Sectigo did anything: unknown to the adapter, absent in the report, so the
+    order service may send it again, and then there is exactly one order."""
+    request = order()
+    sent_at = datetime.now(UTC)
+    sectigo_sim.inject(Fault(status=503, body="busy"))
+
+    with pytest.raises(ProviderOutcomeUnknown):
+        sectigo.place_order(request)
+    found = sectigo.find_order(placement(PlacementKind.ORDER, request, sent_at))
+    ref = sectigo.place_order(request)
+
+    assert found is None
+    assert list(sectigo_sim.orders) == [ref.order_id]
+    assert sectigo.status(ref).state is OrderState.PENDING
+
+
+# --- finding and adopting orders ----------------------------------------------------------------
+
+
+def test_find_asks_for_the_domain_around_the_time_the_order_was_sent(sectigo, sectigo_sim):
+    sent_at = datetime.now(UTC) - timedelta(minutes=30)
+
+    sectigo.find_order(placement(PlacementKind.ORDER, order("shop.example.com"), sent_at))
+
+    form = sectigo_sim.last_form(REPORT)
+    now = datetime.now(UTC).timestamp()
+    assert form["fqdn"] == "shop.example.com"
+    assert int(form["notBefore"]) == int(sent_at.timestamp()) - 300
+    assert now + 290 < int(form["notAfter"]) <= now + 300
+    assert (form["firstResultNo"], form["lastResultNo"]) == ("1", "50")
+
+
+def test_orders_of_other_domains_earlier_times_or_tracked_are_not_the_lost_one(
+    sectigo, sectigo_sim
+):
+    tracked = sectigo.place_order(order(idempotency_key="tracked"))
+    sectigo.place_order(order("other.example", idempotency_key="other"))
+    earlier = sectigo.place_order(order(idempotency_key="earlier"))
+    sectigo_sim.orders[earlier.order_id].placed_at -= timedelta(minutes=6)
+
+    found = sectigo.find_order(
+        placement(PlacementKind.ORDER, order(), datetime.now(UTC), tracked=(tracked.order_id,))
+    )
+
+    assert found is None and len(sectigo_sim.orders) == 3
+
+
+def test_two_untracked_orders_for_the_domain_cannot_be_told_apart(sectigo, sectigo_sim):
+    sent_at = datetime.now(UTC)
+    first = sectigo.place_order(order(idempotency_key="one"))
+    second = sectigo.place_order(order(idempotency_key="two"))
+
+    with pytest.raises(ProviderOutcomeUnknown, match=r"2 orders for example\.com") as raised:
+        sectigo.find_order(placement(PlacementKind.ORDER, order(), sent_at))
+
+    assert first.order_id in str(raised.value) and second.order_id in str(raised.value)
+
+
+def test_a_lost_renewal_is_found_beside_the_tracked_order_it_renews(
+    proxied, proxy, sectigo, sectigo_sim
+):
+    previous = issue(sectigo, sectigo_sim, order())
+    request = order(csr=csr_for("example.com"), idempotency_key="renewal-1")
+    sent_at = datetime.now(UTC)
+    proxy.fail_next("reset_after", "POST", f"/products/{APPLY}")
+
+    with pytest.raises(ProviderOutcomeUnknown):
+        proxied.renew(request, previous)
+    found = sectigo.find_order(
+        placement(PlacementKind.RENEWAL, request, sent_at, previous, (previous.order_id,))
+    )
+
+    (renewal,) = set(sectigo_sim.orders) - {previous.order_id}
+    assert found is not None and found.order_id == renewal
+    assert found.data["renewalOf"] == previous.order_id
+
+
+def test_the_report_is_read_page_by_page(sectigo, sectigo_sim):
+    """Sectigo may give fewer orders than asked for: the next page starts after the last read."""
+    sent_at = datetime.now(UTC)
+    tracked = [sectigo.place_order(order(idempotency_key=f"t{i}")).order_id for i in range(4)]
+    lost = sectigo.place_order(order(idempotency_key="lost"))
+    sectigo_sim.report_page_limit = 2
+
+    found = sectigo.find_order(placement(PlacementKind.ORDER, order(), sent_at, tracked=tracked))
+
+    assert found is not None and found.order_id == lost.order_id
+    pages = [form["firstResultNo"] for name, form in sectigo_sim.requests if name == REPORT]
+    assert pages == ["1", "3", "5"]
+
+
+REPORT_PROBLEMS = {
+    "fewer orders than counted": (Fault(body="errorCode=0&noOfResults=3"), ProviderOutcomeUnknown),
+    "no count": (Fault(body="errorCode=0"), ProviderOutcomeUnknown),
+    "not a report": (Fault(body="<html>Maintenance</html>"), ProviderOutcomeUnknown),
+    "report not allowed": (
+        Fault(body="errorCode=-16&errorMessage=Permission+denied!"),
+        ProviderOutcomeUnknown,
+    ),
+    "call limit": (Fault(body="errorCode=-42&errorMessage=Call+limit"), ProviderUnavailable),
+    "server error": (Fault(status=503, body="busy"), ProviderUnavailable),
+}
+
+
+@pytest.mark.parametrize("fault, error", REPORT_PROBLEMS.values(), ids=REPORT_PROBLEMS)
+def test_a_report_that_cannot_be_followed_never_means_absent(sectigo, sectigo_sim, fault, error):
+    sectigo_sim.inject(fault)
+
+    with pytest.raises(ProviderError) as raised:
+        sectigo.find_order(placement(PlacementKind.ORDER, order(), datetime.now(UTC)))
+
+    assert type(raised.value) is error
+
+
+def reissue_placement(previous: ProviderRef, csr: str, sent_at: datetime) -> Placement:
+    return placement(PlacementKind.REISSUE, order(csr=csr), sent_at, previous, (previous.order_id,))
+
+
+@pytest.mark.parametrize("replaced", [True, False], ids=["replaced", "not replaced"])
+def test_a_lost_reissue_is_the_certificate_the_order_did_not_have(
+    proxied, proxy, sectigo, sectigo_sim, replaced
+):
+    ref = issue(sectigo, sectigo_sim, order(dcv_method=DcvMethod.HTTP))
+    csr = csr_for("example.com")
+    sent_at = datetime.now(UTC)
+    proxy.fail_next("timeout_after" if replaced else "429", "POST", "/products/!AutoReplaceSSL")
+
+    with pytest.raises(ProviderOutcomeUnknown if replaced else ProviderUnavailable):
+        proxied.reissue(ref, csr)
+    found = sectigo.find_order(reissue_placement(ref, csr, sent_at))
+
+    certificates = sectigo_sim.orders[ref.order_id].certificate_ids
+    if not replaced:
+        assert found is None and certificates == [ref.data["certificateID"]]
+        return
+    assert found is not None and found.order_id == ref.order_id
+    assert certificates == [ref.data["certificateID"], found.data["certificateID"]]
+    assert found.validation[0].location.endswith(f"/{csr_digests(csr)[0]}.txt")
+
+
+def test_a_reissue_of_a_reissue_passes_over_every_certificate_it_replaced(sectigo, sectigo_sim):
+    ref = issue(sectigo, sectigo_sim, order())
+    first = sectigo.reissue(ref, csr_for("example.com"))
+    sectigo_sim.approve(ref.order_id)
+    csr = csr_for("example.com")
+    sent_at = datetime.now(UTC)
+
+    second = sectigo.reissue(first, csr)
+    found = sectigo.find_order(reissue_placement(first, csr, sent_at))
+
+    assert found is not None and found.data["certificateID"] == second.data["certificateID"]
+    assert second.data["replacedCertificateIDs"] == [
+        ref.data["certificateID"],
+        first.data["certificateID"],
+    ]
+
+
+def test_two_reissues_the_panel_has_not_seen_cannot_be_told_apart(sectigo, sectigo_sim):
+    ref = issue(sectigo, sectigo_sim, order())
+    sectigo.reissue(ref, csr_for("example.com"))
+    csr = csr_for("example.com")
+    sectigo.reissue(ref, csr)
+
+    with pytest.raises(ProviderOutcomeUnknown, match="2 certificates the panel has not seen"):
+        sectigo.find_order(reissue_placement(ref, csr, datetime.now(UTC)))
+
+
+def test_an_adopted_order_is_tracked_like_a_placed_one(sectigo, sectigo_sim):
+    request = order(dcv_method=DcvMethod.DNS)
+    placed = sectigo.place_order(request)
+
+    adopted = sectigo.adopt_order(
+        placement(PlacementKind.ORDER, request, datetime.now(UTC)), f" {placed.order_id} "
+    )
+
+    assert adopted.order_id == placed.order_id and adopted.validation == placed.validation
+    from_request = ("uniqueValue", "dcvMethod", "dcvEmailAddress", "domainNames")
+    assert adopted.data == {key: placed.data[key] for key in from_request}
+    assert sectigo.status(adopted).raw_status == "Not Yet Issued"
+
+
+def test_an_adopted_reissue_keeps_the_order_number(sectigo, sectigo_sim):
+    ref = issue(sectigo, sectigo_sim, order())
+    csr = csr_for("example.com")
+    sectigo.reissue(ref, csr)
+    lost = reissue_placement(ref, csr, datetime.now(UTC))
+
+    adopted = sectigo.adopt_order(lost, ref.order_id)
+    with pytest.raises(
+        ProviderRejected, match=f"keeps the order number: this one is {ref.order_id}"
+    ):
+        sectigo.adopt_order(lost, "4711")
+
+    assert adopted.data["replacedCertificateIDs"] == [ref.data["certificateID"]]
+    assert sectigo.status(adopted).state is OrderState.PENDING
+    with pytest.raises(ProviderOutcomeUnknown, match="not known to the panel"):
+        sectigo.find_order(reissue_placement(adopted, csr_for("example.com"), datetime.now(UTC)))
