@@ -24,20 +24,47 @@ Readings that had to be guessed, kept here so the next reader can check them:
 - Pebble reports an order whose authorizations were deactivated as ``deactivated``, a status
   RFC 8555 does not define; that, and an invalid order with a deactivated authorization, is
   reported as cancelled rather than failed.
+
+An order whose answer was lost (issue 8). ACME orders cost nothing, so a second order for the
+same names buys nothing twice; still, the order is found again when the CA can say where it is,
+so that its names are not validated twice:
+
+- The newOrder POST is the only create call. A nonce fetched on the way (a HEAD) never orders
+  anything, so only a failure of the POST itself is classified as a create call's: a transport
+  failure after sending, a 5xx, or a reply without the order's URL (``Location``) leaves the
+  outcome unknown; a 429 turned it away before any work. A reply with that URL and a body this
+  plugin cannot read still names the order: it is tracked, and :meth:`AcmeProvider.status`
+  reads it.
+- ``find_order`` reads the account's ``orders`` list (RFC 8555 section 7.1.2.1, pages linked by
+  ``Link: rel="next"``). Pebble serves it; Let's Encrypt's Boulder does not: then, as when the
+  list shows no match or the CA refuses to show it, the answer is "not there" and the order
+  service places a fresh order, which costs nothing at an ACME CA. *Unverified* for CAs other
+  than Pebble and Boulder: that the account can be read by POST-as-GET (RFC 8555 section 6.3;
+  Pebble refuses the empty update section 7.3 also allows).
+- An untracked order in ``pending`` or ``ready`` for exactly the CSR's names is the lost one: an
+  ACME order is bound to its names, not to a key (the CSR is sent only at finalization), so any
+  such order serves. Of several, the last listed is taken: Pebble lists in creation order, so it
+  is the newest, with the longest time left (*unverified* for other CAs; RFC 8555 sets no
+  order). The others expire unused, which costs nothing.
+- ``adopt_order`` takes the order's URL, since an ACME order can only be read by it, and it must
+  be on the directory's host (*unverified* for CAs other than Pebble and Boulder, which serve
+  both from one host).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
+from urllib.parse import urljoin, urlsplit
 
 import josepy as jose
 import requests
 import wtforms
-from acme import challenges, client, errors, messages
+from acme import challenges, client, crypto_util, errors, messages
 from wtforms import validators
 
 from panel_ssl_plugin.keys import (
@@ -53,17 +80,28 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
     Product,
     Provider,
     ProviderError,
     ProviderHost,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderStatus,
     ProviderUnavailable,
     ValidationTask,
 )
-from panel_ssl_plugin.providers.http import DEFAULT_TIMEOUT, make_session, retry_after
+from panel_ssl_plugin.providers.http import (
+    DEFAULT_TIMEOUT,
+    json_body,
+    make_session,
+    retry_after,
+    server_error,
+    transport_error,
+)
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "panel-ssl-plugin (acme)"
 CUSTOM = "custom"
@@ -76,6 +114,8 @@ CHALLENGE_TYPES: dict[DcvMethod, type[challenges.KeyAuthorizationChallenge]] = {
 PENDING_STATUSES = frozenset(
     {messages.STATUS_PENDING, messages.STATUS_READY, messages.STATUS_PROCESSING}
 )
+# An order that may be the lost one: nothing finalized it yet (find_order).
+UNFINALIZED_STATUSES = frozenset({messages.STATUS_PENDING, messages.STATUS_READY})
 
 
 class DirectoryPreset(NamedTuple):
@@ -248,38 +288,119 @@ class AcmeProvider(Provider):
             self._advance(acme, authorizations, method, progress, answer_all=True)
         return progress.as_data()
 
+    def find_order(self, placement: Placement) -> ProviderRef | None:
+        """The untracked order the lost newOrder made, found in the account's ``orders`` list,
+        as the ref :meth:`place_order` would have returned before publishing anything
+        (:meth:`status` publishes and answers). A renewal and a reissue are new orders in ACME,
+        so every kind is found the same way: by the names of the CSR sent. ``None`` when there
+        is no such order, no list, or the CA refuses to show it: a fresh order costs nothing
+        (see the module docstring)."""
+        if not self._has_account():
+            return None  # the lost call would have registered (and saved) an account first
+        request = placement.request
+        try:
+            with self._errors():
+                acme = self._account_client()
+                for url in reversed(self._listed_orders(acme)):
+                    if _order_id(url) not in placement.tracked and self._unfinalized_for(
+                        acme, url, request.csr
+                    ):
+                        return _order_ref(
+                            url, acme.net.account.uri, request.csr, request.dcv_method
+                        )
+        except ProviderRejected as refused:
+            log.info("The ACME CA would not list the account's orders: %s", refused)
+        return None
+
+    def adopt_order(self, placement: Placement, order_id: str) -> ProviderRef:
+        """An ACME order can only be read by its URL, so that is what the admin pastes. It must
+        be at this account's CA and for the names of the CSR sent: finalizing an order for
+        other names with that CSR would fail for good."""
+        url = order_id.strip()
+        ca_host = urlsplit(self._directory_url()).netloc
+        if not urlsplit(url).scheme:
+            raise ProviderRejected(
+                f"Paste the order's URL (https://{ca_host}/...), not its id: an ACME CA finds "
+                "an order by its URL only."
+            )
+        if urlsplit(url).netloc != ca_host or not self._has_account():
+            raise ProviderRejected(f"That is not an order of this account at {ca_host}.")
+        request = placement.request
+        ref = _order_ref(url, self.settings["account_url"], request.csr, request.dcv_method)
+        with self._errors():
+            order = self._fetch_order(self._order_client(ref), ref)
+        if not _same_names(order, request.csr):
+            raise ProviderRejected("That order is for other names than this certificate's.")
+        return ref
+
     # --- orders ---------------------------------------------------------------------------------
 
     def _new_order(self, csr: str, method: DcvMethod) -> ProviderRef:
+        """Place an order and start its validation, in three stretches so the order service can
+        tell whether anything was ordered: until the newOrder POST (CSR, directory, account)
+        nothing was, and failures are the usual ones; the POST is the create call
+        (``creates``); once the CA named the order's URL, nothing may lose it
+        (:meth:`_start_validation`)."""
         if method not in CHALLENGE_TYPES:
             raise ProviderRejected("ACME validates by HTTP or DNS only.", field="dcv_method")
-        try:
-            load_csr(csr)
-        except InvalidMaterial as error:
-            raise ProviderRejected(str(error), field="csr") from error
+        order = messages.NewOrder(identifiers=_identifiers(csr))
         with self._errors():
             acme = self._account_client()
-            order = acme.new_order(csr.encode())
-            progress = _Progress()
-            tasks = self._advance(acme, order.authorizations, method, progress, answer_all=False)
-        data = {
-            "order_url": order.uri,
-            "account_url": acme.net.account.uri,
-            "csr": csr,
-            "dcv_method": method.value,
-            **progress.as_data(),
-        }
-        return ProviderRef(order.uri.rstrip("/").rsplit("/", 1)[-1], data, tuple(tasks))
+            new_order_url = acme.directory["newOrder"]
+        with self._errors(creates=True):
+            reply = self._post(acme, new_order_url, order)
+            url = reply.headers["Location"]  # missing: the order's fate is unknown
+        return self._start_validation(
+            acme, _order_ref(url, acme.net.account.uri, csr, method), reply
+        )
+
+    def _start_validation(
+        self, acme: client.ClientV2, ref: ProviderRef, reply: requests.Response
+    ) -> ProviderRef:
+        """Publish through the host what it can and answer it, on an order the CA has placed.
+        Nothing here may lose the order: whatever fails half-way (the CA, the host, a reply),
+        the ref goes back with what was published and answered so far, and :meth:`status`
+        carries on from there, as it does for every pending order. Only a CA offering no
+        challenge of the chosen method refuses: that order can never be validated, and left
+        alone it expires, costing nothing."""
+        progress = _Progress()
+        tasks: list[ValidationTask] = []
+        try:
+            authorizations = self._authorizations(acme, messages.Order.from_json(reply.json()))
+            method = DcvMethod(ref.data["dcv_method"])
+            tasks = self._advance(acme, authorizations, method, progress, answer_all=False)
+        except _MethodNotOffered:
+            raise
+        except Exception:
+            log.warning("ACME order %s placed; status checks carry on", ref.order_id, exc_info=True)
+        return replace(ref, data={**ref.data, **progress.as_data()}, validation=tuple(tasks))
+
+    def _listed_orders(self, acme: client.ClientV2) -> list[str]:
+        """The URLs in the account's ``orders`` list, every page; none when the CA offers none."""
+        url = json_body(self._post(acme, acme.net.account.uri), self._ca_label()).get("orders")
+        urls: list[str] = []
+        pages: set[str] = set()
+        while url and url not in pages:
+            pages.add(url)
+            page = self._post(acme, url)
+            urls += json_body(page, self._ca_label())["orders"]
+            url = urljoin(url, page.links["next"]["url"]) if "next" in page.links else None
+        return urls
+
+    def _unfinalized_for(self, acme: client.ClientV2, url: str, csr: str) -> bool:
+        """Whether the order at ``url`` could be the lost order for ``csr``."""
+        order = messages.Order.from_json(self._post(acme, url).json())
+        return order.status in UNFINALIZED_STATUSES and _same_names(order, csr)
 
     def _fetch_order(self, acme: client.ClientV2, ref: ProviderRef) -> messages.Order:
-        return messages.Order.from_json(self._post_as_get(acme, ref.data["order_url"]).json())
+        return messages.Order.from_json(self._post(acme, ref.data["order_url"]).json())
 
     def _authorizations(
         self, acme: client.ClientV2, order: messages.Order
     ) -> list[messages.AuthorizationResource]:
         return [
             messages.AuthorizationResource(
-                body=messages.Authorization.from_json(self._post_as_get(acme, url).json()),
+                body=messages.Authorization.from_json(self._post(acme, url).json()),
                 uri=url,
             )
             for url in order.authorizations
@@ -294,7 +415,7 @@ class AcmeProvider(Provider):
         return acme.begin_finalization(resource).body
 
     def _issued(self, acme: client.ClientV2, order: messages.Order) -> ProviderStatus:
-        leaf, *chain = load_certificates(self._post_as_get(acme, order.certificate).text)
+        leaf, *chain = load_certificates(self._post(acme, order.certificate).text)
         return ProviderStatus(
             OrderState.ISSUED,
             order.status.name,
@@ -394,8 +515,11 @@ class AcmeProvider(Provider):
         return url
 
     def _ca_label(self) -> str:
+        """The CA's name, for products and messages: a custom CA goes by its host name."""
         preset = DIRECTORY_PRESETS.get(self.settings.get("directory", ""))
-        return preset.label if preset else "ACME"
+        if preset:
+            return preset.label
+        return urlsplit(self.settings.get("directory_url") or "").hostname or "ACME"
 
     def _has_account(self) -> bool:
         return bool(
@@ -491,52 +615,127 @@ class AcmeProvider(Provider):
                 field="eab_hmac_key",
             ) from error
 
-    def _post_as_get(self, acme: client.ClientV2, url: str) -> requests.Response:
-        """RFC 8555 section 6.3: reads are signed POSTs with an empty body."""
-        return acme.net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+    def _post(
+        self, acme: client.ClientV2, url: str, body: jose.JSONDeSerializable | None = None
+    ) -> requests.Response:
+        """A signed POST; without a body it is a read (RFC 8555 section 6.3, POST-as-GET)."""
+        return acme.net.post(url, body, new_nonce_url=acme.directory["newNonce"])
 
     # --- errors ---------------------------------------------------------------------------------
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, *, creates: bool = False) -> Iterator[None]:
         """The one place where what requests, acme and josepy raise becomes the plugin's errors,
-        so the order service can tell "try later" from "the CA said no"."""
+        so the order service can tell "try later" from "the CA said no" and, for the newOrder
+        POST (``creates``), "never sent" from "sent, outcome unknown" (providers/http.py
+        decides which). A nonce fetched on the way (a HEAD) orders nothing, so a create call's
+        failure counts as one only when it concerns a POST, and only this block's replies count."""
+        if creates:
+            self._last_response = None
         try:
             yield
+        except messages.Error as error:
+            raise self._problem(error, creates and self._replied_to_post()) from error
+        except (
+            errors.Error,
+            jose.DeserializationError,
+            requests.JSONDecodeError,
+            ValueError,
+            KeyError,
+        ) as error:
+            raise self._unreadable(creates and self._replied_to_post()) from error
         except requests.exceptions.SSLError as error:
             raise ProviderError(
-                "The ACME server's TLS certificate is not trusted; check the CA bundle setting."
+                f"The TLS certificate of {self._ca_label()} is not trusted; check the CA bundle "
+                "setting."
             ) from error
-        except requests.Timeout as error:
-            raise ProviderUnavailable("The ACME server did not answer in time.") from error
         except requests.RequestException as error:
-            raise ProviderUnavailable("The ACME server cannot be reached.") from error
-        except messages.Error as error:
-            raise self._problem(error) from error
-        except (errors.Error, jose.DeserializationError, ValueError, KeyError) as error:
-            raise self._server_fault() or ProviderError(
-                "The ACME server sent a reply this plugin cannot read."
-            ) from error
+            sent = creates and _is_post(error.request)
+            raise transport_error(error, self._ca_label(), creates=sent) from error
 
-    def _problem(self, error: messages.Error) -> ProviderError:
-        """An RFC 7807 problem document: the CA's detail is what the user reads."""
+    def _problem(self, error: messages.Error, sent: bool) -> ProviderError:
+        """An RFC 7807 problem document: the CA's detail is what the user reads. A rate limit
+        turns a request away before any work, so it is never an unknown outcome."""
         detail = error.detail or error.description or error.typ
         if error.code == "rateLimited":
             return ProviderUnavailable(f"The CA is rate limiting: {detail}", self._asked_delay())
         field = error.identifier.value if error.identifier else None
-        return self._server_fault() or ProviderRejected(detail, error.code or error.typ, field)
+        return self._status_fault(sent) or ProviderRejected(detail, error.code or error.typ, field)
 
-    def _server_fault(self) -> ProviderUnavailable | None:
+    def _unreadable(self, sent: bool) -> ProviderError:
+        """A reply this plugin cannot read: after the order was sent, it may have been placed."""
+        if fault := self._status_fault(sent):
+            return fault
+        if sent:
+            return ProviderOutcomeUnknown(
+                f"{self._ca_label()} answered the order with a reply this plugin cannot read; "
+                "it may have been placed, so it is looked up before anything is sent again."
+            )
+        return ProviderError(f"{self._ca_label()} sent a reply this plugin cannot read.")
+
+    def _status_fault(self, sent: bool) -> ProviderError | None:
+        """What the last reply's HTTP status says, when it says "try later" or "fault": a 429
+        turned the request away before any work; a 5xx is the CA's or a gateway's."""
         status = self._last_response.status_code if self._last_response is not None else 0
+        if status == 429:
+            return ProviderUnavailable("The CA is rate limiting requests.", self._asked_delay())
         if status < 500:
             return None
-        return ProviderUnavailable(
-            f"The ACME server had an internal error (HTTP {status}).", self._asked_delay()
-        )
+        fault = server_error(status, self._ca_label(), creates=sent)
+        if isinstance(fault, ProviderUnavailable):
+            fault.retry_after = self._asked_delay()
+        return fault
+
+    def _replied_to_post(self) -> bool:
+        """Whether the last reply answered a POST (the create call) rather than a HEAD."""
+        return _is_post(getattr(self._last_response, "request", None))
 
     def _asked_delay(self) -> float | None:
         """Seconds the CA's Retry-After asked for, if it said."""
         return retry_after(self._last_response) if self._last_response is not None else None
+
+
+def _is_post(request: requests.PreparedRequest | None) -> bool:
+    return request is not None and request.method == "POST"
+
+
+def _order_ref(order_url: str, account_url: str, csr: str, method: DcvMethod) -> ProviderRef:
+    """How the plugin tracks an ACME order, nothing published or answered yet. The order id is
+    the URL's last segment (see the module docstring); ``data`` carries the URL itself."""
+    data = {
+        "order_url": order_url,
+        "account_url": account_url,
+        "csr": csr,
+        "dcv_method": method.value,
+        **_Progress().as_data(),
+    }
+    return ProviderRef(_order_id(order_url), data)
+
+
+def _order_id(order_url: str) -> str:
+    return order_url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _identifiers(csr: str) -> list[messages.Identifier]:
+    """The names a CSR asks for, as ACME identifiers: its common name and SANs, DNS names and
+    IP addresses, read the way the ``acme`` library reads them for its own new orders."""
+    try:
+        request = load_csr(csr)
+    except InvalidMaterial as error:
+        raise ProviderRejected(str(error), field="csr") from error
+    names, addresses = crypto_util.get_identifiers_from_x509(request.subject, request.extensions)
+    return [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name) for name in names] + [
+        messages.Identifier(typ=messages.IDENTIFIER_IP, value=address) for address in addresses
+    ]
+
+
+def _same_names(order: messages.Order, csr: str) -> bool:
+    """Whether an order is for exactly the names of ``csr``, in any order and case."""
+
+    def names(identifiers: list[messages.Identifier]) -> set[tuple[str, str]]:
+        return {(identifier.typ.name, identifier.value.lower()) for identifier in identifiers}
+
+    return names(order.identifiers) == names(_identifiers(csr))
 
 
 def _account(url: str) -> messages.RegistrationResource:
@@ -585,11 +784,16 @@ def _waiting_for(tasks: list[ValidationTask]) -> str:
     return " ".join(parts)
 
 
+class _MethodNotOffered(ProviderRejected):
+    """The CA offers no challenge of the chosen method for a name: the order can never be
+    validated that way."""
+
+
 def _challenge(authz: messages.AuthorizationResource, method: DcvMethod) -> messages.ChallengeBody:
     for challb in authz.body.challenges:
         if isinstance(challb.chall, CHALLENGE_TYPES[method]):
             return challb
-    raise ProviderRejected(
+    raise _MethodNotOffered(
         f"The CA offers no {CHALLENGE_TYPES[method].typ} validation for {_shown_name(authz)}; "
         "choose another validation method (wildcards need DNS).",
         field="dcv_method",

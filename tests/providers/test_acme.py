@@ -9,9 +9,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,16 +34,21 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
+    PlacementKind,
     ProviderError,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderStatus,
     ProviderUnavailable,
     ValidationTask,
 )
-from tests.providers.pebble_server import PebbleServer, free_ports
+from tests.providers.faults import Exchange, FaultProxy, Headers
+from tests.providers.pebble_server import PebbleServer, _listener_certificate, free_ports
 from tests.providers.recording_host import RecordingHost
 
+NEW_ORDER, NEW_NONCE = "/order-plz", "/nonce-plz"  # Pebble's paths, which the proxy matches
 STATUS_CALLS = 100  # Pebble validates in milliseconds; this bounds a broken run, it times nothing
 EARLY_POLLS = 3  # scheduled polls before the user has published anything
 
@@ -513,3 +520,211 @@ def test_eab_is_checked_before_registering(
     with pytest.raises(ProviderRejected, match="EAB") as refused:
         provider.place_order(request_for(names("eab"), DcvMethod.HTTP))
     assert refused.value.field == blamed
+
+
+# --- orders whose reply was lost -----------------------------------------------------------------
+
+
+def lost(
+    request: OrderRequest,
+    *tracked: ProviderRef,
+    kind: PlacementKind = PlacementKind.ORDER,
+    previous: ProviderRef | None = None,
+) -> Placement:
+    """The order service's memory of a create call whose reply was lost."""
+    return Placement(
+        kind, request, datetime.now(UTC), previous, frozenset(ref.order_id for ref in tracked)
+    )
+
+
+def untouched(ref: ProviderRef) -> ProviderRef:
+    """``ref`` as found again: nothing of it was seen, so no tasks (its data has no progress
+    either when the host could not publish)."""
+    assert ref.data["published"] == ref.data["answered"] == []
+    return replace(ref, validation=())
+
+
+def created_orders(exchanges: list[Exchange]) -> list[str]:
+    """The ids of the orders Pebble created, from its replies as the proxy saw them (the
+    finalize URL ends with the order's id)."""
+    return [
+        json.loads(exchange.body)["finalize"].rsplit("/", 1)[-1]
+        for exchange in exchanges
+        if (exchange.method, exchange.path, exchange.status) == ("POST", NEW_ORDER, 201)
+    ]
+
+
+@pytest.fixture
+def proxied(
+    pebble: PebbleServer, fault_proxy: Callable[..., FaultProxy], tmp_path: Path
+) -> tuple[FaultProxy, dict[str, Any]]:
+    """A FaultProxy in front of Pebble and the settings that reach Pebble through it. Pebble
+    builds its URLs from the Host header and the scheme it was reached by, so the proxy speaks
+    TLS too, with a certificate of its own."""
+    ca, cert, key = _listener_certificate(tmp_path)
+    origin = pebble.directory_url.removesuffix("/dir")
+    proxy = fault_proxy(origin, tls=(str(cert), str(key)), upstream_verify=pebble.ca_bundle)
+    return proxy, settings_for(pebble, directory_url=f"{proxy.url}/dir", ca_bundle=str(ca))
+
+
+@pytest.mark.parametrize(
+    ("tracked", "found"),
+    [((), 3), ((3,), 0), ((0, 3), None)],
+    ids=["last-listed-of-two", "passing-over-tracked-and-other-names", "all-tracked"],
+)
+def test_find_order_looks_through_the_account_orders(
+    host: RecordingHost, provider: AcmeProvider, tracked: tuple[int, ...], found: int | None
+):
+    """Orders 0 and 3 are for the lost request's names, 1 and 2 for others. Pebble lists three
+    orders a page, so order 3 is on the second."""
+    host.can_publish = False
+    request = request_for(names("lost", "www"), DcvMethod.HTTP)
+    others = [request_for(names("other"), DcvMethod.HTTP) for _ in range(2)]
+    refs = [provider.place_order(sent) for sent in (request, *others, request)]
+
+    result = provider.find_order(lost(request, *(refs[index] for index in tracked)))
+
+    assert result == (None if found is None else untouched(refs[found]))
+
+
+def test_lost_renewal_is_found_and_validated_by_status(
+    pebble: PebbleServer, host: RecordingHost, provider: AcmeProvider
+):
+    request = request_for(names("renewal"), DcvMethod.HTTP)
+    original = provider.place_order(request)
+    first = assert_issued_for(pebble, settle(provider, original), request)
+    host.can_publish = False  # lost: nothing of the renewal was published or answered
+    renewal = provider.renew(request, original)
+
+    found = provider.find_order(
+        lost(request, original, kind=PlacementKind.RENEWAL, previous=original)
+    )
+
+    assert found == untouched(renewal)
+    host.can_publish = True
+    renewed = assert_issued_for(pebble, settle(provider, found), request)
+    assert renewed.serial_number != first.serial_number
+
+
+def test_adopted_order_url_is_tracked_like_a_placed_order(
+    host: RecordingHost, provider: AcmeProvider
+):
+    host.can_publish = False
+    request = request_for(names("adopt", "www"), DcvMethod.DNS)
+    placed = provider.place_order(request)
+
+    adopted = provider.adopt_order(lost(request), f" {placed.data['order_url']}\n")
+
+    assert adopted == untouched(placed)
+    assert_waiting_for_the_user(provider.status(adopted), placed)
+
+
+@pytest.mark.parametrize(
+    ("pasted", "other_names", "message"),
+    [
+        (lambda ref: ref.order_id, False, "Paste the order's URL"),
+        (lambda ref: ref.data["order_url"].replace("127.0.0.1", "localhost"), False, "not an"),
+        (lambda ref: ref.data["order_url"], True, "other names"),
+    ],
+    ids=["bare-id", "another-host", "another-names-order"],
+)
+def test_adopt_refuses_what_is_not_this_order(
+    host: RecordingHost, provider: AcmeProvider, pasted, other_names: bool, message: str
+):
+    host.can_publish = False
+    request = request_for(names("adopt"), DcvMethod.HTTP)
+    placed = provider.place_order(request)
+    sent = request_for(names("adopt"), DcvMethod.HTTP) if other_names else request
+
+    with pytest.raises(ProviderRejected, match=message):
+        provider.adopt_order(lost(sent), pasted(placed))
+
+
+def without_location(status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    return status, {k: v for k, v in headers.items() if k.lower() != "location"}, body
+
+
+def unreadable_body(status: int, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+    return status, headers, b"<html>Order received</html>"
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "transform", "raised"),
+    [
+        ("reset_after", "POST", None, ProviderOutcomeUnknown),
+        ("timeout_after", "POST", None, ProviderOutcomeUnknown),
+        ("502", "POST", None, ProviderOutcomeUnknown),
+        ("garbage", "POST", None, ProviderOutcomeUnknown),
+        ("no_id", "POST", without_location, ProviderOutcomeUnknown),
+        ("429", "POST", None, ProviderUnavailable),
+        ("reset_after", "HEAD", None, ProviderUnavailable),
+        ("garbage", "HEAD", None, ProviderError),
+    ],
+    ids=[
+        "reset",
+        "silence-then-close",
+        "502",
+        "garbage",
+        "no-location",
+        "429",
+        "nonce-reset",
+        "nonce-garbage",
+    ],
+)
+def test_lost_order_reply_is_unknown_and_the_order_is_found(
+    host: RecordingHost,
+    proxied: tuple[FaultProxy, dict[str, Any]],
+    kind: str,
+    method: str,
+    transform,
+    raised: type[ProviderError],
+):
+    """Only a failure of the newOrder POST itself leaves the outcome unknown, and then exactly
+    the order Pebble created is found; a 429 or a failed nonce fetch placed nothing (a nonce
+    reply that cannot be read is the plain error it always was)."""
+    proxy, settings = proxied
+    host.can_publish = False
+    first = AcmeProvider(settings, host).place_order(request_for(names("first"), DcvMethod.HTTP))
+    provider = AcmeProvider(host.saved[-1], host)  # no nonce in hand: the POST follows a HEAD
+    request = request_for(names("lost"), DcvMethod.HTTP)
+    seen = len(proxy.forwarded)
+    path = NEW_ORDER if method == "POST" else NEW_NONCE
+    proxy.fail_next(kind, method, path, hold=0.3, transform=transform)
+
+    with pytest.raises(ProviderError) as failure:
+        provider.place_order(request)
+
+    assert type(failure.value) is raised
+    assert proxy.fired == [kind]
+    created = created_orders(proxy.forwarded[seen:])
+    found = provider.find_order(lost(request, first))
+    if raised is ProviderOutcomeUnknown:
+        assert [found.order_id] == created
+        assert found.data["csr"] == request.csr
+    else:
+        assert (created, found) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "transform"),
+    [("no_id", NEW_ORDER, unreadable_body), ("reset_after", "/authZ/", None)],
+    ids=["unreadable-order-body", "authorization-fetch-reset"],
+)
+def test_order_the_ca_named_is_kept_and_status_carries_on(
+    host: RecordingHost, proxied: tuple[FaultProxy, dict[str, Any]], kind: str, path: str, transform
+):
+    """Once the CA said where the order is, nothing may lose it: what failed after is left to
+    status(), which publishes and answers like for any pending order."""
+    proxy, settings = proxied
+    provider = AcmeProvider(settings, host)
+    request = request_for(names("kept"), DcvMethod.HTTP)
+    proxy.fail_next(kind, "POST", path, transform=transform)
+
+    ref = provider.place_order(request)
+
+    assert proxy.fired == [kind]
+    assert created_orders(proxy.forwarded) == [ref.order_id]
+    assert ref == untouched(ref)
+    status = provider.status(ref)
+    assert status.state is OrderState.PENDING
+    assert len(status.data["answered"]) == len(status.validation) == 1
