@@ -13,6 +13,7 @@ import click
 import pluggy
 
 from panel_ssl_plugin import hookspecs, polling, schema
+from panel_ssl_plugin.followups import RenewalRefused
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel.app import (
     create_app,
@@ -21,7 +22,7 @@ from panel_ssl_plugin.minipanel.app import (
     start_ticker,
 )
 from panel_ssl_plugin.minipanel.demo import prepare_demo
-from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, RenewalRefused
+from panel_ssl_plugin.orders import OrderNotFound, OrderRejected
 from panel_ssl_plugin.providers.base import ProviderError
 from panel_ssl_plugin.runtime import HostMisconfigured, runtime_for
 from panel_ssl_plugin.store import make_engine
@@ -198,8 +199,8 @@ def rotate_keys(database_url: str, minipanel: bool) -> None:
 @click.option("--within", default="30d", show_default=True, help="Renew what ends within this.")
 def renew_due(database_url: str, minipanel: bool, within: str) -> None:
     """Renew issued certificates ending soon, on provider accounts with auto-renew on."""
-    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
-    results = list(orders.renew_expiring(datetime.now(UTC), parse_duration(within)))
+    follow_ups = runtime_for(plugin_manager(database_url, minipanel)).follow_ups
+    results = list(follow_ups.renew_expiring(datetime.now(UTC), parse_duration(within)))
     for order, outcome in results:
         if isinstance(outcome, Exception):
             text = f"refused: {outcome}"

@@ -82,8 +82,8 @@ def ssl_register_providers() -> list[type]:
 def panel_renewal_due(
     pm: pluggy.PluginManager, account_id: str, certificate_id: int, period_months: int
 ) -> int:
-    orders = runtime_for(pm).orders
-    return orders.renewal_due(str(account_id), int(certificate_id), int(period_months)).id
+    follow_ups = runtime_for(pm).follow_ups
+    return follow_ups.renewal_due(str(account_id), int(certificate_id), int(period_months)).id
 
 
 @hookimpl

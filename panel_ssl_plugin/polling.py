@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from panel_ssl_plugin.orders import OrderRejected, OrderService, to_ref
+from panel_ssl_plugin.orders import OrderRejected, OrderService
 from panel_ssl_plugin.providers.base import OrderState, ProviderError
+from panel_ssl_plugin.refs import to_ref
 from panel_ssl_plugin.store import OrderRecord, StaleOrder
 
 BATCH_SIZE = 50
@@ -96,7 +97,9 @@ def _poll_chunk(
 
     def step(order: OrderRecord) -> OrderRecord:
         if order.status == OrderState.SUBMITTED:
-            return orders.submit(order, "poller", now)
+            return orders.sending.submit(order, "poller", now)
+        if order.status == OrderState.UNKNOWN:
+            return orders.sending.reconcile(order, "poller", now)
         answer = answers.get(order.provider_order_id, missing)
         return orders.record_answer(order, answer, "poller", adapter, now)
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from panel_ssl_plugin.accounts import ProviderAccounts
 from panel_ssl_plugin.encryption import Vault
+from panel_ssl_plugin.followups import FollowUps
 from panel_ssl_plugin.orders import OrderService
 from panel_ssl_plugin.store import Store, make_engine
 
@@ -33,6 +34,7 @@ class Runtime:
     vault: Vault
     accounts: ProviderAccounts
     orders: OrderService
+    follow_ups: FollowUps
 
 
 _runtimes: weakref.WeakKeyDictionary[pluggy.PluginManager, Runtime] = weakref.WeakKeyDictionary()
@@ -52,6 +54,13 @@ def runtime_for(pm: pluggy.PluginManager) -> Runtime:
         store = Store(engine)
         accounts = ProviderAccounts(pm, store, vault)
         orders = OrderService(pm, store, vault, accounts)
-        runtime = Runtime(pm=pm, engine=engine, vault=vault, accounts=accounts, orders=orders)
+        runtime = Runtime(
+            pm=pm,
+            engine=engine,
+            vault=vault,
+            accounts=accounts,
+            orders=orders,
+            follow_ups=FollowUps(orders),
+        )
         _runtimes[pm] = runtime
     return runtime

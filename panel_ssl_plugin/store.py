@@ -117,13 +117,21 @@ orders = sa.Table(
     sa.Column("next_check_at", UTCDateTime),
     sa.Column("check_failures", sa.Integer, nullable=False, default=0),
     sa.Column("lease_until", UTCDateTime),
+    # the original order of a renewal or reissue chain; None for an original order
+    sa.Column("root_id", sa.Integer, sa.ForeignKey("ssl_orders.id")),
+    # "renewal:<root>" or "reissue:<root>" while a follow-up is in flight: the database itself
+    # refuses a second one, whatever races
+    sa.Column("flight", sa.String(80)),
+    sa.Column("sent_at", UTCDateTime),  # when the last create call left for the provider
     sa.UniqueConstraint("idempotency_key"),
+    sa.UniqueConstraint("flight"),
     sa.Index("ix_ssl_orders_account_created", "account_id", "created_at"),
     sa.Index("ix_ssl_orders_status_next_check", "status", "next_check_at"),
     sa.Index("ix_ssl_orders_not_after", "not_after"),
     sa.Index("ix_ssl_orders_provider_ref", "provider_account_id", "provider_order_id"),
     sa.Index("ix_ssl_orders_renewal_of", "renewal_of"),
     sa.Index("ix_ssl_orders_reissue_of", "reissue_of"),
+    sa.Index("ix_ssl_orders_root_id", "root_id"),
 )
 
 order_events = sa.Table(
@@ -154,9 +162,9 @@ def make_engine(database: sa.Engine | str) -> sa.Engine:
 # --- records --------------------------------------------------------------------------------------
 
 JSON_COLUMNS = ("addons", "sans", "contact", "validation", "provider_data")
-# The columns that make an order a follow-up of an earlier one (a renewal, a reissue). The list
-# groups follow-ups under the order they descend from, whichever link it is.
-FOLLOW_UP_LINKS = ("renewal_of", "reissue_of")
+# States in which an order may still come to something at the provider. A follow-up holds its
+# chain's flight slot only in these; any other status frees it.
+IN_FLIGHT = ("submitted", "unknown", "pending")
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,14 @@ class OrderRecord:
     next_check_at: datetime | None
     check_failures: int
     lease_until: datetime | None
+    root_id: int | None
+    flight: str | None
+    sent_at: datetime | None
+
+    @property
+    def chain_root(self) -> int:
+        """The original order of this order's renewal and reissue chain (itself if original)."""
+        return self.root_id if self.root_id is not None else self.id
 
     @property
     def follows(self) -> int | None:
@@ -252,16 +268,9 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in values.items()}
 
 
-def _follows_any(order_ids: list[int]) -> sa.ColumnElement[bool]:
-    return sa.or_(*(orders.c[link].in_(order_ids) for link in FOLLOW_UP_LINKS))
-
-
-def _original() -> sa.ColumnElement[bool]:
-    return sa.and_(*(orders.c[link].is_(None) for link in FOLLOW_UP_LINKS))
-
-
 class DuplicateOrder(Exception):
-    """An order with this idempotency key exists already; ``order_id`` is that order."""
+    """An order with this idempotency key, or a follow-up holding this flight slot, exists
+    already; ``order_id`` is that order."""
 
     def __init__(self, order_id: int):
         super().__init__(order_id)
@@ -349,7 +358,8 @@ class Store:
     # --- orders --------------------------------------------------------------------------------
 
     def add_order(self, actor: str, **values: Any) -> int:
-        """Insert an order and its first event; DuplicateOrder when the key is taken."""
+        """Insert an order and its first event; DuplicateOrder when its idempotency key or its
+        flight slot is taken (the unique constraints decide, not a read before the insert)."""
         now = utcnow()
         try:
             with self.engine.begin() as conn:
@@ -359,10 +369,23 @@ class Store:
                 self._event(conn, order_id, actor, values["status"], "")
                 return order_id
         except sa.exc.IntegrityError:
-            existing = self.order_by_key(values["idempotency_key"])
+            existing = self._holder(values["idempotency_key"], values.get("flight"))
             if existing is None:
                 raise
-            raise DuplicateOrder(existing.id) from None
+            raise DuplicateOrder(existing) from None
+
+    def _holder(self, idempotency_key: str, flight: str | None) -> int | None:
+        """The order holding this key, else the one holding this flight slot."""
+        with self.engine.connect() as conn:
+            for column, value in (
+                (orders.c.idempotency_key, idempotency_key),
+                (orders.c.flight, flight),
+            ):
+                if value is not None:
+                    found = conn.execute(sa.select(orders.c.id).where(column == value)).scalar()
+                    if found is not None:
+                        return found
+        return None
 
     def order(self, order_id: int) -> OrderRecord | None:
         with self.engine.connect() as conn:
@@ -398,7 +421,7 @@ class Store:
         SQLite has no row locks: run one poller there.
         """
         due = sa.and_(
-            orders.c.status.in_(("submitted", "pending")),
+            orders.c.status.in_(IN_FLIGHT),
             orders.c.next_check_at <= now,
             sa.or_(orders.c.lease_until.is_(None), orders.c.lease_until < now),
         )
@@ -433,31 +456,31 @@ class Store:
             return [_order(row) for row in conn.execute(query.order_by(orders.c.not_after))]
 
     def follow_up_chains(self, root_ids: list[int]) -> dict[int, list[OrderRecord]]:
-        """Every follow-up descending from each root (renewals and reissues, of follow-ups
-        too), in order of creation.
-
-        One query per generation, not per order, so a page of the list costs a few queries.
-        """
+        """Every renewal and reissue descending from each root, oldest first: one query."""
         chains: dict[int, list[OrderRecord]] = {root: [] for root in root_ids}
-        root_of = {root: root for root in root_ids}
-        generation = list(root_ids)
+        if not root_ids:
+            return chains
+        query = orders.select().where(orders.c.root_id.in_(root_ids)).order_by(orders.c.id)
         with self.engine.connect() as conn:
-            while generation:
-                query = orders.select().where(_follows_any(generation))
-                children = [_order(row) for row in conn.execute(query.order_by(orders.c.id))]
-                for child in children:
-                    root_of[child.id] = root_of[child.follows]
-                    chains[root_of[child.id]].append(child)
-                generation = [child.id for child in children]
-        for chain in chains.values():
-            chain.sort(key=lambda order: order.id)
+            for row in conn.execute(query):
+                order = _order(row)
+                chains[order.root_id].append(order)
         return chains
 
-    def follow_ups_of(self, order_id: int) -> list[OrderRecord]:
-        """The renewals and reissues made of one order, oldest first."""
+    def chain(self, root_id: int) -> list[OrderRecord]:
+        """A chain: its original order and every renewal and reissue of it, oldest first."""
+        query = orders.select().where(sa.or_(orders.c.id == root_id, orders.c.root_id == root_id))
         with self.engine.connect() as conn:
-            query = orders.select().where(_follows_any([order_id])).order_by(orders.c.id)
-            return [_order(row) for row in conn.execute(query)]
+            return [_order(row) for row in conn.execute(query.order_by(orders.c.id))]
+
+    def provider_order_ids(self, provider_account_id: int) -> frozenset[str]:
+        """Every provider order id the plugin tracks on one provider account."""
+        query = sa.select(orders.c.provider_order_id).where(
+            orders.c.provider_account_id == provider_account_id,
+            orders.c.provider_order_id.is_not(None),
+        )
+        with self.engine.connect() as conn:
+            return frozenset(conn.execute(query).scalars())
 
     def account_orders(
         self,
@@ -469,7 +492,7 @@ class Store:
         offset: int = 0,
     ) -> tuple[list[OrderRecord], int]:
         """One page of an account's original orders (no follow-ups), and how many there are."""
-        where = sa.and_(orders.c.account_id == account_id, _original())
+        where = sa.and_(orders.c.account_id == account_id, orders.c.root_id.is_(None))
         column = SORTABLE.get(sort, orders.c.created_at)
         order_by = (column.desc(), orders.c.id.desc()) if descending else (column, orders.c.id)
         with self.engine.connect() as conn:
@@ -485,8 +508,11 @@ class Store:
         """Change an order and log the event in one transaction; StaleOrder if it moved on.
 
         The version column makes this a compare-and-set: two requests that read the same order
-        cannot both apply a transition.
+        cannot both apply a transition. A status that leaves flight frees the chain's flight
+        slot in the same statement.
         """
+        if "status" in values and values["status"] not in IN_FLIGHT:
+            values["flight"] = None
         with self.engine.begin() as conn:
             result = conn.execute(
                 orders.update()

@@ -84,7 +84,7 @@ def test_acme_order_is_issued_and_renewed(runtime, pebble, method, product):
         trusted_roots=[keys.cert_to_pem(pebble.issuer("roots"))],
     )
 
-    renewal = runtime.orders.renew(issued.id, "alice").order
+    renewal = runtime.follow_ups.renew(issued.id, "alice").order
     renewed = poll_until_settled(runtime, renewal.id)
     assert renewed.status == "issued" and renewed.renewal_of == issued.id
     assert renewed.certificate != issued.certificate

@@ -47,7 +47,7 @@ def test_renewal_due_script_twice_makes_one_renewal(issued, runtime, sqlite_url)
     second = run_hook("renewal-due", payload, sqlite_url)
     replies = [json.loads(first.stdout), json.loads(second.stdout)]
     assert replies[0]["ok"] and replies[0] == replies[1]
-    (renewal,) = runtime.orders.renewals(issued.id)
+    (renewal,) = runtime.follow_ups.renewals(issued.id)
     assert renewal.id == replies[0]["renewal_order_id"] and renewal.period_months == 24
     assert renewal.status == "pending"
 
@@ -88,7 +88,7 @@ def test_renew_due_only_on_auto_renew_accounts(issued, runtime, sqlite_url):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "renewal order" in result.output and "1 certificate due" in result.output
-    assert len(runtime.orders.renewals(issued.id)) == 1
+    assert len(runtime.follow_ups.renewals(issued.id)) == 1
 
 
 def test_parse_duration():

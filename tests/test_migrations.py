@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import UTC, datetime
 
 import pluggy
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from panel_ssl_plugin import hookimpls, hookspecs, schema
 from panel_ssl_plugin.cli import main
+from panel_ssl_plugin.store import orders, provider_accounts
 
 PLUGIN_TABLES = {"ssl_provider_accounts", "ssl_orders", "ssl_order_events", schema.VERSION_TABLE}
 
@@ -135,3 +137,42 @@ def test_cli_db_commands(sqlite_url):
     assert schema.head() in result.output
     result = runner.invoke(main, ["db", "downgrade", "base", "--database-url", sqlite_url])
     assert result.exit_code == 0 and tables(sqlite_url) == set()
+
+
+def test_money_safety_revision_fills_in_every_chain(database_url):
+    """Orders of the first revision get their chain's original in root_id; the flight slot is
+    unique, so the database itself refuses a second follow-up in flight."""
+    schema.upgrade(database_url, "0001_panel_ssl_initial")
+    engine = sa.create_engine(database_url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            provider_accounts.insert().values(
+                id=1, provider_key="sandbox", label="S", settings_encrypted="x", enabled=True,
+                is_default=True, auto_renew=False, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+        for order_id, renewal_of, reissue_of in (
+            (1, None, None),
+            (2, 1, None),
+            (3, None, 2),
+            (4, None, None),
+        ):
+            conn.execute(
+                orders.insert().values(
+                    id=order_id, account_id="1", provider_account_id=1, product_id="p",
+                    domain="example.com", period_months=12, server_type="other",
+                    dcv_method="email", key_type="ec256", csr="csr", status="issued",
+                    idempotency_key=f"key-{order_id}", renewal_of=renewal_of,
+                    reissue_of=reissue_of, created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+    schema.upgrade(database_url)
+    with engine.connect() as conn:
+        roots = dict(conn.execute(sa.text("SELECT id, root_id FROM ssl_orders")).all())
+    assert roots == {1: None, 2: 1, 3: 1, 4: None}
+    inspector = sa.inspect(engine)
+    unique = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("ssl_orders")}
+    unique |= {tuple(i["column_names"]) for i in inspector.get_indexes("ssl_orders") if i["unique"]}
+    assert ("flight",) in unique
+    engine.dispose()

@@ -574,7 +574,7 @@ def test_a_provider_that_is_down_keeps_the_order_and_places_it_once(
     again = post(alice, step2_url(bakery), contact.text, "submit").text
     assert "Your order is saved; nothing you entered is lost." in again
     script.down = False
-    assert runtime.orders.retry_submitted(order.id).status == "pending"
+    assert runtime.orders.check(order.id).status == "pending"
     repeat = post(alice, step2_url(bakery), contact.text, "submit")
     assert "Order received; the approval email was sent to" in repeat.text
     assert [o.id for o in all_orders(runtime)] == [order.id]
@@ -714,11 +714,11 @@ def test_gogetssl_rejection_returns_to_step1(alice, bakery, runtime, gogetssl, g
 def test_gogetssl_outage_keeps_the_order(alice, bakery, runtime, gogetssl, gogetssl_sim):
     step1 = {"domain": "shop.example.com", "approver_email": "admin@example.com"}
     contact = to_contact(alice, bakery, **step1).text
-    gogetssl_sim.fail_next("500", "/orders/add_ssl_order/")
+    gogetssl_sim.fail_next("429", "/orders/add_ssl_order/")  # turned away before any work
     down = post(alice, step2_url(bakery), contact, "submit")
     assert "We will retry automatically" in down.text, down.text
     (order,) = all_orders(runtime)
     assert order.status == "submitted"
-    assert runtime.orders.retry_submitted(order.id).status == "pending"
+    assert runtime.orders.check(order.id).status == "pending"
     assert "Order received" in post(alice, step2_url(bakery), contact, "submit").text
     assert len(gogetssl_sim.orders) == 1

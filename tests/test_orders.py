@@ -10,16 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from panel_ssl_plugin import hookimpls, keys, schema
+from panel_ssl_plugin import keys
 from panel_ssl_plugin.drafts import OrderInvalid
+from panel_ssl_plugin.followups import ReissueRefused, RenewalRefused
 from panel_ssl_plugin.hookspecs import hookimpl
-from panel_ssl_plugin.minipanel import create_app
-from panel_ssl_plugin.minipanel.demo import prepare_demo
-from panel_ssl_plugin.orders import OrderRejected, ReissueRefused, RenewalRefused
+from panel_ssl_plugin.orders import OrderRejected
 from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import orders as orders_table
 
+from .conftest import minipanel
 from .ordering import approve, draft, issued
 from .providers.gogetssl_sim import PASSWORD, USER
 
@@ -49,10 +49,7 @@ def listener():
 @pytest.fixture
 def panel(database_url, listener):
     """The minipanel on each database, the sandbox as default provider, a listener."""
-    schema.upgrade(database_url)
-    app = create_app({"DATABASE_URL": database_url, "PLUGINS": [hookimpls, listener]})
-    prepare_demo(app)
-    return app
+    return minipanel(database_url, listener)
 
 
 @pytest.fixture
@@ -88,7 +85,7 @@ def test_place_encrypts_the_key_and_issues_after_approval(panel, runtime, sandbo
     assert listener.changes == [(order.id, "submitted", "pending"), (order.id, "pending", "issued")]
     assert listener.issued == [order.id]
     events = [e.event for e in runtime.orders.store.events(order.id)]
-    assert events == ["submitted", "placed", "approved", "issued"]
+    assert events == ["submitted", "sending", "placed", "approved", "issued"]
 
 
 def test_invalid_draft_names_every_field(runtime, sandbox_id):
@@ -166,10 +163,10 @@ def test_rejection_keeps_the_draft_and_a_fixed_resubmit_places_it(
     form = replace(form, organization="", state="", country="")
     with pytest.raises(OrderInvalid):
         runtime.orders.place(form, "alice")
-    gogetssl_sim.fail_next("500", "/orders/add_ssl_order/")
+    gogetssl_sim.fail_next("429", "/orders/add_ssl_order/")  # turned away before any work
     fixed = replace(form, organization="Acme Widgets Ltd", state="California", country="US")
     placed = runtime.orders.place(fixed, "alice")
-    assert placed.waiting_for_provider and "retry" in placed.order.status_detail
+    assert placed.order.status == "submitted" and "retry" in placed.order.status_detail
     assert placed.order.organization == "Acme Widgets Ltd"
 
 
@@ -190,9 +187,9 @@ def test_provider_error_returns_the_draft_and_a_resubmit_reuses_it(runtime, sand
 def test_provider_down_keeps_the_order_and_the_poller_places_it_once(
     runtime, gogetssl_id, gogetssl_sim
 ):
-    gogetssl_sim.fail_next("500", "/orders/add_ssl_order/")
+    gogetssl_sim.fail_next("429", "/orders/add_ssl_order/")  # turned away before any work
     placed = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice")
-    assert placed.order.status == "submitted" and placed.waiting_for_provider
+    assert placed.order.status == "submitted"
     assert runtime.orders.place(
         draft(gogetssl_id, product_id="71", idempotency_key=placed.order.idempotency_key), "alice"
     ).duplicate
@@ -235,7 +232,7 @@ def test_renewal_event_twice_and_concurrently_makes_one_renewal(panel, runtime, 
     for thread in threads:
         thread.join()
     assert len(set(ids)) == 1 and len(ids) == 3
-    renewals = runtime.orders.renewals(order.id)
+    renewals = runtime.follow_ups.renewals(order.id)
     assert len(renewals) == 1
     renewal = renewals[0]
     assert renewal.status == "pending" and renewal.period_months == 24
@@ -245,14 +242,14 @@ def test_renewal_event_twice_and_concurrently_makes_one_renewal(panel, runtime, 
 
 def test_renewal_refusals(panel, runtime, sandbox_id):
     order = issued(panel, runtime)
-    renewal = runtime.orders.renew(order.id, "alice").order
-    with pytest.raises(RenewalRefused, match="already in progress"):
-        runtime.orders.renew(order.id, "alice", idempotency_key="another-click")
+    renewal = runtime.follow_ups.renew(order.id, "alice").order
+    again = runtime.follow_ups.renew(order.id, "alice", period_months=24)
+    assert again.duplicate and again.order.id == renewal.id
     with pytest.raises(RenewalRefused, match="Only issued"):
-        runtime.orders.renew(renewal.id, "alice")
+        runtime.follow_ups.renew(renewal.id, "alice")
     with pytest.raises(RenewalRefused, match="period"):
         other = issued(panel, runtime)
-        runtime.orders.renew(other.id, "alice", period_months=5)
+        runtime.follow_ups.renew(other.id, "alice", period_months=5)
 
 
 def test_renewal_due_for_another_account_is_refused(panel, runtime, sandbox_id):
@@ -260,7 +257,7 @@ def test_renewal_due_for_another_account_is_refused(panel, runtime, sandbox_id):
 
     order = issued(panel, runtime)
     with pytest.raises(OrderNotFound):
-        runtime.orders.renewal_due("2", order.id, 12)
+        runtime.follow_ups.renewal_due("2", order.id, 12)
 
 
 def test_expired_certificates_are_marked(panel, runtime, sandbox_id, listener):
@@ -331,10 +328,10 @@ def test_check_status_of_an_issued_certificate_asks_the_provider(
 
 def test_renewals_of_renewals_stay_grouped_under_the_original(panel, runtime, sandbox_id):
     order = issued(panel, runtime)
-    first = runtime.orders.renew(order.id, "alice").order
+    first = runtime.follow_ups.renew(order.id, "alice").order
     approve(panel, runtime)
     assert runtime.orders.get(first.id).status == "issued"
-    second = runtime.orders.renew(first.id, "alice").order
+    second = runtime.follow_ups.renew(first.id, "alice").order
     page = runtime.orders.account_page("1")
     assert page.total == 1
     ((original, renewals),) = page.rows
@@ -373,7 +370,7 @@ def test_reissue_with_the_sandbox_keeps_the_old_key_and_certificate(
 ):
     order = issued(panel, runtime, sans=("www.shop.example.com",), product_id="dv-multi")
     old_key = runtime.orders.private_key(order)
-    placed = runtime.orders.reissue(order.id, "alice", key_type="rsa2048")
+    placed = runtime.follow_ups.reissue(order.id, "alice", key_type="rsa2048")
     reissue = placed.order
     assert (reissue.status, reissue.reissue_of, reissue.key_type) == (
         "pending",
@@ -409,41 +406,42 @@ def test_reissue_twice_makes_one_and_a_later_one_a_new_one(panel, runtime, sandb
 
     def click():
         barrier.wait()
-        results.append(runtime.orders.reissue(order.id, "alice"))
+        results.append(runtime.follow_ups.reissue(order.id, "alice"))
 
     threads = [threading.Thread(target=click) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    again = runtime.orders.reissue(order.id, "alice")
+    again = runtime.follow_ups.reissue(order.id, "alice")
     assert len({r.order.id for r in [*results, again]}) == 1 and again.duplicate
     assert again.order.key_type == "rsa3072"  # the order's own key type when none is chosen
-    with pytest.raises(ReissueRefused, match="already in progress"):
-        runtime.orders.reissue(order.id, "alice", idempotency_key="another-form")
-    assert [r.id for r in runtime.orders.reissues(order.id)] == [again.order.id]
+    other_form = runtime.follow_ups.reissue(order.id, "alice", idempotency_key="another-form")
+    assert other_form.duplicate and other_form.order.id == again.order.id
+    assert [r.id for r in runtime.follow_ups.reissues(order.id)] == [again.order.id]
 
     approve(panel, runtime)
-    later = runtime.orders.reissue(order.id, "alice")
-    assert not later.duplicate and later.order.id != again.order.id
-    assert len(runtime.orders.reissues(order.id)) == 2
+    with pytest.raises(ReissueRefused, match=f"reissued by #{again.order.id}"):
+        runtime.follow_ups.reissue(order.id, "alice")  # superseded: the reissue is current now
+    later = runtime.follow_ups.reissue(again.order.id, "alice")
+    assert not later.duplicate and later.order.reissue_of == again.order.id
 
 
 def test_reissue_refusals(runtime, sandbox_id, gogetssl_id, gogetssl_sim):
     pending = runtime.orders.place(draft(sandbox_id), "alice").order
     with pytest.raises(ReissueRefused, match="Only issued certificates can be reissued; this one"):
-        runtime.orders.reissue(pending.id, "alice")
+        runtime.follow_ups.reissue(pending.id, "alice")
 
     order = runtime.orders.place(draft(gogetssl_id, product_id="71"), "alice").order
     gogetssl_sim.approve(order.provider_order_id)
     runtime.orders.check(order.id)
     with pytest.raises(ReissueRefused, match="key type"):
-        runtime.orders.reissue(order.id, "alice", key_type="dsa1024")
+        runtime.follow_ups.reissue(order.id, "alice", key_type="dsa1024")
     gogetssl_sim.set_status(order.provider_order_id, "processing")  # GoGetSSL now refuses
     with pytest.raises(
         ReissueRefused, match=r"refused the reissue: .*Only active orders"
     ) as caught:
-        runtime.orders.reissue(order.id, "alice")
+        runtime.follow_ups.reissue(order.id, "alice")
     failed = caught.value.order
     assert (failed.status, failed.reissue_of) == ("failed", order.id)
     assert "Only active orders can be reissued" in failed.status_detail
@@ -458,9 +456,10 @@ def test_provider_down_keeps_the_reissue_and_the_poller_reissues_it(
     gogetssl_sim.approve(provider_id)
     issued = runtime.orders.check(order.id)
     reissue_path = f"/orders/ssl/reissue/{provider_id}"
-    gogetssl_sim.fail_next("500", reissue_path)
-    placed = runtime.orders.reissue(order.id, "alice")
-    assert placed.waiting_for_provider and "retry automatically" in placed.order.status_detail
+    gogetssl_sim.fail_next("429", reissue_path)  # turned away before any work
+    placed = runtime.follow_ups.reissue(order.id, "alice")
+    assert placed.order.status == "submitted"
+    assert "retry automatically" in placed.order.status_detail
 
     later = datetime.now(UTC) + timedelta(hours=1)
     assert poll_due(runtime.orders, later).by_status == {"pending": 1}
@@ -484,10 +483,11 @@ def test_provider_down_keeps_the_reissue_and_the_poller_reissues_it(
 
 def test_reissues_and_renewals_are_grouped_under_the_original(panel, runtime, sandbox_id):
     order = issued(panel, runtime)
-    reissue = runtime.orders.reissue(order.id, "alice").order
+    reissue = runtime.follow_ups.reissue(order.id, "alice").order
     approve(panel, runtime)
-    renewal = runtime.orders.renew(reissue.id, "alice").order
-    assert runtime.orders.follow_ups(order.id) == [runtime.orders.get(reissue.id)]
+    renewal = runtime.follow_ups.renew(reissue.id, "alice").order
+    assert runtime.follow_ups.reissues(order.id) == [runtime.orders.get(reissue.id)]
+    assert runtime.follow_ups.renewals(order.id) == []
     page = runtime.orders.account_page("1")
     assert page.total == 1
     ((original, follow_ups),) = page.rows

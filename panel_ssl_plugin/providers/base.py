@@ -149,8 +149,9 @@ class Contact:
 class OrderRequest:
     """Everything a provider needs to place (or renew) an order.
 
-    ``domain`` and ``sans`` are A-labels (punycode). ``idempotency_key`` is unique per order;
-    providers that accept one (Sectigo's ``uniqueValue``) pass it on.
+    ``domain`` and ``sans`` are A-labels (punycode). ``idempotency_key`` is unique per order
+    and the same on every sending of it; an adapter may derive its own per-order values from it
+    (Sectigo's ``uniqueValue``, the sandbox's order id).
     """
 
     product_id: str

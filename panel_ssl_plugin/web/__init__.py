@@ -14,7 +14,7 @@ URL_PREFIX = "/ssl"
 
 def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
     """The ``panel_ssl`` blueprint bound to one host's PluginManager."""
-    from panel_ssl_plugin.web import admin, certs, views
+    from panel_ssl_plugin.web import admin, certs, files, followups, views
 
     blueprint = flask.Blueprint(
         "panel_ssl",
@@ -29,9 +29,8 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
     def bind(state: flask.blueprints.BlueprintSetupState) -> None:
         state.app.extensions["panel_ssl"] = pm
 
-    views.register(blueprint)
-    certs.register(blueprint)
-    admin.register(blueprint)
+    for module in (views, certs, followups, files, admin):
+        module.register(blueprint)
     return blueprint
 
 
