@@ -22,13 +22,37 @@ Readings chosen where the brief left room:
   the host cannot publish, so no order waits for a proof nobody can make.
 - A period of N months is one certificate of N * 365 / 12 days. Real CAs cap a certificate at
   398 days; the sandbox shows what was bought.
-- Approval links are signed (HMAC-SHA256, link secret) over the order id and a nonce naming the
-  approval round. A reissue starts a new round, so an old link cannot approve a new CSR; an old
-  link followed before the new certificate is issued withdraws the approval until the current
-  link is followed again, and after issuance it changes nothing.
+- The sandbox keeps no books: all it knows of an order is the ref's data the plugin stores. So
+  that a create call sent twice (or answered and lost) names one order, as at a provider that
+  takes an idempotency key, the order id is ``SBX-`` and the first 10 hex digits, upper case, of
+  HMAC-SHA256 under the link secret of the plugin's idempotency key; a request without a key is
+  refused. The same key always names the same sandbox order. The sandbox cannot tell a key
+  reused for other details (the plugin never reuses one): the same id comes back with the new
+  details. 40 bits make two keys of one account share an id only by rare accident.
+- Approval links are signed (HMAC-SHA256, link secret) over the order id and a round id, itself
+  derived (HMAC, link secret) from the order id and the CSR: the same call sent twice, and the
+  approval mail sent twice, carry the same link. A reissue with a new CSR starts a new round, so
+  an old link cannot approve a new CSR; an old link followed before the new certificate is issued
+  withdraws the approval until the current link is followed again, and after issuance it changes
+  nothing. A reissue with the CSR already approved gets that round's link again, which approves
+  nothing new. The DNS record's value is derived from the round the same way.
+- ``find_order`` rebuilds the ref the create call returned, by the same checks, without mail or
+  DNS records: an order exists exactly when the create call accepts its request, so a request
+  refused now is answered "no such order". If a setting changed in between (a reject message, a
+  period withdrawn) the order service then places it again and is refused with the reason;
+  nothing is ever made twice, since the key names the one order. Orders approved at placement
+  (auto-approve, DNS) are rebuilt as approved when the call was sent. A regenerated link secret
+  renames every order, so orders placed before it can no longer be found or adopted.
 - Issuance happens once: the certificate goes into ``ProviderStatus.data`` and later calls return
   it from there.
 - Reissue keeps the order id, requires the same names, and issues once re-approved.
+- Rehearsals (the admin's settings ``rehearse`` and ``rehearse_count``) are the sandbox's column
+  of the fault matrix the HTTP adapters are tested against: a timeout before sending is
+  "unavailable", a 429 "rate_limited" (retry after 1 s), and every fault after sending (read
+  timeout, reset, 5xx, unreadable reply, reply without an order number) "lost_reply", where the
+  order is made (mail sent) and ProviderOutcomeUnknown raised. Each rehearsed failure spends one
+  of the count, saved through ``ProviderHost.save_settings``; a refusal is a reply that came
+  through, so it spends nothing. Two calls at once may both spend the last one: a demo setting.
 - Cancel: the interface lets ``cancel`` return nothing, so the sandbox records nothing. An issued
   order refuses (certificates are revoked, not cancelled); a pending one is the order service's to
   mark cancelled, and a ref whose data carries ``cancelled_at`` reports cancelled.
@@ -42,7 +66,8 @@ import hashlib
 import hmac
 import math
 import secrets
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -57,8 +82,11 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
+    PlacementKind,
     Product,
     Provider,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderStatus,
@@ -76,6 +104,23 @@ DEFAULT_ORGANIZATION = "Panel SSL Sandbox"
 DNS_RECORD_LABEL = "_sandbox-validation"
 ORDER_PREFIX = "SBX-"
 CANCELLED_AT = "cancelled_at"
+
+UNAVAILABLE = "unavailable"
+RATE_LIMITED = "rate_limited"
+LOST_REPLY = "lost_reply"
+REHEARSAL_CHOICES = [
+    wtforms.SelectChoice("", "Nothing: orders go through"),
+    wtforms.SelectChoice(UNAVAILABLE, "The provider is down: nothing is ordered"),
+    wtforms.SelectChoice(RATE_LIMITED, "The provider is busy (rate limit): nothing is ordered"),
+    wtforms.SelectChoice(
+        LOST_REPLY, "The reply is lost: the order is made, the answer never comes"
+    ),
+]
+# A rehearsal that turns the call away before any work: what the provider says, and Retry-After.
+_TURNED_AWAY = {
+    UNAVAILABLE: ("the provider is down", None),
+    RATE_LIMITED: ("the provider is rate limiting requests", 1.0),
+}
 
 _CA_FIELDS = ("ca_root_key", "ca_root_cert", "ca_intermediate_key", "ca_intermediate_cert")
 _ROUND_FIELDS = ("link", "approved_link", "approved_at", "certificate", "chain")
@@ -120,6 +165,18 @@ class SandboxSettingsForm(wtforms.Form):
         coerce=int,
         default=list(DEFAULT_PERIODS),
         validators=[validators.DataRequired()],
+    )
+    rehearse = wtforms.SelectField(
+        "Rehearse a failure of the provider",
+        choices=REHEARSAL_CHOICES,
+        default="",
+        description="What happens to the next N orders, renewals and reissues (below).",
+    )
+    rehearse_count = wtforms.IntegerField(
+        "Rehearse it on the next N orders",
+        default=0,
+        validators=[validators.NumberRange(min=0, max=1000)],
+        description="Counts down with each order it fails; at 0 orders go through again.",
     )
 
 
@@ -244,9 +301,20 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _mac(secret: str, message: str) -> bytes:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
+
+
+def _derive(secret: str, purpose: str, *parts: str) -> bytes:
+    """A value the CA computes again from the same inputs, and nobody without its secret.
+
+    The NUL separators keep these messages apart from one another and from the link payloads.
+    """
+    return _mac(secret, "\0".join((purpose, *parts)))
+
+
 def _sign(secret: str, payload: str) -> str:
-    mac = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
-    return f"{_b64(payload.encode())}.{_b64(mac)}"
+    return f"{_b64(payload.encode())}.{_b64(_mac(secret, payload))}"
 
 
 def _verified_payload(secret: str, token: str) -> str:
@@ -323,6 +391,18 @@ def _approved(data: dict[str, Any]) -> bool:
     return bool(data.get("approved_at")) and data.get("approved_link") == data.get("link")
 
 
+def _renewal_of(previous: ProviderRef) -> dict[str, Any]:
+    return {"renewal_of": previous.order_id}
+
+
+def _approve(data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    return {
+        **data,
+        "approved_at": at.replace(microsecond=0).isoformat(),
+        "approved_link": data["link"],
+    }
+
+
 class SandboxProvider(Provider):
     """A local CA that behaves like a reseller: catalogue, validation, approval mail, issuance."""
 
@@ -358,19 +438,37 @@ class SandboxProvider(Provider):
 
     def place_order(self, request: OrderRequest) -> ProviderRef:
         """Checks as a real CA would, so the popup's error path is exercised in demos too."""
-        return self._open(request, {})
+        return self._create(lambda at: self._order(request, {}, at))
 
     def renew(self, request: OrderRequest, previous: ProviderRef) -> ProviderRef:
         """A renewal is a new order that remembers which one it follows, as at Sectigo."""
-        return self._open(request, {"renewal_of": previous.order_id})
+        return self._create(lambda at: self._order(request, _renewal_of(previous), at))
 
     def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
         """Same order, same names, new key: a new approval round, then a new certificate."""
-        _refuse_if_cancelled(ref)
-        _check_csr(csr, ref.data["names"])
-        data = {k: v for k, v in ref.data.items() if k not in _ROUND_FIELDS}
-        data["csr"] = csr
-        return self._start_round(ref.order_id, data)
+        return self._create(lambda at: self._reissued(ref, csr, at))
+
+    def find_order(self, placement: Placement) -> ProviderRef | None:
+        """The sandbox can always tell: its orders are a function of the request, the key and
+        its secret, so a lost reply loses nothing it cannot rebuild, and a request it refuses
+        never made an order (None). Nothing is mailed or published: the create call did that,
+        and resend_approval is there if its mail went astray.
+        """
+        try:
+            return self._rebuilt(placement)
+        except ProviderRejected:
+            return None
+
+    def adopt_order(self, placement: Placement, order_id: str) -> ProviderRef:
+        """Only the order the request's key names can be the one the admin found."""
+        ref = self._rebuilt(placement)
+        if order_id.strip().upper() != ref.order_id:
+            raise ProviderRejected(
+                f"Order {order_id!r} is not the sandbox order of this request; that is "
+                f"{ref.order_id}.",
+                code="not_found",
+            )
+        return ref
 
     def cancel(self, ref: ProviderRef, reason: str = "") -> dict[str, Any]:
         """Refuse issued orders (certificates are revoked, not cancelled); mark pending ones.
@@ -408,7 +506,50 @@ class SandboxProvider(Provider):
             return self._issued(data, changed=None)
         return self._waiting(data) or self._issue(data)
 
-    def _open(self, request: OrderRequest, extra: dict[str, Any]) -> ProviderRef:
+    def _create(self, build: Callable[[datetime], ProviderRef]) -> ProviderRef:
+        """A create call, failing the way the admin's rehearsal says: turned away before any
+        work, or carried out and its reply lost."""
+        rehearsal = self._rehearsal()
+        if rehearsal in _TURNED_AWAY:
+            reason, retry_after = _TURNED_AWAY[rehearsal]
+            self._spend_rehearsal()
+            raise ProviderUnavailable(
+                f"Sandbox rehearsal: {reason}; nothing was ordered, try again later.",
+                retry_after=retry_after,
+            )
+        ref = self._announce(build(_now()))
+        if rehearsal == LOST_REPLY:
+            self._spend_rehearsal()
+            raise ProviderOutcomeUnknown(
+                "Sandbox rehearsal: the order was made but its reply was lost; it is looked up "
+                "before anything is sent again."
+            )
+        return ref
+
+    def _rehearsal(self) -> str:
+        """The failure to rehearse on this create call: none once the count has run down."""
+        if int(self.settings.get("rehearse_count") or 0) > 0:
+            return self.settings.get("rehearse") or ""
+        return ""
+
+    def _spend_rehearsal(self) -> None:
+        left = int(self.settings["rehearse_count"]) - 1
+        self.settings = {**self.settings, "rehearse_count": left}
+        self.host.save_settings(self.settings)
+
+    def _rebuilt(self, placement: Placement) -> ProviderRef:
+        """The ref the placement's create call returned, built again as it was built then."""
+        request, previous, at = placement.request, placement.previous, placement.sent_at
+        if placement.kind is PlacementKind.ORDER:
+            return self._order(request, {}, at)
+        if previous is None:
+            raise ValueError(f"A {placement.kind} placement names the order it follows.")
+        if placement.kind is PlacementKind.RENEWAL:
+            return self._order(request, _renewal_of(previous), at)
+        return self._reissued(previous, request.csr, at)
+
+    def _order(self, request: OrderRequest, extra: dict[str, Any], at: datetime) -> ProviderRef:
+        """A new order (or renewal) as the CA accepts it, before anyone is told of it."""
         names = self._validate(request)
         data = {
             "csr": request.csr,
@@ -419,7 +560,25 @@ class SandboxProvider(Provider):
             "approver_email": request.approver_email,
             **extra,
         }
-        return self._start_round(f"{ORDER_PREFIX}{secrets.token_hex(5).upper()}", data)
+        return self._round(self._order_id(request.idempotency_key), data, at)
+
+    def _reissued(self, ref: ProviderRef, csr: str, at: datetime) -> ProviderRef:
+        _refuse_if_cancelled(ref)
+        _check_csr(csr, ref.data["names"])
+        data = {k: v for k, v in ref.data.items() if k not in _ROUND_FIELDS}
+        data["csr"] = csr
+        return self._round(ref.order_id, data, at)
+
+    def _order_id(self, idempotency_key: str) -> str:
+        """Named after the plugin's key, so the same call sent twice names the same order."""
+        if not idempotency_key:
+            raise ProviderRejected(
+                "The sandbox names every order after the plugin's idempotency key; this request "
+                "has none.",
+                field="idempotency_key",
+            )
+        digest = _derive(self._ca.link_secret, "order", idempotency_key)
+        return f"{ORDER_PREFIX}{digest.hex()[:10].upper()}"
 
     def _validate(self, request: OrderRequest) -> list[str]:
         """The checks a real CA makes, in the order it would report them; returns the names."""
@@ -467,36 +626,53 @@ class SandboxProvider(Provider):
             )
         return offer
 
-    def _start_round(self, order_id: str, data: dict[str, Any]) -> ProviderRef:
-        """Every approval round gets its own link, so only the latest one can approve."""
-        data = {**data, "link": secrets.token_urlsafe(8)}
+    def _round(self, order_id: str, data: dict[str, Any], at: datetime) -> ProviderRef:
+        """The ref of an approval round: one per order and CSR, so only the latest one can
+        approve. A DNS round is approved as of ``at``, since :meth:`_announce` refuses the order
+        unless the host publishes every record."""
+        data = {
+            **data,
+            "link": _b64(_derive(self._ca.link_secret, "round", order_id, data["csr"])[:8]),
+        }
         if self.settings.get("auto_approve"):
-            return ProviderRef(order_id, self._approve(data))
+            return ProviderRef(order_id, _approve(data, at))
         if data["dcv_method"] == DcvMethod.DNS:
-            tasks = self._publish_dns(data)
-            return ProviderRef(order_id, self._approve(data), validation=tasks)
-        self._mail(order_id, data)
+            return ProviderRef(order_id, _approve(data, at), validation=self._dns_tasks(data))
         return ProviderRef(order_id, data)
 
-    @staticmethod
-    def _approve(data: dict[str, Any]) -> dict[str, Any]:
-        return {**data, "approved_at": _now().isoformat(), "approved_link": data["link"]}
+    def _announce(self, ref: ProviderRef) -> ProviderRef:
+        """Tell the world of a new round: the host publishes its records, or the approver gets
+        the link."""
+        if ref.validation:
+            self._publish_dns(ref.validation)
+        elif not _approved(ref.data):
+            self._mail(ref.order_id, ref.data)
+        return ref
 
-    def _publish_dns(self, data: dict[str, Any]) -> tuple[ValidationTask, ...]:
-        """The value is random: nobody resolves it, the host's word is the proof."""
-        value = secrets.token_urlsafe(24)
-        tasks = tuple(
-            ValidationTask(base, DcvMethod.DNS, f"{DNS_RECORD_LABEL}.{base}", value, "TXT")
+    def _dns_tasks(self, data: dict[str, Any]) -> tuple[ValidationTask, ...]:
+        """Nobody resolves the value, the host's word is the proof; it names the round."""
+        value = _b64(_derive(self._ca.link_secret, "dns", data["link"])[:24])
+        return tuple(
+            ValidationTask(
+                base,
+                DcvMethod.DNS,
+                f"{DNS_RECORD_LABEL}.{base}",
+                value,
+                "TXT",
+                status="valid",
+                published=True,
+            )
             for base in dict.fromkeys(name.removeprefix("*.") for name in data["names"])
         )
+
+    def _publish_dns(self, tasks: tuple[ValidationTask, ...]) -> None:
         for task in tasks:
-            if not self.host.publish_dns_record(task.domain, task.location, "TXT", value):
+            if not self.host.publish_dns_record(task.domain, task.location, "TXT", task.value):
                 raise ProviderRejected(
                     f"The sandbox validates by DNS only when the panel publishes the record "
                     f"for {task.domain}; choose e-mail validation.",
                     field="dcv_method",
                 )
-        return tuple(replace(task, status="valid", published=True) for task in tasks)
 
     def _mail(self, order_id: str, data: dict[str, Any]) -> None:
         approver = data["approver_email"]

@@ -1,7 +1,11 @@
-"""The sandbox CA: catalogue, approver addresses, validation, the approval-link flow, issuance."""
+"""The sandbox CA: catalogue, approver addresses, validation, the approval-link flow, issuance,
+and its money-safety side: orders named by the idempotency key, lookups of lost replies, and the
+admin's rehearsals of provider failures."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,11 +19,22 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    Placement,
+    PlacementKind,
+    ProviderOutcomeUnknown,
     ProviderRef,
     ProviderRejected,
     ProviderStatus,
+    ProviderUnavailable,
 )
-from panel_ssl_plugin.providers.sandbox import CANCELLED_AT, SandboxProvider
+from panel_ssl_plugin.providers.sandbox import (
+    CANCELLED_AT,
+    LOST_REPLY,
+    RATE_LIMITED,
+    UNAVAILABLE,
+    SandboxProvider,
+)
+from tests.providers import faults
 from tests.providers.recording_host import CALLBACK_BASE, Mail, RecordingHost
 
 
@@ -44,7 +59,8 @@ def csr_for(key: keys.PrivateKey, *names: str) -> str:
 
 
 def order(key: keys.PrivateKey, **changes: Any) -> OrderRequest:
-    """A valid single-domain order; ``changes`` override fields (the CSR follows the names)."""
+    """A valid single-domain order with an idempotency key of its own; ``changes`` override
+    fields (the CSR follows the names)."""
     domain = changes.get("domain", "www.example.com")
     sans = changes.get("sans", ())
     defaults = OrderRequest(
@@ -54,6 +70,7 @@ def order(key: keys.PrivateKey, **changes: Any) -> OrderRequest:
         domain=domain,
         dcv_method=DcvMethod.EMAIL,
         approver_email="admin@example.com",
+        idempotency_key=uuid.uuid4().hex,
     )
     return replace(defaults, **changes)
 
@@ -121,6 +138,7 @@ def test_settings_form_defaults_are_valid():
     form = SandboxProvider.SettingsForm()
     assert form.validate(), form.errors
     assert form.data["periods"] == [12, 24] and form.data["issue_delay"] == 0
+    assert (form.data["rehearse"], form.data["rehearse_count"]) == ("", 0)
     assert not set(SandboxProvider.secret_fields) & set(form.data)
 
 
@@ -130,6 +148,8 @@ def test_settings_form_defaults_are_valid():
         ({"issue_delay": "-1"}, "issue_delay"),
         ({"periods": ["48"]}, "periods"),
         ({"organization": ""}, "organization"),
+        ({"rehearse": "flood"}, "rehearse"),
+        ({"rehearse_count": "-1"}, "rehearse_count"),
     ],
 )
 def test_settings_form_refuses_bad_values(posted: dict[str, Any], field: str):
@@ -438,3 +458,188 @@ def test_cancel_refuses_an_issued_order(sandbox, host, key):
     with pytest.raises(ProviderRejected, match="revoke") as caught:
         sandbox.cancel(ref)
     assert caught.value.code == "issued"
+
+
+# --- money safety: one order per key, lost replies looked up, rehearsed failures -----------------
+
+
+def test_the_same_key_names_the_same_order_and_link(sandbox, host, key):
+    request = order(key)
+    first, again = sandbox.place_order(request), sandbox.place_order(request)
+    assert again == first and first.order_id.startswith("SBX-")
+    assert token_of(host.mails[0]) == token_of(host.mails[1])
+
+    other_key = sandbox.place_order(replace(request, idempotency_key="another-key"))
+    other_ca = SandboxProvider({}, RecordingHost()).place_order(request)
+    assert first.order_id not in {other_key.order_id, other_ca.order_id}
+    assert token_of(host.mails[2]) != token_of(host.mails[0])
+
+
+def test_a_request_without_an_idempotency_key_is_refused(sandbox, host, key):
+    with pytest.raises(ProviderRejected, match="idempotency key") as caught:
+        sandbox.place_order(order(key, idempotency_key=""))
+    assert caught.value.field == "idempotency_key" and host.mails == []
+
+
+SENT_AT = datetime(2025, 3, 1, 12, 0, 5, 123456, tzinfo=UTC)
+
+
+def rehearsing(sandbox: SandboxProvider, rehearse: str, count: int) -> SandboxProvider:
+    """The same sandbox account (its CA made first), its admin having asked to rehearse
+    ``count`` failures."""
+    sandbox.trusted_roots()
+    settings = {**sandbox.settings, "rehearse": rehearse, "rehearse_count": count}
+    return SandboxProvider(settings, sandbox.host)
+
+
+CreateCall = Callable[[SandboxProvider], ProviderRef]
+
+
+def lost_call(
+    kind: PlacementKind, sandbox: SandboxProvider, host: RecordingHost, key: keys.PrivateKey
+) -> tuple[CreateCall, Placement]:
+    """A create call of ``kind`` and the Placement the order service keeps when its reply is
+    lost; renewals and reissues follow an issued order."""
+    request = order(key)
+    if kind is PlacementKind.ORDER:
+        return (lambda s: s.place_order(request)), Placement(kind, request, SENT_AT)
+    previous, _ = issue(sandbox, approve(sandbox, host, sandbox.place_order(request)))
+    if kind is PlacementKind.RENEWAL:
+        renewal = order(key, period_months=24)
+        return (lambda s: s.renew(renewal, previous)), Placement(kind, renewal, SENT_AT, previous)
+    csr = csr_for(keys.generate_key(), "www.example.com")
+    reissue = replace(request, csr=csr, idempotency_key="reissue-1")
+    return (lambda s: s.reissue(previous, csr)), Placement(kind, reissue, SENT_AT, previous)
+
+
+@pytest.mark.parametrize("kind", list(PlacementKind))
+def test_a_lost_reply_is_found_without_mail_and_its_link_approves(sandbox, host, key, kind):
+    call, placement = lost_call(kind, sandbox, host, key)
+    with pytest.raises(ProviderOutcomeUnknown, match="reply was lost"):
+        call(rehearsing(sandbox, LOST_REPLY, 1))
+    lost_mail = host.mails[-1]
+
+    before = len(host.calls)
+    found = sandbox.find_order(placement)
+    assert host.calls[before:] == []
+
+    assert found == call(sandbox)  # what the create call returns when its reply comes back
+    assert token_of(host.mails[-1]) == token_of(lost_mail)
+    if kind is PlacementKind.RENEWAL:
+        assert found.data["renewal_of"] == placement.previous.order_id != found.order_id
+    if kind is PlacementKind.REISSUE:
+        assert found.order_id == placement.previous.order_id
+        assert found.data["link"] != placement.previous.data["link"]
+    issue(sandbox, approve(sandbox, host, found))
+
+
+def test_an_order_approved_at_placement_is_found_approved_when_it_was_sent(sandbox, key):
+    request = order(
+        key,
+        product_id="dv-wildcard",
+        domain="*.example.com",
+        dcv_method=DcvMethod.DNS,
+        approver_email=None,
+    )
+    placed = sandbox.place_order(request)
+    found = sandbox.find_order(Placement(PlacementKind.ORDER, request, SENT_AT))
+    assert found.validation == placed.validation and found.order_id == placed.order_id
+    assert found.data["approved_at"] == "2025-03-01T12:00:05+00:00"
+    assert sandbox.status(found).state is OrderState.ISSUED
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        {"approver_email": "root@example.com"},
+        {"product_id": "ev-gold"},
+        {"idempotency_key": ""},
+    ],
+)
+def test_a_request_the_sandbox_refuses_was_never_an_order(sandbox, key, refused):
+    placement = Placement(PlacementKind.ORDER, order(key, **refused), SENT_AT)
+    assert sandbox.find_order(placement) is None
+    with pytest.raises(ProviderRejected):
+        sandbox.adopt_order(placement, "SBX-0123456789")
+
+
+def test_a_reissue_of_a_cancelled_order_was_never_made(sandbox, key):
+    request = order(key)
+    ref = sandbox.place_order(request)
+    cancelled = merged(ref, sandbox.cancel(ref))
+    placement = Placement(PlacementKind.REISSUE, request, SENT_AT, cancelled)
+    assert sandbox.find_order(placement) is None
+
+
+def test_adopt_takes_the_order_the_key_names(sandbox, key):
+    placement = Placement(PlacementKind.ORDER, order(key), SENT_AT)
+    found = sandbox.find_order(placement)
+    assert sandbox.adopt_order(placement, found.order_id) == found
+    assert sandbox.adopt_order(placement, f" {found.order_id.lower()} ") == found
+
+
+def test_adopt_refuses_an_order_of_another_key(sandbox, key):
+    placement = Placement(PlacementKind.ORDER, order(key), SENT_AT)
+    foreign = sandbox.place_order(order(key)).order_id
+    for order_id in (foreign, "SBX-0000000000", ""):
+        with pytest.raises(ProviderRejected, match="not the sandbox order") as caught:
+            sandbox.adopt_order(placement, order_id)
+        assert caught.value.code == "not_found"
+
+
+# The sandbox's column of the fault matrix: for each fault the HTTP adapters meet through
+# tests/providers/faults.py, the rehearsal that stands in for it, what the create call raises,
+# its Retry-After, and whether the order is made.
+TURNED_AWAY = (UNAVAILABLE, ProviderUnavailable, None, False)
+LOST = (LOST_REPLY, ProviderOutcomeUnknown, None, True)
+FAULT_COLUMN = {
+    "timeout_before": TURNED_AWAY,
+    "429": (RATE_LIMITED, ProviderUnavailable, 1, False),
+    **dict.fromkeys(
+        ("timeout_after", "reset_after", "502", "503", "504", "garbage", "no_id"), LOST
+    ),
+}
+
+
+def test_every_fault_of_the_matrix_has_its_rehearsal():
+    assert set(FAULT_COLUMN) == set(faults.KINDS)
+
+
+@pytest.mark.parametrize(
+    ("rehearse", "error", "retry_after", "made"),
+    [pytest.param(*row, id=fault) for fault, row in FAULT_COLUMN.items()],
+)
+def test_each_rehearsal_fails_the_next_create_calls_then_orders_go_through(
+    sandbox, host, key, rehearse, error, retry_after, made
+):
+    previous = SandboxProvider({}, RecordingHost()).place_order(order(key))
+    calls: list[CreateCall] = [
+        lambda s: s.place_order(order(key)),
+        lambda s: s.renew(order(key), previous),
+        lambda s: s.reissue(previous, csr_for(keys.generate_key(), "www.example.com")),
+    ]
+    rehearsed = rehearsing(sandbox, rehearse, len(calls))
+    for done, call in enumerate(calls, start=1):
+        with pytest.raises(error, match="Sandbox rehearsal") as caught:
+            call(rehearsed)
+        assert getattr(caught.value, "retry_after", None) == retry_after
+        assert host.saved[-1]["rehearse_count"] == len(calls) - done
+    assert len(host.mails) == (len(calls) if made else 0)
+
+    assert rehearsed.place_order(order(key)).order_id.startswith("SBX-")
+    assert rehearsed.settings["rehearse_count"] == 0
+
+
+@pytest.mark.parametrize("rehearse", [UNAVAILABLE, RATE_LIMITED, LOST_REPLY])
+def test_a_rehearsal_with_nothing_left_to_count_changes_nothing(sandbox, host, key, rehearse):
+    rehearsing(sandbox, rehearse, 0).place_order(order(key))
+    assert len(host.mails) == 1 and len(host.saved) == 1  # the CA's
+
+
+def test_a_refusal_is_a_reply_and_spends_no_lost_reply(sandbox, host, key):
+    rehearsed = rehearsing(sandbox, LOST_REPLY, 1)
+    with pytest.raises(ProviderRejected):
+        rehearsed.place_order(order(key, approver_email="root@example.com"))
+    assert rehearsed.settings["rehearse_count"] == 1
+    with pytest.raises(ProviderOutcomeUnknown):
+        rehearsed.place_order(order(key))
