@@ -182,6 +182,23 @@ def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
     click.echo(report.summary())
 
 
+@main.command()
+@with_host
+def reconcile(database_url: str, minipanel: bool) -> None:
+    """Ask the providers about every order whose outcome is unknown, held ones too.
+
+    Found: tracked. Provably absent: placed again. Otherwise it stays unknown, for an admin.
+    """
+    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
+
+    def show(order) -> None:
+        click.echo(f"#{order.id} {order.domain}: {order.status}. {order.status_detail}")
+
+    report = polling.reconcile_unknown(orders, datetime.now(UTC), on_done=show)
+    states = ", ".join(f"{n} {state}" for state, n in sorted(report.by_status.items()))
+    click.echo(f"Looked up {report.claimed} orders of unknown outcome ({states or 'none'}).")
+
+
 @main.command("rotate-keys")
 @with_host
 def rotate_keys(database_url: str, minipanel: bool) -> None:

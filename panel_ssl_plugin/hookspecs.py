@@ -209,8 +209,12 @@ def panel_renewal_due(
     """The host's billing says: renew this certificate for ``period_months`` more.
 
     Called by the host's billing cycle, cron or a "renew now" button, possibly more than once for
-    the same bill: the plugin makes one renewal order however often the event arrives. Returns the
-    id of the renewal order.
+    the same bill, late, or after the reseller already clicked Renew: the plugin makes one
+    renewal order per period however often the event arrives, and gives back that one. The
+    renewal is of the newest certificate of ``certificate_id``'s chain; a period already renewed
+    (a renewal issued while the certificate is far from its end) makes nothing new. Returns the
+    id of the renewal order; name it as ``certificate_id`` next time (naming the first one works
+    too).
 
     Example::
 

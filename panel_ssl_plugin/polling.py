@@ -116,6 +116,21 @@ def _settled(step: Callable[[OrderRecord], OrderRecord], order: OrderRecord) -> 
         return order
 
 
+def reconcile_unknown(
+    orders: OrderService, now: datetime, on_done: Callable[[OrderRecord], object] | None = None
+) -> PollReport:
+    """Look up every order of unknown outcome now, held ones too (``panel-ssl reconcile``): a
+    provider that could not tell before may tell now. Each lookup is the poller's (sending.py)."""
+    unknown = orders.store.unknown_orders(now)
+    report = PollReport(claimed=len(unknown))
+    for order in unknown:
+        settled = _settled(lambda o: orders.sending.reconcile(o, "reconcile", now), order)
+        report.count(settled)
+        if on_done:
+            on_done(settled)
+    return report
+
+
 def expire_ended(orders: OrderService, now: datetime) -> int:
     """Issued certificates past their end become expired; returns how many."""
     count = 0

@@ -443,6 +443,15 @@ class Store:
             rows = conn.execute(orders.select().where(orders.c.id.in_(ids)).order_by(orders.c.id))
             return [_order(row) for row in rows]
 
+    def unknown_orders(self, now: datetime) -> list[OrderRecord]:
+        """Orders of unknown outcome that no worker holds now, held ones included."""
+        query = orders.select().where(
+            orders.c.status == "unknown",
+            sa.or_(orders.c.lease_until.is_(None), orders.c.lease_until < now),
+        )
+        with self.engine.connect() as conn:
+            return [_order(row) for row in conn.execute(query.order_by(orders.c.id))]
+
     def issued_ending_before(
         self, moment: datetime, *, auto_renew_only: bool = False
     ) -> list[OrderRecord]:

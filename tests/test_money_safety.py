@@ -19,7 +19,9 @@ from typing import Any
 
 import flask
 import pytest
+from click.testing import CliRunner
 
+from panel_ssl_plugin.cli import main
 from panel_ssl_plugin.polling import poll_due
 from panel_ssl_plugin.runtime import Runtime, runtime_for
 from panel_ssl_plugin.store import OrderRecord
@@ -66,13 +68,24 @@ class Shop:
         return renewal_id
 
 
-@pytest.fixture
-def shop(database_url, gogetssl_sim) -> Shop:
+def open_shop(database_url: str, sim: GoGetSSLSim) -> Shop:
     app = minipanel(database_url)
     runtime = runtime_for(app.extensions["hosting_panel"])
-    settings = {"base_url": gogetssl_sim.url, "username": USER, "password": PASSWORD, "timeout": 2}
+    settings = {"base_url": sim.url, "username": USER, "password": PASSWORD, "timeout": 2}
     account = runtime.accounts.create("gogetssl", "GoGetSSL", settings)
-    return Shop(app, runtime, gogetssl_sim, account, str(client_ids(app, "alice")[0]))
+    return Shop(app, runtime, sim, account, str(client_ids(app, "alice")[0]))
+
+
+@pytest.fixture
+def shop(database_url, gogetssl_sim) -> Shop:
+    """On each of the three databases: for races."""
+    return open_shop(database_url, gogetssl_sim)
+
+
+@pytest.fixture
+def small_shop(sqlite_url, gogetssl_sim) -> Shop:
+    """On SQLite: for what does not race."""
+    return open_shop(sqlite_url, gogetssl_sim)
 
 
 def alices(app: flask.Flask, count: int) -> list:
@@ -228,3 +241,104 @@ def test_an_order_whose_reply_timed_out_is_found_not_placed_again(shop):
     (at_provider,) = shop.sim.orders
     tracked = shop.runtime.orders.get(placed.id)
     assert tracked.status == "pending" and tracked.provider_order_id == at_provider
+
+
+# --- what nobody can tell: held for an admin ----------------------------------------------------
+
+
+def held(shop: Shop) -> OrderRecord:
+    """An order GoGetSSL never made (a 500 before any work) whose lookup GoGetSSL cannot
+    answer (an unreadable listing): the plugin cannot tell, so it holds the order."""
+    shop.sim.fail_next("500", "/orders/add_ssl_order/")
+    form = draft(shop.account, product_id="71", account_id=shop.client)
+    order = shop.runtime.orders.place(form, "alice").order
+    assert order.status == "unknown"
+    shop.sim.fail_next("garbage", "/orders/ssl/all")
+    poll_due(shop.runtime.orders, datetime.now(UTC) + timedelta(minutes=3))
+    order = shop.runtime.orders.get(order.id)
+    assert order.status == "unknown" and order.next_check_at is None
+    return order
+
+
+def resolve(client, order: OrderRecord, **form):
+    token = csrf_token(client, f"/ssl/certs/{order.id}")
+    data = {"csrf_token": token, **form}
+    return client.post(f"/ssl/certs/{order.id}/resolve", data=data, follow_redirects=True)
+
+
+def test_an_order_nobody_can_tell_about_is_held_and_shown_to_the_admin(small_shop, as_user):
+    order = held(small_shop)
+    page = words(as_user("admin").get(f"/ssl/certs/{order.id}"))
+    assert "cannot tell whether it arrived" in page and "Nothing more is sent" in page
+    assert "It exists at the provider: link order id" in page
+    assert "It does not exist there: place it again" in page
+    reseller = words(as_user("alice").get(f"/ssl/certs/{order.id}"))
+    assert "cannot tell whether it arrived" in reseller and "place it again" not in reseller
+    poll_due(small_shop.runtime.orders, datetime.now(UTC) + timedelta(days=2))
+    assert small_shop.sim.path_calls["/orders/add_ssl_order/"] == 1  # nothing sent on its own
+
+
+def test_the_admin_says_it_does_not_exist_and_it_is_placed_once(small_shop, as_user):
+    order = held(small_shop)
+    refused = resolve(as_user("alice"), order, action="absent")
+    assert refused.status_code == 403 and small_shop.sim.orders == {}
+    shown = words(resolve(as_user("admin"), order, action="absent"))
+    (at_provider,) = small_shop.sim.orders
+    placed = small_shop.runtime.orders.get(order.id)
+    assert placed.status == "pending" and placed.provider_order_id == at_provider
+    assert f"Order #{order.id} is pending" in shown
+    events = [(e.actor, e.event) for e in small_shop.runtime.orders.events(order.id)]
+    assert ("Ada Admin (#1)", "declared_absent") in events
+
+
+def test_the_admin_links_the_order_found_at_the_provider(small_shop, as_user):
+    order = held(small_shop)
+    admin = as_user("admin")
+    unknown_id = words(resolve(admin, order, action="link", provider_order_id="999999"))
+    assert "does not confirm order 999999" in unknown_id
+    tracked = small_shop.issued("other.example.com").provider_order_id
+    taken = words(resolve(admin, order, action="link", provider_order_id=tracked))
+    assert f"Provider order {tracked} is already tracked" in taken
+    # GoGetSSL made it after all, and the admin finds it in the GoGetSSL account:
+    adapter = small_shop.runtime.accounts.adapter(small_shop.account)
+    sent = small_shop.runtime.orders.sending.placement(order).request
+    found = adapter.place_order(sent).order_id
+    linked = words(resolve(admin, order, action="link", provider_order_id=found))
+    assert f"Order #{order.id} is pending" in linked
+    assert small_shop.runtime.orders.get(order.id).provider_order_id == found
+    events = [(e.actor, e.event) for e in small_shop.runtime.orders.events(order.id)]
+    assert ("Ada Admin (#1)", "linked") in events
+
+
+def test_reconcile_from_cron_looks_up_every_unknown_order(small_shop):
+    order = held(small_shop)
+    ten_minutes_ago = datetime.now(UTC) - timedelta(minutes=10)  # long enough to be settled
+    small_shop.runtime.orders.store.update_order(order, "test", "test", sent_at=ten_minutes_ago)
+    runner = CliRunner()
+    url = str(small_shop.runtime.engine.url)
+    result = runner.invoke(main, ["reconcile", "--minipanel", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert f"#{order.id} shop.example.com: pending." in result.output
+    assert "Looked up 1 orders of unknown outcome (1 pending)." in result.output
+    assert list(small_shop.sim.orders) == [
+        small_shop.runtime.orders.get(order.id).provider_order_id
+    ]
+
+
+# --- cancel: one cancel at the provider ---------------------------------------------------------
+
+
+def test_twenty_cancels_at_once_send_one(shop):
+    form = draft(shop.account, product_id="71", account_id=shop.client)
+    order = shop.runtime.orders.place(form, "alice").order
+    posts = []
+    for client in alices(shop.app, RACERS):
+        token = csrf_token(client, f"/ssl/certs/{order.id}")
+        url = f"/ssl/certs/{order.id}/cancel"
+        posts.append(
+            lambda c=client, t=token, u=url: c.post(u, data={"csrf_token": t, "reason": "x"})
+        )
+    responses = race(posts)
+    assert shop.sim.path_calls["/orders/cancel_ssl_order/"] == 1
+    assert shop.runtime.orders.get(order.id).status == "cancelled"
+    assert [r.status_code for r in responses] == [302] * RACERS
