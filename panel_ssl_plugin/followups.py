@@ -26,7 +26,7 @@ from typing import Any
 
 from panel_ssl_plugin import drafts, keys
 from panel_ssl_plugin.orders import OrderNotFound, OrderService, Placed
-from panel_ssl_plugin.providers.base import OrderState
+from panel_ssl_plugin.providers.base import OrderState, ProviderError
 from panel_ssl_plugin.sending import OrderRejected
 from panel_ssl_plugin.store import IN_FLIGHT, DuplicateOrder, OrderRecord, utcnow
 
@@ -200,13 +200,21 @@ class FollowUps:
         if busy is not None:
             return Placed(busy, duplicate=True)
         period = period_months or current.period_months
-        product = self.orders.product(current.provider_account_id, current.product_id)
-        if product is not None and period not in product.periods:
+        if period not in self._periods(current):
             raise RenewalRefused("Choose a validity period this product offers.")
         unsuccessful = sum(o.status not in IN_FLIGHT for o in chain.made_of(current.id, RENEWAL))
         key = f"renew:{current.id}:{current.not_after:%Y%m%d%H%M%S}:{unsuccessful}"
         values = {**_copied(current), "period_months": period}
         return self._follow_up(current, chain, RENEWAL, actor, values, key)
+
+    def _periods(self, current: OrderRecord) -> tuple[int, ...]:
+        """The periods a renewal may ask for: the product's, or, when the catalogue cannot be
+        read now, the certificate's own (the provider judges the rest)."""
+        try:
+            product = self.orders.product(current.provider_account_id, current.product_id)
+        except ProviderError:
+            product = None
+        return product.periods if product is not None else (current.period_months,)
 
     # --- reissuing ------------------------------------------------------------------------------
 

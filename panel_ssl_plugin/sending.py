@@ -229,7 +229,7 @@ class Sending:
         """The call may have reached the provider: unknown, looked up after SETTLE."""
         return self.settle(
             order, actor, "outcome_unknown", str(error), old,
-            status=OrderState.UNKNOWN, status_detail=f"{error} {LOOKING_UP}",
+            status=OrderState.UNKNOWN, status_detail=str(error),
             next_check_at=now + SETTLE,
         )  # fmt: skip
 

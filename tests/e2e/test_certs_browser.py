@@ -40,10 +40,10 @@ def place(server, domain: str) -> None:
         runtime.orders.place(draft, "2")
 
 
-def log_in(page, base_url: str) -> None:
+def log_in(page, base_url: str, user: str = "alice") -> None:
     page.goto(f"{base_url}/login")
-    page.get_by_label("User name").fill("alice")
-    page.get_by_label("Password").fill("alice")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(user)
     page.get_by_role("button", name="Log in").click()
 
 
@@ -115,3 +115,36 @@ def test_list_check_details_download_and_renew(panel_server, context, screenshot
     expect(popup.get_by_role("status")).to_contain_text(f"Renewal of {DOMAIN} for 2 years ordered")
     expect(popup.locator("tr.follow-up")).to_contain_text("renewal of #1")
     screenshot(popup, "5-renewed")
+
+
+def test_an_answer_lost_on_the_way_is_looked_up_not_ordered_again(
+    panel_server, context, screenshot
+):
+    """The sandbox rehearses a lost reply: the order is unknown, the admin sees what happened
+    and what to do, and Check status finds it at the provider."""
+    runtime = panel_server.runtime
+    sandbox = runtime.accounts.all()[0].id
+    runtime.accounts.save_settings(sandbox, {"rehearse": "lost_reply", "rehearse_count": 1})
+    place(panel_server, DOMAIN)
+    page = context.new_page()
+    log_in(page, panel_server.url, "admin")
+    popup = open_list_popup(page, context, panel_server.url)
+    row = popup.locator("tr", has_text=DOMAIN)
+    expect(row.get_by_test_id("cert-status")).to_have_text("unknown")
+    screenshot(popup, "1-list")
+
+    row.get_by_role("link", name="Details").click()
+    expect(popup.locator(".next-step")).to_contain_text("it will not be placed twice")
+    resolve = popup.locator(".resolve")
+    expect(resolve).to_contain_text("does the provider have this order?")
+    expect(
+        resolve.get_by_role("button", name="It does not exist there: place it again")
+    ).to_be_visible()
+    screenshot(popup, "2-details")
+
+    popup.get_by_role("button", name="Check status").click()
+    expect(popup.get_by_role("status")).to_contain_text(f"{DOMAIN}: pending")
+    expect(popup.get_by_test_id("cert-status")).to_have_text("pending")
+    expect(popup.locator(".resolve")).to_have_count(0)
+    screenshot(popup, "3-found")
+    assert len(panel_server.app.extensions["minipanel"].mails()) == 1  # one order, one mail
