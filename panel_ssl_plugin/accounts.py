@@ -12,8 +12,8 @@ from typing import Any
 
 import pluggy
 
-from panel_ssl_plugin.encryption import Vault
-from panel_ssl_plugin.providers.base import Provider
+from panel_ssl_plugin.encryption import DecryptionError, Vault
+from panel_ssl_plugin.providers.base import Provider, ProviderUnavailable
 from panel_ssl_plugin.store import ProviderAccountRecord, Store
 
 
@@ -33,6 +33,9 @@ class ProviderAccount:
     is_default: bool
     auto_renew: bool
     settings: dict[str, Any]
+    # False when the host's keys no longer open the stored settings (a key dropped before
+    # ``panel-ssl rotate-keys`` ran): ``settings`` is empty and an admin must enter them again.
+    readable: bool = True
 
     def public_settings(self, provider_class: type[Provider]) -> dict[str, Any]:
         """The settings an admin form may show again: secrets left out."""
@@ -100,6 +103,7 @@ class ProviderAccounts:
 
     def _account(self, record: ProviderAccountRecord) -> ProviderAccount:
         cls = self.classes.get(record.provider_key)
+        settings = self._settings(record)
         return ProviderAccount(
             id=record.id,
             provider_key=record.provider_key,
@@ -108,8 +112,17 @@ class ProviderAccounts:
             enabled=record.enabled,
             is_default=record.is_default,
             auto_renew=record.auto_renew,
-            settings=self.vault.decrypt_json(record.settings_encrypted),
+            settings=settings or {},
+            readable=settings is not None,
         )
+
+    def _settings(self, record: ProviderAccountRecord) -> dict[str, Any] | None:
+        """The account's settings in clear; None when no key of the host opens them, so one
+        such account leaves every other page and account working."""
+        try:
+            return self.vault.decrypt_json(record.settings_encrypted)
+        except DecryptionError:
+            return None
 
     def all(self, *, enabled_only: bool = False) -> list[ProviderAccount]:
         """Accounts, the default first, then by label."""
@@ -197,11 +210,38 @@ class ProviderAccounts:
         if adapter is None:
             self._adapters = {k: v for k, v in self._adapters.items() if k[0] != record.id}
             cls = self.classes[record.provider_key]
-            settings = self.vault.decrypt_json(record.settings_encrypted)
-            adapter = cls(settings, _Bridge(self, record.id))
+            settings = self._settings(record)
+            bridge = _Bridge(self, record.id)
+            adapter = (
+                cls(settings, bridge)
+                if settings is not None
+                else _Locked(cls, record.label, bridge)
+            )
             self._adapters[key] = adapter
         return adapter
 
     def test_connection(self, account_id: int) -> str:
         """Ask the provider with the saved settings; ProviderError says what went wrong."""
         return self.adapter(account_id).test_connection()
+
+
+class _Locked(Provider):
+    """The adapter of an account whose settings cannot be read: every call says so, as
+    ProviderUnavailable, since no request leaves for the provider. The order service then keeps
+    each order as it was (a submitted one is retried, a check is asked again later, a cancel is
+    refused) and shows the message, until an admin re-enters the settings; their new
+    ciphertext then makes a real adapter (``ProviderAccounts.adapter``)."""
+
+    def __init__(self, cls: type[Provider], label: str, host: _Bridge):
+        super().__init__({}, host)
+        self.key, self.name = cls.key, cls.name
+        self._message = (
+            f"The settings of provider account “{label}” cannot be read with the panel's "
+            "encryption keys; an admin must re-enter them under SSL Providers."
+        )
+
+    def _refuse(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise ProviderUnavailable(self._message)
+
+    products = dcv_emails = place_order = status = renew = reissue = _refuse
+    cancel = resend_approval = find_order = _refuse

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from panel_ssl_plugin import keys, names
+from panel_ssl_plugin.accounts import UnknownProviderAccount
 from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, Product, ProviderError
 
 FIELD_LIMITS = {"organization": 200, "unit": 200, "state": 200}
 CONTACT_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 30, "title": 100}
+NO_PROVIDER_ACCOUNT = "Choose a provider account from the list."
 
 
 class OrderInvalid(ValueError):
@@ -82,6 +84,7 @@ def checked(draft: OrderDraft, catalog: Catalog) -> dict[str, Any]:
         errors["server_type"] = "Choose a server type from the list."
     if draft.key_type not in keys.KEY_TYPES and not draft.csr.strip():
         errors["key_type"] = "Choose a key type from the list."
+    _check_plain_text(draft, errors)
     if errors:
         raise OrderInvalid(errors)
     return {
@@ -117,6 +120,9 @@ def _field(errors: dict[str, str], name: str, check, value, **kwargs):
 def _checked_product(draft: OrderDraft, catalog: Catalog, errors: dict[str, str]) -> Product | None:
     try:
         product = catalog.product(draft.provider_account_id, draft.product_id)
+    except UnknownProviderAccount:
+        errors["provider_account_id"] = NO_PROVIDER_ACCOUNT
+        return None
     except ProviderError as error:
         errors["product_id"] = f"The provider's products could not be loaded: {error}"
         return None
@@ -185,6 +191,22 @@ def _checked_contact(contact: dict[str, str], errors: dict[str, str]) -> dict[st
         )
     fields["phone"] = _field(errors, "contact_phone", names.normalize_phone, fields["phone"]) or ""
     return fields
+
+
+def _check_plain_text(draft: OrderDraft, errors: dict[str, str]) -> None:
+    """Refuse control characters in every text of the draft. Checked last, so that this is the
+    message a field shows: a NUL makes any other complaint about the value beside the point."""
+    texts = {
+        "domain": (draft.domain,),
+        "sans": draft.sans,
+        "approver_email": (draft.approver_email,),
+        **{name: (getattr(draft, name),) for name in ("organization", "unit", "state", "country")},
+        **{f"contact_{name}": (draft.contact.get(name) or "",) for name in CONTACT_LIMITS},
+    }
+    for name, values in texts.items():
+        for value in values:
+            _field(errors, name, names.plain_text, value)
+    _field(errors, "csr", names.plain_text, draft.csr, multiline=True)
 
 
 def key_and_csr(draft: OrderDraft, values: dict[str, Any]) -> tuple[str | None, str]:

@@ -6,7 +6,7 @@ checks what comes back (the certificate matches the key, the chain builds) befor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -26,6 +26,7 @@ KEY_TYPES: dict[str, str] = {
     "rsa4096": "RSA 4096",
 }
 DEFAULT_KEY_TYPE = "ec256"
+MAX_COMMON_NAME = 64
 
 
 class InvalidMaterial(ValueError):
@@ -91,13 +92,24 @@ class Subject:
 def make_csr(key: PrivateKey, subject: Subject, sans: list[str] | tuple[str, ...] = ()) -> str:
     """A PEM CSR for ``subject`` whose SAN extension holds the common name and ``sans``.
 
-    Names must already be A-labels; the common name comes first, duplicates are dropped.
+    Names must already be A-labels; the common name comes first, duplicates are dropped. The
+    subject's CN is the first of these names that fits its 64 characters (RFC 5280
+    ub-common-name), or none: a domain name may have 253. The Baseline Requirements make the CN
+    optional in DV certificates and browsers read only the SAN: Let's Encrypt has issued CN-less
+    certificates for such names since 2023, and Sectigo and DigiCert ask for a shorter name of
+    the order in the CN with the long one in the SAN, which is what this does when the order has
+    one. A subject left empty makes the SAN extension critical, as RFC 5280 (4.2.1.6) requires.
     """
     names = list(dict.fromkeys([subject.common_name, *sans]))
+    fitting = next((name for name in names if len(name) <= MAX_COMMON_NAME), "")
+    subject_name = replace(subject, common_name=fitting).to_name()
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(subject.to_name())
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .subject_name(subject_name)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+            critical=not subject_name,
+        )
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM).decode()

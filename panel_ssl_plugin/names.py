@@ -9,17 +9,40 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 import idna
 import pycountry
 
 MAX_DOMAIN_LENGTH = 253
+# Control characters (Cc: C0, DEL, C1) and lone surrogates (Cs) have no place in a name, an
+# address or a CSR: PostgreSQL refuses NUL outright, no database can store a lone surrogate, and
+# the others would travel on into CSRs, provider calls and pages. Text of several lines keeps
+# its line breaks and tabs.
+_UNSTORABLE = frozenset({"Cc", "Cs"})
+_LINE_BREAKS = frozenset("\t\n\r")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@([^@\s]{1,253})$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 
 
 class InvalidInput(ValueError):
     """A value a user typed is not acceptable; ``str(error)`` says why and what to do."""
+
+
+def plain_text(value: str, *, multiline: bool = False) -> str:
+    """``value`` itself, or InvalidInput when it holds a control character (see _UNSTORABLE).
+
+    Every text a user types goes through here before it is stored or sent anywhere, so what one
+    database would refuse is refused on all of them, with a message instead of a 500.
+    """
+    allowed = _LINE_BREAKS if multiline else frozenset()
+    for char in value:
+        if unicodedata.category(char) in _UNSTORABLE and char not in allowed:
+            raise InvalidInput(
+                f"Remove the invisible control character U+{ord(char):04X}: it cannot be "
+                "stored or sent on."
+            )
+    return value
 
 
 def normalize_domain(value: str, *, allow_wildcard: bool = False) -> str:

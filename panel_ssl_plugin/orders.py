@@ -24,7 +24,7 @@ from panel_ssl_plugin import drafts, keys, names
 from panel_ssl_plugin.accounts import ProviderAccounts
 from panel_ssl_plugin.downloads import Download, DownloadRefused, Material, make_download
 from panel_ssl_plugin.drafts import OrderDraft, OrderInvalid
-from panel_ssl_plugin.encryption import Vault
+from panel_ssl_plugin.encryption import DecryptionError, Vault
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
     DcvMethod,
@@ -51,6 +51,10 @@ KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
 # have been revoked or refunded at the provider, which the list must not hide.
 ASKABLE = frozenset({OrderState.PENDING, OrderState.ISSUED})
 CANCELLABLE = frozenset({OrderState.DRAFT, OrderState.SUBMITTED, OrderState.PENDING})
+UNREADABLE_KEY = (
+    "This order's private key cannot be read with the panel's encryption keys (a key was "
+    "removed before the stored keys were re-encrypted); ask the panel's administrator."
+)
 
 
 class OrderNotFound(LookupError):
@@ -209,10 +213,14 @@ class OrderService:
         return self.store.reencrypt(self.vault.rotate)
 
     def private_key(self, order: OrderRecord) -> str | None:
-        """The order's private key in clear, for an audited reveal or download."""
-        return (
-            self.vault.decrypt(order.private_key_encrypted) if order.private_key_encrypted else None
-        )
+        """The order's private key in clear, for an audited reveal or download; DownloadRefused
+        when the host's keys no longer open it (one was dropped before ``rotate-keys`` ran)."""
+        if order.private_key_encrypted is None:
+            return None
+        try:
+            return self.vault.decrypt(order.private_key_encrypted)
+        except DecryptionError:
+            raise DownloadRefused(UNREADABLE_KEY) from None
 
     def reveal_key(self, order_id: int, actor: str) -> str:
         """The private key in clear for someone allowed to see it; the audit log says who."""
@@ -233,7 +241,7 @@ class OrderService:
             server_type=order.server_type,
             certificate=order.certificate,
             chain=order.chain or "",
-            private_key=self.private_key(order),
+            private_key=self.private_key(order) if fmt in KEY_FORMATS else None,
         )
         server = SERVER_TYPES.get(order.server_type, "Other")
         download = make_download(material, fmt, password=password, server_name=server)
@@ -337,13 +345,13 @@ class OrderService:
         """Why an issued certificate cannot be accepted, or "" when it checks out."""
         if not status.certificate:
             return "The provider reported the certificate issued but sent none."
-        key_pem = self.private_key(order)
         try:
             keys.verify_issued(
                 certificate=status.certificate,
                 chain=status.chain or "",
                 expected_names=[order.domain, *order.sans],
-                public_key_of=keys.key_from_pem(key_pem) if key_pem else keys.load_csr(order.csr),
+                # the CSR carries the key's public half: no secret is opened to check a certificate
+                public_key_of=keys.load_csr(order.csr),
                 trusted_roots=adapter.trusted_roots(),
             )
         except keys.InvalidMaterial as error:
@@ -401,8 +409,15 @@ class OrderService:
     def cancel(self, order_id: int, actor: str, reason: str = "") -> OrderRecord:
         """Cancel an order not yet issued: at the provider first (one worker, so a double or
         concurrent cancel sends one cancel), then here. An order of unknown outcome cannot be
-        cancelled until it is known whether the provider has it."""
+        cancelled until it is known whether the provider has it. The reason is checked first:
+        it is written before the provider is asked, so one that cannot be stored stops here."""
         order, now = self.get(order_id), utcnow()
+        try:
+            names.plain_text(reason, multiline=True)
+        except names.InvalidInput as error:
+            raise OrderRejected(
+                f"Nothing was cancelled; check the reason. {error}", order
+            ) from None
         if order.status not in CANCELLABLE:
             raise OrderRejected(self._why_not_cancellable(order), order)
         if leased(order, now):

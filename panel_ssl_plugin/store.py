@@ -18,6 +18,10 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
 TABLE_PREFIX = "ssl_"
+# The largest id an Integer column holds on all three databases (32 bits on PostgreSQL and
+# MariaDB). An id beyond it names no row, and asking for it would be an error on PostgreSQL
+# (integer out of range) and SQLite (beyond 64 bits), so lookups answer "none" without asking.
+MAX_ID = 2**31 - 1
 
 metadata = sa.MetaData(
     naming_convention={
@@ -147,16 +151,25 @@ order_events = sa.Table(
 )
 
 
+def _is_id(value: object) -> bool:
+    """Whether ``value`` could be the id of a row (see MAX_ID)."""
+    return isinstance(value, int) and 0 < value <= MAX_ID
+
+
 def utcnow() -> datetime:
     """The store's clock: aware UTC, as every timestamp column expects."""
     return datetime.now(UTC)
 
 
 def make_engine(database: sa.Engine | str) -> sa.Engine:
-    """An Engine for a URL, or the host's own Engine unchanged."""
+    """An Engine for a URL, or the host's own Engine unchanged.
+
+    The rows hold contacts and encrypted keys, so a database error must not carry them into
+    a log: ``hide_parameters`` keeps the SQL in the message and leaves the values out.
+    """
     if isinstance(database, sa.Engine):
         return database
-    return sa.create_engine(database, pool_pre_ping=True)
+    return sa.create_engine(database, pool_pre_ping=True, hide_parameters=True)
 
 
 # --- records --------------------------------------------------------------------------------------
@@ -317,6 +330,8 @@ class Store:
             )
 
     def provider_account(self, account_id: int) -> ProviderAccountRecord | None:
+        if not _is_id(account_id):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(
                 provider_accounts.select().where(provider_accounts.c.id == account_id)
@@ -388,6 +403,8 @@ class Store:
         return None
 
     def order(self, order_id: int) -> OrderRecord | None:
+        if not _is_id(order_id):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(orders.select().where(orders.c.id == order_id)).first()
         return _order(row) if row else None

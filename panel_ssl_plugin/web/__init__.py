@@ -1,15 +1,41 @@
-"""The plugin's Flask blueprint: the popups (views.py) and the provider settings (admin.py)."""
+"""The plugin's Flask blueprint: the popups (views.py) and the provider settings (admin.py).
+
+Every response of the blueprint carries the security headers of headers.py, whatever the host
+sends on its own pages.
+"""
 
 from __future__ import annotations
 
 import flask
 import pluggy
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import Runtime, runtime_for
+from panel_ssl_plugin.store import MAX_ID
+from panel_ssl_plugin.web.headers import add_security_headers
 
 URL_PREFIX = "/ssl"
+
+
+class RowId(IntegerConverter):
+    """``<ssl_id:…>``: the id of one of the plugin's rows (an order, a provider account), a
+    number its column can hold. Any other is a 404 at routing, for anyone, before a view or the
+    database sees it."""
+
+    def __init__(self, url_map: Map, *_args: object, **_kwargs: object):
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
+class AccountId(BaseConverter):
+    """``<ssl_account:…>``: a host's account id the plugin can store: at most 64 characters
+    (its column), none of them a control character."""
+
+    regex = r"[^/\x00-\x1f\x7f-\x9f]{1,64}"
+
+
+CONVERTERS = {"ssl_id": RowId, "ssl_account": AccountId}
 
 
 def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
@@ -28,9 +54,11 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
     @blueprint.record_once
     def bind(state: flask.blueprints.BlueprintSetupState) -> None:
         state.app.extensions["panel_ssl"] = pm
+        state.app.url_map.converters.update(CONVERTERS)
 
     for module in (views, certs, followups, files, admin):
         module.register(blueprint)
+    blueprint.after_request(add_security_headers)
     return blueprint
 
 
@@ -59,3 +87,13 @@ def allowed(actor: Actor, action: str, account_id: str | None) -> bool:
     return (
         pm.hook.host_permission_allowed(actor=actor, action=action, account_id=account_id) is True
     )
+
+
+def query_number(name: str) -> int | None:
+    """A whole number from the query string (``?page=``, ``?from=``) within the range of the
+    plugin's ids, else None: a number no column holds never reaches the database."""
+    try:
+        number = int(flask.request.args.get(name, ""))
+    except ValueError:
+        return None
+    return number if 0 < number <= MAX_ID else None

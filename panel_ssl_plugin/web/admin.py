@@ -23,7 +23,7 @@ from wtforms import validators
 from panel_ssl_plugin.accounts import ProviderAccount, ProviderAccounts, UnknownProviderAccount
 from panel_ssl_plugin.providers.base import Provider, ProviderError
 from panel_ssl_plugin.web import current_runtime, require
-from panel_ssl_plugin.web.forms import ButtonForm, posted
+from panel_ssl_plugin.web.forms import ButtonForm, PlainText, posted
 
 ADMIN = "ssl.admin"
 LIST_TEMPLATE = "panel_ssl/admin/providers.html"
@@ -72,19 +72,22 @@ def register(blueprint: flask.Blueprint) -> None:
         f"{prefix}/new", "admin_provider_new", new_account, methods=["GET", "POST"]
     )
     blueprint.add_url_rule(
-        f"{prefix}/<int:account_id>/edit",
+        f"{prefix}/<ssl_id:account_id>/edit",
         "admin_provider_edit",
         edit_account,
         methods=["GET", "POST"],
     )
     blueprint.add_url_rule(
-        f"{prefix}/<int:account_id>/<any({', '.join(SWITCHES)}):switch>",
+        f"{prefix}/<ssl_id:account_id>/<any({', '.join(SWITCHES)}):switch>",
         "admin_provider_switch",
         switch_account,
         methods=["POST"],
     )
     blueprint.add_url_rule(
-        f"{prefix}/<int:account_id>/test", "admin_provider_test", check_connection, methods=["POST"]
+        f"{prefix}/<ssl_id:account_id>/test",
+        "admin_provider_test",
+        check_connection,
+        methods=["POST"],
     )
 
 
@@ -132,7 +135,8 @@ def edit_account(account_id: int) -> str | Response:
     if account.is_default:
         _explain_default(form.is_default)
     if not form.validate_on_submit():
-        return _render_form(form, cls, kept, f"Edit {account.label}")
+        title = f"Edit {account.label}"
+        return _render_form(form, cls, kept, title, unreadable=not account.readable)
     accounts.update(
         account_id,
         label=form.label.data,
@@ -195,7 +199,21 @@ def _account_form(cls: type[Provider], data: dict[str, Any] | None = None) -> Ac
     class ProviderAccountForm(AccountForm):
         settings = wtforms.FormField(cls.SettingsForm, cls.name)
 
-    return ProviderAccountForm(data=data)
+    form = ProviderAccountForm(data=data)
+    _plain_text_only(form)
+    return form
+
+
+def _plain_text_only(form: wtforms.Form) -> None:
+    """Every text field of the page, the provider's own included, refuses control characters:
+    the label is stored as it is, the settings reach the provider, and no provider's form can
+    forget the rule."""
+    for field in form:
+        if isinstance(field, wtforms.FormField):
+            _plain_text_only(field.form)
+        elif isinstance(field, wtforms.StringField):
+            multiline = isinstance(field, wtforms.TextAreaField)
+            field.validators = [*field.validators, PlainText(multiline=multiline)]
 
 
 def _form_data(account: ProviderAccount, cls: type[Provider]) -> dict[str, Any]:
@@ -232,7 +250,16 @@ def _fields_named(form: wtforms.Form, names: Iterable[str]) -> list[wtforms.Fiel
     return [form[name] for name in names if name in form]
 
 
-def _render_form(form: AccountForm, cls: type[Provider], kept: set[str], title: str) -> str:
+def _render_form(
+    form: AccountForm,
+    cls: type[Provider],
+    kept: set[str],
+    title: str,
+    *,
+    unreadable: bool = False,
+) -> str:
+    """``unreadable``: the stored settings cannot be decrypted, so the form starts from the
+    provider's defaults and says that every setting must be entered again."""
     _blank(form.settings.form, cls.secret_fields)
     return flask.render_template(
         FORM_TEMPLATE,
@@ -241,6 +268,7 @@ def _render_form(form: AccountForm, cls: type[Provider], kept: set[str], title: 
         provider_name=cls.name,
         kept_secrets=kept,
         presets=presets_of(cls, form.settings.form),
+        unreadable=unreadable,
     )
 
 

@@ -36,7 +36,7 @@ from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.orders import CANCELLABLE, OrderNotFound, OrderRejected
 from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, OrderState, ProviderError
 from panel_ssl_plugin.store import EventRecord, OrderRecord, utcnow
-from panel_ssl_plugin.web import allowed, current_runtime, require
+from panel_ssl_plugin.web import allowed, current_runtime, query_number, require
 from panel_ssl_plugin.web.admin import ADMIN
 from panel_ssl_plugin.web.files import LABELS as DOWNLOAD_LABELS
 from panel_ssl_plugin.web.files import PUBLIC_FORMATS
@@ -44,6 +44,7 @@ from panel_ssl_plugin.web.followups import ReissueForm
 from panel_ssl_plugin.web.forms import (
     DCV_LABELS,
     ButtonForm,
+    PlainText,
     new_idempotency_key,
     period_label,
     posted,
@@ -105,15 +106,15 @@ RESEND_LABELS = {
 def register(blueprint: flask.Blueprint) -> None:
     """Add the certificate routes to the plugin's blueprint."""
     add = blueprint.add_url_rule
-    add("/accounts/<account_id>/certs", "certs", certs)
-    add("/certs/<int:order_id>", "cert", cert)
-    add("/certs/<int:order_id>/check-status", "cert_check", check_status, methods=["POST"])
-    add("/certs/<int:order_id>/resend-approval", "cert_resend", resend, methods=["POST"])
-    add("/certs/<int:order_id>/cancel", "cert_cancel", cancel, methods=["POST"])
-    add("/certs/<int:order_id>/resolve", "cert_resolve", resolve, methods=["POST"])
-    add("/certs/<int:order_id>/reveal-key", "cert_reveal_key", reveal_key, methods=["POST"])
+    add("/accounts/<ssl_account:account_id>/certs", "certs", certs)
+    add("/certs/<ssl_id:order_id>", "cert", cert)
+    add("/certs/<ssl_id:order_id>/check-status", "cert_check", check_status, methods=["POST"])
+    add("/certs/<ssl_id:order_id>/resend-approval", "cert_resend", resend, methods=["POST"])
+    add("/certs/<ssl_id:order_id>/cancel", "cert_cancel", cancel, methods=["POST"])
+    add("/certs/<ssl_id:order_id>/resolve", "cert_resolve", resolve, methods=["POST"])
+    add("/certs/<ssl_id:order_id>/reveal-key", "cert_reveal_key", reveal_key, methods=["POST"])
     add(
-        "/providers/<int:provider_account_id>/callback/<token>",
+        "/providers/<ssl_id:provider_account_id>/callback/<token>",
         "provider_callback",
         provider_callback,
     )
@@ -130,7 +131,7 @@ class ResolveForm(FlaskForm):
     """An admin's answer for an order of unknown outcome: the provider's order id when it
     exists there; empty with ``absent`` when it does not."""
 
-    provider_order_id = StringField("Provider order id", [Length(max=100)])
+    provider_order_id = StringField("Provider order id", [Length(max=100), PlainText()])
 
 
 # --- words for times --------------------------------------------------------------------------
@@ -369,7 +370,7 @@ def certs(account_id: str) -> str:
         account_id,
         sort=sort,
         descending=descending,
-        page=args.get("page", 1, type=int),
+        page=query_number("page") or 1,
         per_page=PER_PAGE,
     )
     providers, now = _providers(), utcnow()
@@ -516,6 +517,8 @@ def resolve(order_id: int) -> Response:
     require(ADMIN)
     form = posted(ResolveForm)
     absent = flask.request.form.get("action") == "absent"
+    if not absent and not form.validate():
+        return flash_back(" ".join(form.provider_order_id.errors), "error", details_url(order))
     provider_order_id = None if absent else (form.provider_order_id.data or "")
     try:
         resolved = current_runtime().orders.sending.resolve(

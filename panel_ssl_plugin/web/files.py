@@ -36,12 +36,12 @@ LABELS = {
 def register(blueprint: flask.Blueprint) -> None:
     """Add the download routes to the plugin's blueprint."""
     blueprint.add_url_rule(
-        f"/certs/<int:order_id>/download/<any({', '.join(PUBLIC_FORMATS)}):fmt>",
+        f"/certs/<ssl_id:order_id>/download/<any({', '.join(PUBLIC_FORMATS)}):fmt>",
         "cert_download",
         download,
     )
     blueprint.add_url_rule(
-        f"/certs/<int:order_id>/download/<any({', '.join(sorted(KEY_FORMATS))}):fmt>",
+        f"/certs/<ssl_id:order_id>/download/<any({', '.join(sorted(KEY_FORMATS))}):fmt>",
         "cert_download_secret",
         download_secret,
         methods=["POST"],

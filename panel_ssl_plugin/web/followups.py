@@ -40,8 +40,8 @@ CHOOSE_KEY_TYPE = "Choose a key type from the list."
 def register(blueprint: flask.Blueprint) -> None:
     """Add the renewal and reissue routes to the plugin's blueprint."""
     add = blueprint.add_url_rule
-    add("/certs/<int:order_id>/renew", "cert_renew", renew, methods=["GET", "POST"])
-    add("/certs/<int:order_id>/reissue", "cert_reissue", reissue, methods=["POST"])
+    add("/certs/<ssl_id:order_id>/renew", "cert_renew", renew, methods=["GET", "POST"])
+    add("/certs/<ssl_id:order_id>/reissue", "cert_reissue", reissue, methods=["POST"])
 
 
 class RenewForm(FlaskForm):

@@ -17,6 +17,7 @@ import flask
 from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
+    Field,
     HiddenField,
     RadioField,
     SelectChoice,
@@ -26,6 +27,7 @@ from wtforms import (
     TelField,
     TextAreaField,
 )
+from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from panel_ssl_plugin import keys, names
@@ -47,7 +49,8 @@ DCV_LABELS = {
     DcvMethod.DNS: "DNS record",
 }
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "title")
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# \Z: WTForms' Regexp matches at the start only; a key must be nothing else
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 _NAME_SEPARATORS = re.compile(r"[\s,;]+")
 
 STEP1_FIELDS = (
@@ -291,6 +294,21 @@ def _pick(current, allowed, preferred, fallback):
     if current in allowed:
         return current
     return preferred if preferred in allowed else fallback
+
+
+class PlainText:
+    """A WTForms validator: no control characters (``names.plain_text``), so what one database
+    would refuse is a message beside the field on all of them. ``multiline`` keeps line breaks
+    and tabs."""
+
+    def __init__(self, *, multiline: bool = False):
+        self.multiline = multiline
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        try:
+            names.plain_text(field.data or "", multiline=self.multiline)
+        except names.InvalidInput as error:
+            raise ValidationError(str(error)) from None
 
 
 class ButtonForm(FlaskForm):

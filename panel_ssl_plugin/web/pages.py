@@ -7,7 +7,7 @@ account, so a reseller never reaches another reseller's certificate.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 import flask
 from werkzeug.wrappers import Response
@@ -36,10 +36,29 @@ def here() -> str:
 
 def back(default: str) -> str:
     """``next`` when it is a path on this site, else ``default``: no open redirect."""
-    target = flask.request.args.get("next", "")
-    parts = urlsplit(target)
-    local = target.startswith("/") and not parts.scheme and not parts.netloc
-    return target if local and "\\" not in target else default
+    return safe_next(flask.request.args.get("next", "")) or default
+
+
+def safe_next(target: str) -> str | None:
+    r"""``target`` when a browser can only read it as a path on this site, else None.
+
+    Read as a browser's URL parser (WHATWG) reads it, not by prefix alone: it drops tabs and
+    line breaks anywhere and control characters and spaces at the ends, takes a backslash for
+    a slash, and reads ``//host`` (``////host`` too) as another host. So ``/\t/evil`` and
+    ``/\evil`` lead away as ``//evil`` does. A target is kept when it starts with exactly one
+    slash (so it has no scheme and no host) and holds no whitespace, no character that does not
+    print and no backslash: what the parser would strip or turn is refused, never guessed at.
+    The same holds once it is percent-decoded (``/%2F/evil`` is harmless to a browser, not to
+    every proxy that decodes before it redirects). Every redirect to a ``next`` comes here, the
+    minipanel's login included.
+    """
+    return target if _on_this_site(target) and _on_this_site(unquote(target)) else None
+
+
+def _on_this_site(target: str) -> bool:
+    if any(char == "\\" or char.isspace() or not char.isprintable() for char in target):
+        return False
+    return target.startswith("/") and not target.startswith("//")
 
 
 def details_url(order: OrderRecord, tab: str = "status") -> str:

@@ -16,12 +16,12 @@ from flask.typing import ResponseReturnValue
 
 from panel_ssl_plugin import names
 from panel_ssl_plugin.accounts import ProviderAccount
-from panel_ssl_plugin.drafts import OrderInvalid
+from panel_ssl_plugin.drafts import NO_PROVIDER_ACCOUNT, OrderInvalid
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, Placed
 from panel_ssl_plugin.providers.base import DcvMethod, OrderState, Product, ProviderError
 from panel_ssl_plugin.store import OrderRecord
-from panel_ssl_plugin.web import URL_PREFIX, current_runtime, require
+from panel_ssl_plugin.web import URL_PREFIX, current_runtime, query_number, require
 from panel_ssl_plugin.web.forms import (
     CONTACT_FIELDS,
     DCV_LABELS,
@@ -35,7 +35,6 @@ from panel_ssl_plugin.web.forms import (
 
 ORDER = "ssl.order"
 UNPROCESSABLE = 422
-NO_PROVIDER_ACCOUNT = "Choose a provider account from the list."
 PASTE_CSR = "Paste your CSR, or choose to have the key and CSR generated."
 FIX_FIELDS = "Please correct the marked fields."
 STALE_FORM = "This form was incomplete, so nothing was ordered; check the values and submit again."
@@ -53,14 +52,18 @@ IN_FLIGHT = "Order received; it is being placed with the provider."
 
 def register(blueprint: flask.Blueprint) -> None:
     """Add the popup routes to the plugin's blueprint."""
-    blueprint.add_url_rule("/accounts/<account_id>/order", "order", order, methods=["GET", "POST"])
     blueprint.add_url_rule(
-        "/accounts/<account_id>/order/contact",
+        "/accounts/<ssl_account:account_id>/order", "order", order, methods=["GET", "POST"]
+    )
+    blueprint.add_url_rule(
+        "/accounts/<ssl_account:account_id>/order/contact",
         "order_contact",
         order_contact,
         methods=["GET", "POST"],
     )
-    blueprint.add_url_rule("/accounts/<account_id>/dcv-emails", "dcv_emails", dcv_emails)
+    blueprint.add_url_rule(
+        "/accounts/<ssl_account:account_id>/dcv-emails", "dcv_emails", dcv_emails
+    )
 
 
 # --- what the provider offers -----------------------------------------------------------------
@@ -210,7 +213,7 @@ def order(account_id: str) -> ResponseReturnValue:
 
 def _earlier_order(account_id: str) -> OrderRecord | None:
     """``?from=<order id>``: an order of this client to start from ("order again")."""
-    order_id = flask.request.args.get("from", type=int)
+    order_id = query_number("from")
     if order_id is None:
         return None
     try:
