@@ -13,6 +13,7 @@ import click
 import pluggy
 
 from panel_ssl_plugin import hookspecs, polling, schema
+from panel_ssl_plugin.encryption import DecryptionError, InvalidKey
 from panel_ssl_plugin.followups import RenewalRefused
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel.app import (
@@ -24,10 +25,11 @@ from panel_ssl_plugin.minipanel.app import (
 from panel_ssl_plugin.minipanel.demo import prepare_demo
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected
 from panel_ssl_plugin.providers.base import ProviderError
-from panel_ssl_plugin.runtime import HostMisconfigured, runtime_for
+from panel_ssl_plugin.runtime import HostMisconfigured, Runtime, runtime_for
 from panel_ssl_plugin.store import make_engine
 
 DEFAULT_DEMO_DB = "sqlite:///panel-ssl-demo.db"
+KEYS_VARIABLE = "PANEL_SSL_SECRET_KEYS"
 TICK_SECONDS = 30.0  # the demo polls pending orders this often, as a host's cron would
 REFUSALS = (OrderNotFound, OrderRejected, RenewalRefused, ProviderError, HostMisconfigured)
 
@@ -121,7 +123,7 @@ class CommandLineHost:
 
     @hookimpl
     def host_secret_keys(self) -> list[str]:
-        keys = [k.strip() for k in os.environ.get("PANEL_SSL_SECRET_KEYS", "").split(",")]
+        keys = [k.strip() for k in os.environ.get(KEYS_VARIABLE, "").split(",")]
         return [k for k in keys if k]
 
     @hookimpl
@@ -138,6 +140,34 @@ def plugin_manager(database_url: str, minipanel: bool) -> pluggy.PluginManager:
     pm.register(CommandLineHost(database_url), name="command-line-host")
     pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
     return pm
+
+
+class KeyTrouble(click.ClickException):
+    """A key problem the admin fixes in the configuration: one line on stderr, exit code 2,
+    and nothing in the database touched."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str):
+        super().__init__(f"{problem}. Nothing was changed.")
+
+
+def open_runtime(database_url: str, minipanel: bool) -> Runtime:
+    """The plugin's runtime for a command, or KeyTrouble when the keys are missing or malformed.
+
+    Checked here, before any work, because the plugin itself can only say that the host's
+    hook gave nothing; a shell user needs to hear which variable to set.
+    """
+    pm = plugin_manager(database_url, minipanel)
+    if not pm.hook.host_secret_keys(pm=pm):
+        raise KeyTrouble(
+            f"no encryption keys: set {KEYS_VARIABLE} to the host's Fernet keys, "
+            "comma-separated, newest first"
+        )
+    try:
+        return runtime_for(pm)
+    except InvalidKey as error:
+        raise KeyTrouble(f"{KEYS_VARIABLE}: {error}") from None
 
 
 host_options = [
@@ -171,7 +201,7 @@ def parse_duration(value: str) -> timedelta:
 @click.option("--workers", default=4, show_default=True, help="Provider calls at once.")
 def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
     """Check every order whose next check is due, then expire ended certificates."""
-    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
+    orders = open_runtime(database_url, minipanel).orders
     now = datetime.now(UTC)
     claimed = polling.claim_due(orders, now, limit=limit)
     with click.progressbar(length=len(claimed), label="Checking orders", show_pos=True) as bar:
@@ -189,7 +219,7 @@ def reconcile(database_url: str, minipanel: bool) -> None:
 
     Found: tracked. Provably absent: placed again. Otherwise it stays unknown, for an admin.
     """
-    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
+    orders = open_runtime(database_url, minipanel).orders
 
     def show(order) -> None:
         click.echo(f"#{order.id} {order.domain}: {order.status}. {order.status_detail}")
@@ -205,10 +235,16 @@ def rotate_keys(database_url: str, minipanel: bool) -> None:
     """Re-encrypt every private key and provider credential with the newest key.
 
     Put the new key first in PANEL_SSL_SECRET_KEYS (keep the old ones after it), run this,
-    then the old keys may be removed.
+    then the old keys may be removed. A secret no key opens stops it with every value as it was.
     """
-    orders = runtime_for(plugin_manager(database_url, minipanel)).orders
-    click.echo(f"Re-encrypted {orders.rotate_encryption()} secrets with the newest key.")
+    orders = open_runtime(database_url, minipanel).orders
+    try:
+        count = orders.rotate_encryption()
+    except DecryptionError as error:
+        raise KeyTrouble(
+            f"{error}: keep the key it was encrypted with after the new one in {KEYS_VARIABLE}"
+        ) from None
+    click.echo(f"Re-encrypted {count} secrets with the newest key.")
 
 
 @main.command("renew-due")
@@ -216,7 +252,7 @@ def rotate_keys(database_url: str, minipanel: bool) -> None:
 @click.option("--within", default="30d", show_default=True, help="Renew what ends within this.")
 def renew_due(database_url: str, minipanel: bool, within: str) -> None:
     """Renew issued certificates ending soon, on provider accounts with auto-renew on."""
-    follow_ups = runtime_for(plugin_manager(database_url, minipanel)).follow_ups
+    follow_ups = open_runtime(database_url, minipanel).follow_ups
     results = list(follow_ups.renew_expiring(datetime.now(UTC), parse_duration(within)))
     for order, outcome in results:
         if isinstance(outcome, Exception):

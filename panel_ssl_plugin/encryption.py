@@ -18,13 +18,18 @@ class DecryptionError(Exception):
     """A stored secret cannot be read with any configured key (a key was removed too early)."""
 
 
+class InvalidKey(ValueError):
+    """A configured key is no Fernet key. The message says which one, never its value: keys
+    end up in error output, and error output in logs."""
+
+
 class Vault:
     """Encrypts and decrypts text and JSON with the host's keys."""
 
     def __init__(self, keys: list[str]):
         if not keys:
-            raise ValueError("at least one encryption key is needed (host_secret_keys)")
-        self._fernet = MultiFernet([Fernet(k) for k in keys])
+            raise InvalidKey("at least one encryption key is needed (host_secret_keys)")
+        self._fernet = MultiFernet([_fernet(key, n, len(keys)) for n, key in enumerate(keys, 1)])
 
     @staticmethod
     def generate_key() -> str:
@@ -56,3 +61,14 @@ class Vault:
             raise DecryptionError(
                 "stored secret cannot be decrypted with the configured keys"
             ) from error
+
+
+def _fernet(key: str, position: int, count: int) -> Fernet:
+    """One of the host's keys as a Fernet, or InvalidKey naming its place in the list."""
+    try:
+        return Fernet(key)
+    except (ValueError, TypeError):
+        raise InvalidKey(
+            f"encryption key {position} of {count} is not a Fernet key "
+            "(32 url-safe base64-encoded bytes)"
+        ) from None

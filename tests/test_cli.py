@@ -10,11 +10,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
+from cryptography.fernet import Fernet
 
 from panel_ssl_plugin.cli import main, parse_duration
+from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
+from panel_ssl_plugin.store import orders as orders_table
+from panel_ssl_plugin.store import provider_accounts
 
 from .ordering import issued as issued_order
 
@@ -117,3 +122,51 @@ def test_rotate_keys(issued, runtime, sqlite_url, monkeypatch):
     assert only_new.decrypt_json(record.settings_encrypted)["ca_root_key"]
     with pytest.raises(DecryptionError):
         Vault([current]).decrypt(order.private_key_encrypted)
+
+
+def encrypted_values(runtime) -> list[str | None]:
+    """Every encrypted column of every row, to show a refused rotation changed nothing."""
+    store = runtime.orders.store
+    with store.engine.connect() as conn:
+        accounts = conn.execute(sa.select(provider_accounts.c.settings_encrypted)).scalars()
+        keys = conn.execute(sa.select(orders_table.c.private_key_encrypted)).scalars()
+        return [*accounts, *keys]
+
+
+NEW_KEY = Fernet.generate_key().decode()
+BAD_KEYS = {
+    "missing": (None, "PANEL_SSL_SECRET_KEYS"),
+    "empty list": (" , ", "PANEL_SSL_SECRET_KEYS"),
+    "malformed": (f"{NEW_KEY},not-a-fernet-key", "key 2 of 2 is not a Fernet key"),
+    "wrong": (Fernet.generate_key().decode(), "cannot be decrypted"),
+    "old key dropped": (NEW_KEY, "cannot be decrypted"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_KEYS)
+def test_rotate_keys_refuses_bad_keys_in_one_line(case, issued, runtime, sqlite_url, monkeypatch):
+    keys, words = BAD_KEYS[case]
+    if keys is None:
+        monkeypatch.delenv("PANEL_SSL_SECRET_KEYS", raising=False)
+    else:
+        monkeypatch.setenv("PANEL_SSL_SECRET_KEYS", keys)
+    before = encrypted_values(runtime)
+    result = CliRunner().invoke(main, ["rotate-keys", "--database-url", sqlite_url])
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    (line,) = result.stderr.splitlines()
+    assert words in line and "hook" not in line and "nothing was changed" in line.lower()
+    assert "not-a-fernet-key" not in line and NEW_KEY not in line  # keys are secrets too
+    assert encrypted_values(runtime) == before
+
+
+def test_rotate_keys_rewrites_all_or_nothing(issued, runtime, sqlite_url, monkeypatch):
+    """The provider account rotates, then the order's key (under a key no one has) cannot:
+    the account's new ciphertext is rolled back with the rest."""
+    lost = Fernet(Fernet.generate_key()).encrypt(b"a key under a lost key").decode()
+    runtime.orders.store.update_order(issued, "test", "lost", private_key_encrypted=lost)
+    current = runtime.pm.get_plugin("minipanel").db.setting("fernet_key", Vault.generate_key)
+    monkeypatch.setenv("PANEL_SSL_SECRET_KEYS", f"{NEW_KEY},{current}")
+    before = encrypted_values(runtime)
+    result = CliRunner().invoke(main, ["rotate-keys", "--database-url", sqlite_url])
+    assert result.exit_code == 2 and "cannot be decrypted" in result.stderr
+    assert encrypted_values(runtime) == before
