@@ -10,7 +10,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import flask
@@ -20,12 +20,15 @@ from flask_wtf import CSRFProtect
 
 from panel_ssl_plugin import hookspecs
 from panel_ssl_plugin.encryption import Vault
+from panel_ssl_plugin.logs import redact_logs
+from panel_ssl_plugin.minipanel import auth
 from panel_ssl_plugin.minipanel.db import PanelDB, new_secret
 from panel_ssl_plugin.minipanel.host import MiniPanelHost
 from panel_ssl_plugin.store import make_engine
+from panel_ssl_plugin.web.headers import add_security_headers
+from panel_ssl_plugin.web.pages import safe_next
 
 csrf = CSRFProtect()
-log = logging.getLogger(__name__)
 log = logging.getLogger(__name__)
 # what the minipanel's billing sells a renewal for: (months, label)
 RENEWAL_PERIODS = ((12, "1 year"), (24, "2 years"), (36, "3 years"))
@@ -82,7 +85,8 @@ def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
 
     Config: ``DATABASE_URL`` (or ``ENGINE``), ``SECRET_KEY``, ``SSL_SECRET_KEYS`` (Fernet keys,
     newest first), ``PLUGINS`` (objects to register instead of loading entry points), ``DEMO``,
-    ``PUBLIC_URL`` (for links built outside a request).
+    ``PUBLIC_URL`` (for links built outside a request), ``PERMANENT_SESSION_LIFETIME`` (how
+    long a login lasts at most; 12 hours unless set).
     """
     config = dict(config or {})
     engine = config.pop("ENGINE", None) or make_engine(config.get("DATABASE_URL", "sqlite://"))
@@ -92,12 +96,15 @@ def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
     app.config.update(
         SECRET_KEY=config.pop("SECRET_KEY", None) or db.setting("flask_secret", new_secret),
         SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
     app.config.update(config)
     pm = make_plugin_manager(host, config.get("PLUGINS"))
     app.extensions["minipanel"] = db
     app.extensions["hosting_panel"] = pm
     csrf.init_app(app)
+    app.after_request(add_security_headers)  # the plugin's popups send the same headers
+    redact_logs("werkzeug", app.logger.name)  # approval links are in the request log's URLs
     for blueprints in pm.hook.panel_blueprints(pm=pm):
         for blueprint in blueprints:
             app.register_blueprint(blueprint)
@@ -126,29 +133,34 @@ def login_required(role: str | None = None) -> Callable:
 def _register_routes(app: flask.Flask, db: PanelDB, pm: pluggy.PluginManager) -> None:
     @app.before_request
     def load_user() -> None:
-        user_id = flask.session.get("user_id")
-        flask.g.user = db.user(user_id) if user_id else None
+        flask.g.user = auth.current_user(db)
 
     @app.route("/login", methods=["GET", "POST"])
     def login():
-        error = None
-        if flask.request.method == "POST":
-            user = db.authenticate(
-                flask.request.form.get("username", ""), flask.request.form.get("password", "")
-            )
-            if user:
-                flask.session.clear()
-                flask.session["user_id"] = user.id
-                target = flask.request.args.get("next", "")
-                return flask.redirect(target if target.startswith("/") else flask.url_for("home"))
-            error = "Wrong user name or password."
+        form = flask.request.form
+        username = form.get("username", "")
+        if flask.request.method == "GET":
+            return login_page(username)
+        try:
+            address = flask.request.remote_addr or ""
+            user = auth.log_in(db, username, form.get("password", ""), address)
+        except auth.Throttled as refused:
+            headers = {"Retry-After": str(refused.retry_after)}
+            return login_page(username, str(refused)), 429, headers
+        if user is None:
+            return login_page(username, "Wrong user name or password.")
+        auth.start_session(db, user, app.permanent_session_lifetime)
+        target = safe_next(flask.request.args.get("next", ""))
+        return flask.redirect(target or flask.url_for("home"))
+
+    def login_page(username: str, error: str | None = None) -> str:
         return flask.render_template(
-            "minipanel/login.html", error=error, demo=app.config.get("DEMO")
+            "minipanel/login.html", error=error, username=username, demo=app.config.get("DEMO")
         )
 
     @app.post("/logout")
     def logout():
-        flask.session.clear()
+        auth.end_session(db)
         return flask.redirect(flask.url_for("login"))
 
     @app.get("/")
@@ -222,7 +234,10 @@ def _register_routes(app: flask.Flask, db: PanelDB, pm: pluggy.PluginManager) ->
     @app.get("/outbox")
     @login_required()
     def outbox():
-        return flask.render_template("minipanel/outbox.html", mails=db.mails())
+        user = flask.g.user
+        return flask.render_template(
+            "minipanel/outbox.html", mails=db.mails_for(user), every_client=user.role == "admin"
+        )
 
     @app.get("/.well-known/<path:rest>")
     def well_known(rest: str):

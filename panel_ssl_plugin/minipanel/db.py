@@ -1,4 +1,4 @@
-"""The minipanel's own tables and queries: users, clients, contacts, the outbox.
+"""The minipanel's own tables and queries: users, sessions, clients, contacts, the outbox.
 
 They sit beside the plugin's ``ssl_`` tables in the same database, as a real host's tables would,
 and are created by the minipanel itself (a real host has its own migrations; the plugin's never
@@ -7,9 +7,12 @@ touch these).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -62,6 +65,48 @@ outbox = sa.Table(
     sa.Column("recipient", sa.String(254), nullable=False),
     sa.Column("subject", sa.String(300), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+)
+
+# Which client a mail concerns (see PanelDB.send_mail); a mail without a row is the admin's alone.
+# A table of its own, so a database made before it needs no migration.
+mail_clients = sa.Table(
+    "mp_mail_clients",
+    metadata,
+    sa.Column(
+        "mail_id", sa.Integer, sa.ForeignKey("mp_outbox.id"), primary_key=True, autoincrement=False
+    ),
+    sa.Column("client_id", sa.Integer, sa.ForeignKey("mp_clients.id"), nullable=False),
+)
+
+# What the host learns from the SSL plugin's ssl_order_status_changed notifications: whose order
+# it is, the provider's id for it and its approver, so the outbox knows whose mail names it.
+ssl_orders = sa.Table(
+    "mp_ssl_orders",
+    metadata,
+    sa.Column("order_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("client_id", sa.Integer, sa.ForeignKey("mp_clients.id"), nullable=False),
+    sa.Column("provider_order_id", sa.String(100)),
+    sa.Column("approver_email", sa.String(254), index=True),
+)
+
+# Logged-in sessions: the cookie holds the token, this table its hash, so a copy of the cookie
+# dies with the row (logout, expiry) and a leaked table logs no one in.
+sessions = sa.Table(
+    "mp_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mp_users.id"), nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False, index=True),
+)
+
+# Failed log-ins, by hashed user name and hashed address, shared by every process of the panel.
+login_failures = sa.Table(
+    "mp_login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),
+    sa.Column("user_key", sa.String(64), nullable=False, index=True),
+    sa.Column("address_key", sa.String(64), nullable=False, index=True),
 )
 
 # Files under /.well-known/ the panel serves for its sites: ACME tokens, pki-validation files.
@@ -122,20 +167,103 @@ class PanelDB:
             ).inserted_primary_key[0]
 
     def authenticate(self, username: str, password: str) -> User | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(users.select().where(users.c.username == username)).first()
-        if row is None or not check_password_hash(row.password_hash, password):
+        """The user with this name and password. An unknown name costs one password check all
+        the same (against a dummy hash), so the time taken does not tell which names exist."""
+        row = None
+        if _storable(username, users.c.username):
+            with self.engine.connect() as conn:
+                row = conn.execute(users.select().where(users.c.username == username)).first()
+        stored = row.password_hash if row is not None else _dummy_hash()
+        if not check_password_hash(stored, password) or row is None:
             return None
-        return User(row.id, row.username, row.role, row.display_name)
+        return _user(row)
 
     def user(self, user_id: int) -> User | None:
+        if not _in_range(user_id):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(users.select().where(users.c.id == user_id)).first()
-        return row and User(row.id, row.username, row.role, row.display_name)
+        return row and _user(row)
 
     def user_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one()
+
+    # sessions
+    def start_session(self, user_id: int, now: datetime, expires_at: datetime) -> str:
+        """A new session of ``user_id``: its token goes into the cookie, only its hash here.
+        Sessions that have run out are cleared away on the way."""
+        token = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(sessions.delete().where(sessions.c.expires_at <= _naive(now)))
+            conn.execute(
+                sessions.insert().values(
+                    token_hash=_digest(token), user_id=user_id, expires_at=_naive(expires_at)
+                )
+            )
+        return token
+
+    def session_user(self, token: str, now: datetime) -> User | None:
+        """The user of a session that has neither been ended nor run out."""
+        query = (
+            users.select()
+            .join(sessions, sessions.c.user_id == users.c.id)
+            .where(sessions.c.token_hash == _digest(token), sessions.c.expires_at > _naive(now))
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return row and _user(row)
+
+    def end_session(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sessions.delete().where(sessions.c.token_hash == _digest(token)))
+
+    # failed log-ins, kept as hashes of the user name and the address (no personal data)
+    def add_login_failure(self, user_name: str, address: str, at: datetime) -> int:
+        with self.engine.begin() as conn:
+            conn.execute(
+                login_failures.delete().where(login_failures.c.at < _naive(at) - FAILURES_KEPT)
+            )
+            return conn.execute(
+                login_failures.insert().values(
+                    at=_naive(at),
+                    user_key=_digest(f"user:{user_name}"),
+                    address_key=_digest(f"address:{address}"),
+                )
+            ).inserted_primary_key[0]
+
+    def login_failures_since(
+        self, user_name: str, address: str, since: datetime
+    ) -> tuple[list[datetime], list[datetime]]:
+        """When this user name, and this address, failed to log in since ``since``: oldest
+        first, in UTC."""
+        user_key, address_key = _digest(f"user:{user_name}"), _digest(f"address:{address}")
+        query = (
+            login_failures.select()
+            .where(
+                sa.or_(
+                    login_failures.c.user_key == user_key,
+                    login_failures.c.address_key == address_key,
+                ),
+                login_failures.c.at > _naive(since),
+            )
+            .order_by(login_failures.c.at, login_failures.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return (
+            [row.at.replace(tzinfo=UTC) for row in rows if row.user_key == user_key],
+            [row.at.replace(tzinfo=UTC) for row in rows if row.address_key == address_key],
+        )
+
+    def forget_login_failure(self, failure_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(login_failures.delete().where(login_failures.c.id == failure_id))
+
+    def forget_login_failures_of(self, user_name: str) -> None:
+        user_key = _digest(f"user:{user_name}")
+        with self.engine.begin() as conn:
+            conn.execute(login_failures.delete().where(login_failures.c.user_key == user_key))
 
     # clients and contacts
     def add_client(self, reseller_id: int, name: str, **profile: str) -> int:
@@ -158,6 +286,8 @@ class PanelDB:
             return list(conn.execute(query))
 
     def client(self, client_id: int) -> sa.Row | None:
+        if not _in_range(client_id):
+            return None
         with self.engine.connect() as conn:
             return conn.execute(clients.select().where(clients.c.id == client_id)).first()
 
@@ -172,19 +302,60 @@ class PanelDB:
 
     # outbox and challenges
     def send_mail(self, to: str, subject: str, body: str) -> None:
+        """Keep the mail, and mark it as its client's when it names an order already known."""
         with self.engine.begin() as conn:
-            conn.execute(
+            mail_id = conn.execute(
                 outbox.insert().values(
-                    sent_at=datetime.now(UTC).replace(tzinfo=None),
-                    recipient=to,
-                    subject=subject,
-                    body=body,
+                    sent_at=_naive(datetime.now(UTC)), recipient=to, subject=subject, body=body
+                )
+            ).inserted_primary_key[0]
+            _assign_mail(conn, mail_id, to, body)
+
+    def record_order(
+        self, order_id: int, client_id: int, provider_order_id: str | None, approver: str | None
+    ) -> None:
+        """Remember whose order this is. The sandbox mails the approver while the order is being
+        placed, before the provider's id for it is known: mails that name it become its client's
+        now."""
+        with self.engine.begin() as conn:
+            conn.execute(ssl_orders.delete().where(ssl_orders.c.order_id == order_id))
+            conn.execute(
+                ssl_orders.insert().values(
+                    order_id=order_id,
+                    client_id=client_id,
+                    provider_order_id=provider_order_id,
+                    approver_email=approver,
                 )
             )
+            if not provider_order_id or not approver:
+                return
+            unassigned = outbox.select().where(
+                outbox.c.recipient == approver,
+                outbox.c.body.contains(provider_order_id, autoescape=True),
+                ~sa.exists().where(mail_clients.c.mail_id == outbox.c.id),
+            )
+            for mail in conn.execute(unassigned).all():
+                _assign_mail(conn, mail.id, mail.recipient, mail.body)
 
     def mails(self, limit: int = 100) -> list[sa.Row]:
+        """Every mail, newest first: the admin's outbox (and the tests')."""
         with self.engine.connect() as conn:
             return list(conn.execute(outbox.select().order_by(outbox.c.id.desc()).limit(limit)))
+
+    def mails_for(self, user: User, limit: int = 100) -> list[sa.Row]:
+        """The mail ``user`` may read: about their own clients, or everything for the admin."""
+        if user.role == "admin":
+            return self.mails(limit)
+        query = (
+            outbox.select()
+            .join(mail_clients, mail_clients.c.mail_id == outbox.c.id)
+            .join(clients, clients.c.id == mail_clients.c.client_id)
+            .where(clients.c.reseller_id == user.id)
+            .order_by(outbox.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
 
     def publish_file(self, domain: str, path: str, content: str) -> None:
         """Serve ``content`` at ``/<path>`` (under .well-known/), replacing what was there."""
@@ -193,6 +364,8 @@ class PanelDB:
             conn.execute(well_known.insert().values(path=path, domain=domain, content=content))
 
     def published_file(self, path: str) -> str | None:
+        if not _storable(path, well_known.c.path):
+            return None
         with self.engine.connect() as conn:
             query = sa.select(well_known.c.content).where(well_known.c.path == path)
             return conn.execute(query).scalar_one_or_none()
@@ -202,7 +375,7 @@ class PanelDB:
         self, certificate_id: int, client_id: int, domain: str, not_after: datetime | None
     ) -> None:
         """Once per certificate: the plugin notifies once, but a host should not count on it."""
-        ends = not_after.astimezone(UTC).replace(tzinfo=None) if not_after else None
+        ends = _naive(not_after) if not_after else None
         with self.engine.begin() as conn:
             conn.execute(
                 certificates.delete().where(certificates.c.certificate_id == certificate_id)
@@ -240,3 +413,54 @@ class PanelDB:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+# Failed log-ins older than this are deleted as new ones come in (longer than any throttle window).
+FAILURES_KEPT = timedelta(days=1)
+# The largest id an Integer column holds on every database (PostgreSQL's int4).
+MAX_ID = 2**31 - 1
+_WORD = re.compile(r"[\w-]+")
+
+
+def _user(row: sa.Row) -> User:
+    return User(row.id, row.username, row.role, row.display_name)
+
+
+def _naive(moment: datetime) -> datetime:
+    """UTC without a zone: how every DateTime column here stores time."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _in_range(row_id: int) -> bool:
+    """Ids the column can hold: any other is no row, not a database error."""
+    return 0 < row_id <= MAX_ID
+
+
+def _storable(text: str, column: sa.Column) -> bool:
+    """Whether ``text`` could be in ``column``: a name with NUL (which PostgreSQL refuses) or
+    longer than the column is in no row, so it is not looked up."""
+    return "\x00" not in text and len(text) <= column.type.length
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash made the way real ones are, so checking it costs what checking theirs does."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def _assign_mail(conn: sa.Connection, mail_id: int, to: str, body: str) -> None:
+    """A mail concerns the client of the order it names: sent to that order's approver, with the
+    provider's id for the order as a word of its text. The contract's ``host_send_mail`` has no
+    account, so this is how the host knows. Naming no order, or orders of two clients: the mail
+    stays the admin's alone."""
+    query = sa.select(ssl_orders.c.client_id, ssl_orders.c.provider_order_id).where(
+        ssl_orders.c.approver_email == to, ssl_orders.c.provider_order_id.is_not(None)
+    )
+    words = set(_WORD.findall(body))
+    owners = {row.client_id for row in conn.execute(query) if row.provider_order_id in words}
+    if len(owners) == 1:
+        conn.execute(mail_clients.insert().values(mail_id=mail_id, client_id=owners.pop()))

@@ -50,18 +50,21 @@ class MiniPanelHost:
         user = flask.g.get("user") if flask.has_request_context() else None
         return Actor(str(user.id), user.display_name, user.role) if user else None
 
+    def client(self, account_id: str | None) -> sa.Row | None:
+        """The client an account id of the contract names: a client's id in decimal digits."""
+        text = str(account_id)
+        return self.db.client(int(text)) if text.isascii() and text.isdigit() else None
+
     @hookimpl
     def host_permission_allowed(self, actor: Actor, action: str, account_id: str | None) -> bool:
         if actor.role == "admin":
             return True
-        if action not in ACCOUNT_ACTIONS or account_id is None or not str(account_id).isdigit():
-            return False
-        client = self.db.client(int(account_id))
+        client = self.client(account_id) if action in ACCOUNT_ACTIONS else None
         return client is not None and str(client.reseller_id) == actor.id
 
     @hookimpl
     def host_account_profile(self, account_id: str) -> AccountProfile | None:
-        client = self.db.client(int(account_id)) if str(account_id).isdigit() else None
+        client = self.client(account_id)
         if client is None:
             return None
         contacts = self.db.contacts_of(client.id)
@@ -80,9 +83,8 @@ class MiniPanelHost:
 
     @hookimpl
     def host_account_contacts(self, account_id: str) -> list[Contact]:
-        if not str(account_id).isdigit():
-            return []
-        return [_contact(row) for row in self.db.contacts_of(int(account_id))]
+        client = self.client(account_id)
+        return [_contact(row) for row in self.db.contacts_of(client.id)] if client else []
 
     @hookimpl
     def host_send_mail(self, to: str, subject: str, body: str) -> bool:
@@ -99,13 +101,23 @@ class MiniPanelHost:
         return True
 
     @hookimpl
+    def ssl_order_status_changed(self, order: dict, old: str, new: str) -> None:
+        """Remember whose order it is: the outbox shows a client's mail to that client's
+        reseller only, and ``host_send_mail`` does not say which client a mail is about."""
+        client = self.client(order["account_id"])
+        if client is not None:
+            self.db.record_order(
+                order["id"], client.id, order["provider_order_id"], order["approver_email"]
+            )
+
+    @hookimpl
     def ssl_certificate_issued(self, certificate: dict) -> None:
         """Remember the certificate so the Account Mgmt tab can bill its renewal."""
-        account_id = str(certificate["account_id"])
-        if account_id.isdigit():
+        client = self.client(certificate["account_id"])
+        if client is not None:
             self.db.record_certificate(
                 certificate["id"],
-                int(account_id),
+                client.id,
                 names.display_domain(certificate["domain"]),
                 certificate["not_after"],
             )
