@@ -48,8 +48,10 @@ def runtime_for(pm: pluggy.PluginManager) -> Runtime:
         if database is None:
             raise HostMisconfigured("the host implements no host_database hook")
         keys = pm.hook.host_secret_keys(pm=pm)
-        if not keys:
+        if keys is None:
             raise HostMisconfigured("the host implements no host_secret_keys hook")
+        if not keys:
+            raise HostMisconfigured("the host's host_secret_keys hook gave no key")
         engine, vault = make_engine(database), Vault(list(keys))
         store = Store(engine)
         accounts = ProviderAccounts(pm, store, vault)

@@ -49,7 +49,7 @@ def server_engines() -> dict[str, sa.Engine]:
     return {}
 
 
-def _fresh_database(kind: str, engines: dict[str, sa.Engine], tmp_path) -> Iterator[str]:
+def fresh_database(kind: str, engines: dict[str, sa.Engine], tmp_path) -> Iterator[str]:
     """A new, empty database of ``kind`` for one test, dropped afterwards."""
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'panel.db'}"
@@ -71,13 +71,13 @@ def _fresh_database(kind: str, engines: dict[str, sa.Engine], tmp_path) -> Itera
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def database_url(request, server_engines, tmp_path) -> Iterator[str]:
     """An empty database on each of the three supported servers in turn."""
-    yield from _fresh_database(request.param, server_engines, tmp_path)
+    yield from fresh_database(request.param, server_engines, tmp_path)
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
 def row_locking_database_url(request, server_engines, tmp_path) -> Iterator[str]:
     """An empty database on each server with row locks (SELECT ... SKIP LOCKED)."""
-    yield from _fresh_database(request.param, server_engines, tmp_path)
+    yield from fresh_database(request.param, server_engines, tmp_path)
 
 
 @pytest.fixture
