@@ -12,13 +12,15 @@ periodic round is polling.py's.
 
 from __future__ import annotations
 
-import time
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pluggy
+from cachetools import TTLCache
 
 from panel_ssl_plugin import drafts, keys, names
 from panel_ssl_plugin.accounts import ProviderAccounts
@@ -46,6 +48,8 @@ from panel_ssl_plugin.store import (
 )
 
 CACHE_SECONDS = 300.0
+DCV_DOMAINS = 1000  # approver lists kept per provider account at most
+_MISSING = object()
 KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
 # States "check status" asks the provider about: pending ones move on, and an issued one may
 # have been revoked or refunded at the provider, which the list must not hide.
@@ -85,21 +89,30 @@ class Placed:
     duplicate: bool = False
 
 
-class _TTLCache:
-    """Provider answers that change slowly (products, DCV lists), kept a few minutes."""
+class _Answers:
+    """Provider answers that change slowly (products, DCV lists), kept a few minutes, at most
+    ``size`` per adapter. They belong to the adapter object, not to its ``id()``, which Python
+    hands to a new object once the old one is gone; an adapter goes when its account's settings
+    change, and its answers go with it."""
 
-    def __init__(self, seconds: float = CACHE_SECONDS):
-        self.seconds = seconds
-        self._values: dict[Any, tuple[float, Any]] = {}
+    def __init__(self, size: int, seconds: float = CACHE_SECONDS):
+        self.size, self.seconds = size, seconds
+        self._caches: weakref.WeakKeyDictionary[Provider, TTLCache] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
-    def get(self, key: Any, make: Callable[[], Any]) -> Any:
-        hit = self._values.get(key)
-        now = time.monotonic()
-        if hit and now - hit[0] < self.seconds:
-            return hit[1]
+    def get(self, adapter: Provider, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            cache = self._caches.setdefault(adapter, TTLCache(self.size, self.seconds))
+            hit = cache.get(key, _MISSING)
+        if hit is not _MISSING:
+            return hit
         value = make()
-        self._values[key] = (now, value)
+        with self._lock:
+            cache[key] = value
         return value
+
+    def __len__(self) -> int:
+        return sum(len(cache) for cache in self._caches.values())
 
 
 class OrderService:
@@ -113,14 +126,14 @@ class OrderService:
         self.vault = vault
         self.accounts = accounts
         self.sending = Sending(pm, store, accounts)
-        self._products = _TTLCache()
-        self._dcv = _TTLCache()
+        self._products = _Answers(size=1)
+        self._dcv = _Answers(size=DCV_DOMAINS)
 
     # --- what the order form offers ------------------------------------------------------------
 
     def products(self, provider_account_id: int) -> list[Product]:
         adapter = self.accounts.adapter(provider_account_id)
-        return self._products.get(id(adapter), adapter.products)
+        return self._products.get(adapter, "products", adapter.products)
 
     def product(self, provider_account_id: int, product_id: str) -> Product | None:
         return next((p for p in self.products(provider_account_id) if p.id == product_id), None)
@@ -130,7 +143,7 @@ class OrderService:
         alabel = names.normalize_domain(domain, allow_wildcard=True)
         base = alabel.removeprefix("*.")
         adapter = self.accounts.adapter(provider_account_id)
-        return self._dcv.get((id(adapter), base), lambda: adapter.dcv_emails(base))
+        return self._dcv.get(adapter, base, lambda: adapter.dcv_emails(base))
 
     def draft_errors(self, draft: OrderDraft) -> dict[str, str]:
         """Every mistake in a draft, without placing anything: a form's first step can show

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from panel_ssl_plugin import keys
+from panel_ssl_plugin import orders as orders_module
 from panel_ssl_plugin.drafts import OrderInvalid
 from panel_ssl_plugin.followups import ReissueRefused, RenewalRefused
 from panel_ssl_plugin.hookspecs import hookimpl
@@ -492,3 +493,15 @@ def test_reissues_and_renewals_are_grouped_under_the_original(panel, runtime, sa
     assert page.total == 1
     ((original, follow_ups),) = page.rows
     assert original.id == order.id and [f.id for f in follow_ups] == [reissue.id, renewal.id]
+
+
+def test_a_dropped_adapters_answers_never_serve_another_account(
+    runtime, sandbox_id, gogetssl_id, monkeypatch
+):
+    """The catalogue cache once keyed answers by ``id(adapter)``, which Python hands to a new
+    object once the old one is gone: a GoGetSSL account then got the sandbox's products (an
+    intermittent failure in CI). Here every object gets the same id, as after such a reuse."""
+    monkeypatch.setattr(orders_module, "id", lambda obj: 42, raising=False)
+    sandbox_products = {p.id for p in runtime.orders.products(sandbox_id)}
+    gogetssl_products = {p.id for p in runtime.orders.products(gogetssl_id)}
+    assert "71" in gogetssl_products and "71" not in sandbox_products
