@@ -52,12 +52,13 @@ def panel_blueprints(pm: pluggy.PluginManager) -> list[flask.Blueprint]:
 
 
 @hookimpl
-def panel_migrations() -> MigrationSet:
+def panel_migrations(pm: pluggy.PluginManager) -> MigrationSet:
     return MigrationSet(
         script_location=resource_path("migrations"),
         version_table=VERSION_TABLE,
         branch_label=BRANCH_LABEL,
         table_prefix=TABLE_PREFIX,
+        database=pm.hook.host_database(pm=pm),
     )
 
 

@@ -92,12 +92,19 @@ class AdminPage:
 
 @dataclass(frozen=True)
 class MigrationSet:
-    """Where a plugin's Alembic scripts live and which version table keeps their state."""
+    """Where a plugin's Alembic scripts live and which version table keeps their state.
+
+    ``database`` is what the plugin would connect to (the host's ``host_database`` answer, a URL
+    or an Engine). Alembic takes it as ``config.attributes["database"]``; a connection in
+    ``config.attributes["connection"]`` (the host's own, inside its own run) or a
+    ``sqlalchemy.url`` option wins over it.
+    """
 
     script_location: Path
     version_table: str
     branch_label: str
     table_prefix: str
+    database: Any = None
 
 
 @dataclass(frozen=True)
@@ -191,14 +198,16 @@ def panel_migrations(pm: pluggy.PluginManager) -> MigrationSet:
     """Where the plugin's Alembic migrations live, for a host that runs migrations itself.
 
     Called by the host's installer or upgrade command. The plugin's scripts use their own version
-    table and branch label, so running them never touches the host's own migration history.
+    table and branch label, so running them never touches the host's own migration history, and
+    a downgrade to base leaves no version table behind.
 
     Example::
 
         for migrations in pm.hook.panel_migrations(pm=pm):
             cfg = alembic.config.Config()
             cfg.set_main_option("script_location", str(migrations.script_location))
-            alembic.command.upgrade(cfg, "heads")
+            cfg.attributes["database"] = migrations.database  # or a connection of the host's
+            alembic.command.upgrade(cfg, f"{migrations.branch_label}@head")
     """
 
 

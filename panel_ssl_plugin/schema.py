@@ -49,10 +49,7 @@ def downgrade(database: sa.Engine | str, revision: str) -> None:
     if revision == "base":
         revision = f"{BRANCH_LABEL}@base"
     with _connected(database) as config:
-        command.downgrade(config, revision)
-        if revision.endswith("@base"):
-            # Leave nothing behind: an uninstalled plugin should not leave its version table.
-            sa.Table(VERSION_TABLE, sa.MetaData()).drop(config.attributes["connection"])
+        command.downgrade(config, revision)  # at base, env.py drops the version table too
 
 
 def current(database: sa.Engine | str) -> str | None:

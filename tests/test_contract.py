@@ -88,7 +88,9 @@ def test_manifest_links_match_the_hook(app):
 
 
 def test_manifest_migrations_match_the_hook():
-    migrations = hookimpls.panel_migrations()
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    migrations = hookimpls.panel_migrations(pm)
     assert load_manifest()["migrations"] == {
         "branch_label": migrations.branch_label,
         "version_table": migrations.version_table,

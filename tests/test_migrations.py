@@ -6,6 +6,7 @@ import textwrap
 from datetime import UTC, datetime
 
 import pluggy
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -176,3 +177,56 @@ def test_money_safety_revision_fills_in_every_chain(database_url):
     unique |= {tuple(i["column_names"]) for i in inspector.get_indexes("ssl_orders") if i["unique"]}
     assert ("flight",) in unique
     engine.dispose()
+
+
+def hook_migrations(database_url: str):
+    """A host's PluginManager with the plugin, and what its panel_migrations hook returns."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+
+    class Host:
+        @hookspecs.hookimpl
+        def host_database(self):
+            return database_url
+
+    pm.register(Host())
+    pm.register(hookimpls)
+    (migrations,) = pm.hook.panel_migrations(pm=pm)
+    return migrations
+
+
+def hook_config(migrations) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations.script_location))
+    return config
+
+
+def test_the_hook_alone_is_enough_to_migrate_the_hosts_database(database_url):
+    """As the hookspec's example reads: no URL given, the host's database is the one."""
+    migrations = hook_migrations(database_url)
+    config = hook_config(migrations)
+    config.attributes["database"] = migrations.database
+    command.upgrade(config, f"{migrations.branch_label}@head")
+    assert tables(database_url) == PLUGIN_TABLES
+    command.downgrade(config, f"{migrations.branch_label}@base")
+    assert tables(database_url) == set()  # as `panel-ssl db downgrade base` leaves it
+
+
+def test_a_host_runs_ours_on_its_own_connection_after_its_own(database_url, tmp_path):
+    """Inside the host's own Alembic run: its connection, its transaction, both histories."""
+    migrations = hook_migrations(database_url)
+    host_migrate(database_url, tmp_path)
+    engine = sa.create_engine(database_url)
+    with engine.begin() as connection:
+        config = hook_config(migrations)
+        config.attributes["connection"] = connection
+        command.upgrade(config, f"{migrations.branch_label}@head")
+    engine.dispose()
+    assert tables(database_url) == PLUGIN_TABLES | {"alembic_version", "host_customers"}
+    assert host_state(database_url) == ("host0001", [(1, "kept")])
+
+
+def test_without_any_database_the_error_says_what_to_give(tmp_path):
+    config = hook_config(hook_migrations(None))
+    with pytest.raises(RuntimeError, match="need a database"):
+        command.upgrade(config, "panel_ssl@head")
