@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import os
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,8 +114,9 @@ class CommandLineHost:
     """The host side of the contract for a cron job: database and keys from the environment.
 
     ``PANEL_SSL_SECRET_KEYS`` holds the host's Fernet keys, comma-separated, newest first;
-    ``PANEL_SSL_PUBLIC_URL`` the panel's address for links in mail. A host whose own hooks are
-    installed as a plugin (entry point group hosting_panel.plugins) answers the rest.
+    ``PANEL_SSL_PUBLIC_URL`` the panel's address for links in mail. The host's own hooks
+    (publishing challenges, mail, notifications) come from ``--host`` or from plugins installed
+    in the entry point group hosting_panel.plugins, and answer before these.
     """
 
     def __init__(self, database_url: str):
@@ -131,17 +136,6 @@ class CommandLineHost:
         return os.environ.get("PANEL_SSL_PUBLIC_URL")
 
 
-def plugin_manager(database_url: str, minipanel: bool) -> pluggy.PluginManager:
-    """The PluginManager a command works through: the minipanel's host, or the cron host."""
-    if minipanel:
-        return make_plugin_manager(open_host(make_engine(database_url)), None)
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(CommandLineHost(database_url), name="command-line-host")
-    pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
-    return pm
-
-
 class KeyTrouble(click.ClickException):
     """A key problem the admin fixes in the configuration: one line on stderr, exit code 2,
     and nothing in the database touched."""
@@ -152,38 +146,83 @@ class KeyTrouble(click.ClickException):
         super().__init__(f"{problem}. Nothing was changed.")
 
 
-def open_runtime(database_url: str, minipanel: bool) -> Runtime:
-    """The plugin's runtime for a command, or KeyTrouble when the keys are missing or malformed.
+@dataclass(frozen=True)
+class Host:
+    """Which host a command acts as: the cron host with the host's own hook object on top
+    (``--host module:object``), or the minipanel (``--minipanel``, the demo)."""
 
-    Checked here, before any work, because the plugin itself can only say that the host's
-    hook gave nothing; a shell user needs to hear which variable to set.
-    """
-    pm = plugin_manager(database_url, minipanel)
-    if not pm.hook.host_secret_keys(pm=pm):
-        raise KeyTrouble(
-            f"no encryption keys: set {KEYS_VARIABLE} to the host's Fernet keys, "
-            "comma-separated, newest first"
-        )
+    database_url: str | None
+    minipanel: bool = False
+    hooks: str | None = None
+
+    def plugin_manager(self) -> pluggy.PluginManager:
+        if not self.database_url:
+            raise click.UsageError("no database: give --database-url or set PANEL_SSL_DATABASE_URL")
+        if self.minipanel:
+            return make_plugin_manager(open_host(make_engine(self.database_url)), None)
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        pm.register(CommandLineHost(self.database_url), name="command-line-host")
+        if self.hooks:
+            pm.register(load_hooks(self.hooks), name="host")
+        pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+        return pm
+
+    def runtime(self) -> Runtime:
+        """The plugin's runtime, or KeyTrouble when the keys are missing or malformed: checked
+        before any work, since the plugin itself can only say that a hook gave nothing, and a
+        shell user needs to hear which variable to set."""
+        pm = self.plugin_manager()
+        if not pm.hook.host_secret_keys(pm=pm):
+            raise KeyTrouble(
+                f"no encryption keys: set {KEYS_VARIABLE} to the host's Fernet keys, "
+                "comma-separated, newest first"
+            )
+        try:
+            return runtime_for(pm)
+        except InvalidKey as error:
+            raise KeyTrouble(f"{KEYS_VARIABLE}: {error}") from None
+
+
+def load_hooks(spec: str) -> object:
+    """The host's hook object named ``module:attribute`` (a module, or an object with hookimpl
+    methods), imported as the host's own processes import it."""
+    module_name, _, attribute = spec.partition(":")
     try:
-        return runtime_for(pm)
-    except InvalidKey as error:
-        raise KeyTrouble(f"{KEYS_VARIABLE}: {error}") from None
-
-
-host_options = [
-    database_option,
-    click.option(
-        "--minipanel",
-        is_flag=True,
-        help="Act as the minipanel (its mail outbox and demo keys), e.g. on the demo database.",
-    ),
-]
+        target = importlib.import_module(module_name)
+        for name in filter(None, attribute.split(".")):
+            target = getattr(target, name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise click.BadParameter(f"cannot load {spec!r}: {error}", param_hint="--host") from None
+    return target
 
 
 def with_host(command):
-    for option in reversed(host_options):
-        command = option(command)
-    return command
+    """Give a command ``host``: the database, and which host's hooks answer."""
+
+    @click.option(
+        "--database-url",
+        envvar="PANEL_SSL_DATABASE_URL",
+        help="SQLAlchemy URL of the host's database (env PANEL_SSL_DATABASE_URL).",
+    )
+    @click.option(
+        "--host",
+        "hooks",
+        envvar="PANEL_SSL_HOST",
+        metavar="MODULE:OBJECT",
+        help="The host's hook object, so challenges, mail and notifications reach it "
+        "(env PANEL_SSL_HOST).",
+    )
+    @click.option(
+        "--minipanel",
+        is_flag=True,
+        help="Act as the minipanel (its mail outbox and demo keys), e.g. on the demo database.",
+    )
+    @functools.wraps(command)
+    def run(database_url: str | None, hooks: str | None, minipanel: bool, **options):
+        return command(Host(database_url, minipanel, hooks), **options)
+
+    return run
 
 
 def parse_duration(value: str) -> timedelta:
@@ -199,9 +238,9 @@ def parse_duration(value: str) -> timedelta:
 @with_host
 @click.option("--limit", default=500, show_default=True, help="Most orders to check this run.")
 @click.option("--workers", default=4, show_default=True, help="Provider calls at once.")
-def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
+def poll(host: Host, limit: int, workers: int) -> None:
     """Check every order whose next check is due, then expire ended certificates."""
-    orders = open_runtime(database_url, minipanel).orders
+    orders = host.runtime().orders
     now = datetime.now(UTC)
     claimed = polling.claim_due(orders, now, limit=limit)
     with click.progressbar(length=len(claimed), label="Checking orders", show_pos=True) as bar:
@@ -214,12 +253,12 @@ def poll(database_url: str, minipanel: bool, limit: int, workers: int) -> None:
 
 @main.command()
 @with_host
-def reconcile(database_url: str, minipanel: bool) -> None:
+def reconcile(host: Host) -> None:
     """Ask the providers about every order whose outcome is unknown, held ones too.
 
     Found: tracked. Provably absent: placed again. Otherwise it stays unknown, for an admin.
     """
-    orders = open_runtime(database_url, minipanel).orders
+    orders = host.runtime().orders
 
     def show(order) -> None:
         click.echo(f"#{order.id} {order.domain}: {order.status}. {order.status_detail}")
@@ -231,13 +270,13 @@ def reconcile(database_url: str, minipanel: bool) -> None:
 
 @main.command("rotate-keys")
 @with_host
-def rotate_keys(database_url: str, minipanel: bool) -> None:
+def rotate_keys(host: Host) -> None:
     """Re-encrypt every private key and provider credential with the newest key.
 
     Put the new key first in PANEL_SSL_SECRET_KEYS (keep the old ones after it), run this,
     then the old keys may be removed. A secret no key opens stops it with every value as it was.
     """
-    orders = open_runtime(database_url, minipanel).orders
+    orders = host.runtime().orders
     try:
         count = orders.rotate_encryption()
     except DecryptionError as error:
@@ -250,9 +289,9 @@ def rotate_keys(database_url: str, minipanel: bool) -> None:
 @main.command("renew-due")
 @with_host
 @click.option("--within", default="30d", show_default=True, help="Renew what ends within this.")
-def renew_due(database_url: str, minipanel: bool, within: str) -> None:
+def renew_due(host: Host, within: str) -> None:
     """Renew issued certificates ending soon, on provider accounts with auto-renew on."""
-    follow_ups = open_runtime(database_url, minipanel).follow_ups
+    follow_ups = host.runtime().follow_ups
     results = list(follow_ups.renew_expiring(datetime.now(UTC), parse_duration(within)))
     for order, outcome in results:
         if isinstance(outcome, Exception):
@@ -266,52 +305,85 @@ def renew_due(database_url: str, minipanel: bool, within: str) -> None:
 
 @main.group()
 def event() -> None:
-    """Events from a host that is not written in Python: JSON on stdin, JSON on stdout."""
+    """Events from a host's billing, scheduler or client records: JSON on stdin, JSON on stdout.
+
+    Exit 0 done, 1 refused (the reply says why), 2 bad input or configuration. The scripts in
+    hooks/ are thin wrappers of these commands.
+    """
 
 
-def _event_reply(work) -> None:
-    """Run ``work(payload)`` and answer in JSON: exit 0 done, 1 refused, 2 bad input."""
+def _event_reply(host: Host, work: Callable[[pluggy.PluginManager, dict], dict]) -> None:
+    """Run ``work(pm, payload)`` and answer in JSON, failures included, in words."""
     try:
         payload = json.loads(sys.stdin.read() or "{}")
         if not isinstance(payload, dict):
             raise ValueError("the input must be a JSON object")
-        reply = work(payload)
+        runtime = host.runtime()
+        reply = work(runtime.pm, payload)
     except REFUSALS as error:
-        click.echo(json.dumps({"ok": False, "error": str(error) or type(error).__name__}))
-        sys.exit(1)
+        _answer(1, error=str(error) or type(error).__name__)
+    except click.ClickException as error:
+        _answer(2, error=error.format_message())
     except (ValueError, KeyError, TypeError) as error:
-        click.echo(json.dumps({"ok": False, "error": f"bad input: {error}"}))
-        sys.exit(2)
+        _answer(2, error=f"bad input: {error}")
+    _answer(0, **reply)
 
-    click.echo(json.dumps({"ok": True, **reply}))
+
+def _answer(code: int, **reply: object) -> None:
+    click.echo(json.dumps({"ok": code == 0, **reply}))
+    sys.exit(code)
+
+
+def _field(payload: dict, name: str, kind: type, what: str):
+    """A payload field, or ValueError naming it and what it is for."""
+    if payload.get(name) in (None, ""):
+        raise ValueError(f"{name} is missing: {what}")
+    try:
+        return kind(payload[name])
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {kind.__name__}: {what}") from None
 
 
 @event.command("renewal-due")
 @with_host
-def event_renewal_due(database_url: str, minipanel: bool) -> None:
-    """{"account_id": "42", "certificate_id": 7, "period_months": 12} → the renewal order."""
+def event_renewal_due(host: Host) -> None:
+    """{"account_id": "42", "certificate_id": 7, "period_months": 12} → the renewal order.
 
-    def work(payload: dict) -> dict:
-        pm = plugin_manager(database_url, minipanel)
+    Nothing is assumed: a missing period_months is refused, since it is what was billed.
+    """
+
+    def work(pm: pluggy.PluginManager, payload: dict) -> dict:
         results = pm.hook.panel_renewal_due(
             pm=pm,
-            account_id=str(payload["account_id"]),
-            certificate_id=int(payload["certificate_id"]),
-            period_months=int(payload.get("period_months", 12)),
+            account_id=_field(payload, "account_id", str, "the client the certificate is of"),
+            certificate_id=_field(payload, "certificate_id", int, "the certificate to renew"),
+            period_months=_field(payload, "period_months", int, "how many months were billed"),
         )
         return {"renewal_order_id": results[0] if results else None}
 
-    _event_reply(work)
+    _event_reply(host, work)
 
 
 @event.command("tick")
 @with_host
-def event_tick(database_url: str, minipanel: bool) -> None:
+def event_tick(host: Host) -> None:
     """{} → poll due orders now (what panel_tick does inside a Python host)."""
 
-    def work(payload: dict) -> dict:
-        pm = plugin_manager(database_url, minipanel)
+    def work(pm: pluggy.PluginManager, payload: dict) -> dict:
         pm.hook.panel_tick(pm=pm, now=datetime.now(UTC))
         return {}
 
-    _event_reply(work)
+    _event_reply(host, work)
+
+
+@event.command("account-updated")
+@with_host
+def event_account_updated(host: Host) -> None:
+    """{"account_id": "42"} → every plugin hears that the client's record changed."""
+
+    def work(pm: pluggy.PluginManager, payload: dict) -> dict:
+        account_id = _field(payload, "account_id", str, "the client whose record changed")
+        pm.hook.panel_account_updated(pm=pm, account_id=account_id)
+        return {}
+
+    _event_reply(host, work)

@@ -41,6 +41,7 @@ COPIED = (
     "account_id", "provider_account_id", "product_id", "product_name", "addons", "domain",
     "sans", "period_months", "server_type", "dcv_method", "approver_email", "organization",
     "unit", "state", "country", "contact", "key_type", "csr", "private_key_encrypted",
+    "organization_address", "san_approvers",
 )  # fmt: skip
 
 
@@ -164,7 +165,9 @@ class FollowUps:
         often and however late it says so, and the same one a click in the popup made."""
         order = self.orders.get(certificate_id)
         if order.account_id != str(account_id):
-            raise OrderNotFound(certificate_id)
+            raise OrderNotFound(
+                f"Certificate {certificate_id} is not one of account {account_id}'s."
+            )
         chain = self.chain(order)
         answered = _renewed_already(chain, utcnow())
         if answered is not None:

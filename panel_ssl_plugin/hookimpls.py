@@ -17,7 +17,7 @@ from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
 from panel_ssl_plugin.store import TABLE_PREFIX
-from panel_ssl_plugin.web import URL_PREFIX, create_blueprint
+from panel_ssl_plugin.web import create_blueprint
 
 ORDER_POPUP = PopupSize(760, 880)
 LIST_POPUP = PopupSize(1000, 720)
@@ -25,23 +25,24 @@ LIST_POPUP = PopupSize(1000, 720)
 
 @hookimpl
 def panel_account_tab_links(account_id: str) -> list[Link]:
-    # Runs on every view of the Account Mgmt tab: string formatting only, no I/O. The views
-    # behind the links ask the host's permission hook on every request.
-    base = f"{URL_PREFIX}/accounts/{account_id}"
+    # Runs on every view of the Account Mgmt tab: two url_for calls, no I/O. The views behind
+    # the links ask the host's permission hook on every request.
     return [
         Link(
             "Order SSL Cert",
-            f"{base}/order",
+            flask.url_for("panel_ssl.order", account_id=account_id),
             popup=ORDER_POPUP,
             order=10,
             description="Order a new SSL/TLS certificate for this client",
+            endpoint="panel_ssl.order",
         ),
         Link(
             "List SSL Certs",
-            f"{base}/certs",
+            flask.url_for("panel_ssl.certs", account_id=account_id),
             popup=LIST_POPUP,
             order=11,
             description="Status, details, downloads and renewal of this client's certificates",
+            endpoint="panel_ssl.certs",
         ),
     ]
 
@@ -67,9 +68,10 @@ def panel_admin_pages() -> list[AdminPage]:
     return [
         AdminPage(
             "SSL Providers",
-            f"{URL_PREFIX}/admin/providers",
+            flask.url_for("panel_ssl.admin_providers"),
             description="Provider accounts the SSL plugin orders certificates through",
             order=50,
+            endpoint="panel_ssl.admin_providers",
         )
     ]
 

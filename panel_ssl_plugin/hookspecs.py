@@ -71,23 +71,30 @@ class PopupSize:
 
 @dataclass(frozen=True)
 class Link:
-    """One entry of a link bar: what a host renders for :func:`panel_account_tab_links`."""
+    """One entry of a link bar: what a host renders for :func:`panel_account_tab_links`.
+
+    ``href`` is built for the current request (wherever the host mounted the plugin);
+    ``endpoint`` is the Flask endpoint it was built from, the name ``plugin.yaml`` uses.
+    """
 
     label: str
     href: str
     popup: PopupSize | None = None
     order: int = 100
     description: str = ""
+    endpoint: str = ""
 
 
 @dataclass(frozen=True)
 class AdminPage:
-    """A page a plugin adds to the host's admin area; ``endpoint`` is a Flask endpoint name."""
+    """A page a plugin adds to the host's admin area; ``href`` and ``endpoint`` as for
+    :class:`Link`."""
 
     label: str
     href: str
     description: str = ""
     order: int = 100
+    endpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,13 @@ class Contact:
 
 @dataclass(frozen=True)
 class AccountProfile:
-    """What the host knows of a client account, used to pre-fill the order form."""
+    """What the host knows of a client account, used to pre-fill the order form.
+
+    ``organization``, ``state`` and ``country`` (ISO 3166-1 alpha-2) go into every certificate's
+    subject. ``address`` (street and number), ``city``, ``postal_code`` and ``phone`` are the
+    organization's own: products that validate the organization (OV, EV) need them, and the
+    order form starts with these. All are optional; the reseller fills in what is missing.
+    """
 
     account_id: str
     name: str
@@ -236,7 +249,8 @@ def panel_account_updated(pm: pluggy.PluginManager, account_id: str) -> None:
     """A client's profile or contacts changed in the host.
 
     Called by the host after it saves a client record, so a plugin that caches pre-fill data can
-    drop it.
+    drop it. Optional for plugins: the SSL plugin reads a client's profile and contacts each
+    time a popup opens, keeps nothing of them, and so does not implement it.
 
     Example::
 
@@ -347,6 +361,22 @@ def host_current_actor() -> Actor | None:
         def host_current_actor():
             user = flask.g.get("user")
             return Actor(str(user.id), user.name, user.role) if user else None
+    """
+
+
+@hookspec(firstresult=True)
+def host_login_url(next: str) -> str | None:
+    """Where to send someone who is not logged in, so that they come back to ``next`` after.
+
+    Called by a plugin's views when ``host_current_actor`` answers ``None`` on a page a person
+    opened (a link, a popup). ``next`` is the page's path and query. Return ``None`` and the
+    plugin answers 401; so it does for requests that want JSON.
+
+    Example::
+
+        @hookimpl
+        def host_login_url(next):
+            return flask.url_for("login", next=next)
     """
 
 

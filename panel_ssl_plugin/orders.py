@@ -37,8 +37,17 @@ from panel_ssl_plugin.providers.base import (
     ProviderStatus,
 )
 from panel_ssl_plugin.refs import tasks_json, to_ref
-from panel_ssl_plugin.sending import BUSY, OrderRejected, Sending, backoff, leased
+from panel_ssl_plugin.sending import (
+    BUSY,
+    CHECK_FAILED,
+    NOT_SENT,
+    OrderRejected,
+    Sending,
+    backoff,
+    leased,
+)
 from panel_ssl_plugin.store import (
+    DISCARDED,
     DuplicateOrder,
     EventRecord,
     OrderRecord,
@@ -55,6 +64,12 @@ KEY_FORMATS = frozenset({"key", "pfx", "bundle"})
 # have been revoked or refunded at the provider, which the list must not hide.
 ASKABLE = frozenset({OrderState.PENDING, OrderState.ISSUED})
 CANCELLABLE = frozenset({OrderState.DRAFT, OrderState.SUBMITTED, OrderState.PENDING})
+# A failed try is news while the order is still in the state it left: a create call that never
+# reached the provider leaves it submitted, a failed check or lookup leaves it as it was.
+FAILURE_STATES = {
+    NOT_SENT: frozenset({OrderState.SUBMITTED}),
+    CHECK_FAILED: frozenset({OrderState.PENDING, OrderState.UNKNOWN, OrderState.ISSUED}),
+}
 UNREADABLE_KEY = (
     "This order's private key cannot be read with the panel's encryption keys (a key was "
     "removed before the stored keys were re-encrypted); ask the panel's administrator."
@@ -191,7 +206,7 @@ class OrderService:
     def get(self, order_id: int) -> OrderRecord:
         order = self.store.order(order_id)
         if order is None:
-            raise OrderNotFound(order_id)
+            raise OrderNotFound(f"There is no certificate order {order_id}.")
         return order
 
     def account_page(
@@ -220,6 +235,18 @@ class OrderService:
     def events(self, order_id: int) -> list[EventRecord]:
         """The order's audit trail, oldest first."""
         return self.store.events(order_id)
+
+    def failed_tries(self, orders: list[OrderRecord]) -> dict[int, EventRecord]:
+        """Why the last try failed, for each order whose tries fail now (``check_failures``):
+        its newest failure event, while the order is still in the state that failure left.
+        The list says so instead of a reassuring "last checked"; one query for a page."""
+        failing = [order for order in orders if order.check_failures]
+        found = self.store.latest_events([o.id for o in failing], tuple(FAILURE_STATES))
+        return {
+            order.id: found[order.id]
+            for order in failing
+            if order.id in found and order.status in FAILURE_STATES[found[order.id].event]
+        }
 
     def rotate_encryption(self) -> int:
         """Re-encrypt every stored secret (order keys, provider settings) with the newest key."""
@@ -460,6 +487,27 @@ class OrderService:
         return self.sending.settle(
             taken, actor, "cancelled", reason, order.status, **self._cancelled(taken, reason, data)
         )
+
+    def discard(self, order_id: int, actor: str) -> OrderRecord:
+        """Take a refused order (a draft) off the client's list; nothing is asked, since it
+        never reached the provider.
+
+        It becomes *cancelled*, which hosts know already for a draft, and the ``discarded``
+        event says who discarded it; the row stays for the audit trail and the list leaves it
+        out (store.account_orders). OrderRejected for any other order, or one being resubmitted.
+        """
+        order = self.get(order_id)
+        if order.status != OrderState.DRAFT:
+            raise OrderRejected(
+                f"Only a refused order can be discarded; this one is {order.status}.", order
+            )
+        detail = f"Discarded after the provider refused it: {order.status_detail}"
+        try:
+            return self.sending.settle(
+                order, actor, DISCARDED, "", order.status, **self._cancelled(order, detail, {})
+            )
+        except StaleOrder:
+            raise OrderRejected(BUSY, self.get(order_id)) from None
 
     @staticmethod
     def _cancelled(order: OrderRecord, reason: str, data: dict[str, Any]) -> dict[str, Any]:

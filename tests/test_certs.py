@@ -577,14 +577,15 @@ def test_another_reseller_gets_403_everywhere(app, runtime, as_user, bakery):
     assert [e.event for e in runtime.orders.events(order.id)].count("key_revealed") == 0
 
 
-def test_unknown_ids_404_anonymous_401_admin_allowed(app, runtime, as_user, client, bakery):
+def test_unknown_ids_404_anonymous_to_login_admin_allowed(app, runtime, as_user, client, bakery):
     order = place(runtime, bakery)
     alice = as_user("alice")
     token = csrf_token(alice, "/")
     for method, url in routes(999, bakery)[1:]:
         assert alice.open(url, method=method, data={"csrf_token": token}).status_code == 404, url
-    assert client.get(f"/ssl/certs/{order.id}").status_code == 401
-    assert client.get(f"/ssl/accounts/{bakery}/certs").status_code == 401
+    for url in (f"/ssl/certs/{order.id}", f"/ssl/accounts/{bakery}/certs"):
+        sent = client.get(url)  # the host's login page, and back here after it (host_login_url)
+        assert sent.status_code == 302 and sent.location == f"/login?next={url}"
     assert as_user("admin").get(f"/ssl/certs/{order.id}").status_code == 200
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,9 +19,10 @@ from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import orders as orders_table
 from panel_ssl_plugin.store import provider_accounts
 
+from . import cron_host
+from .ordering import draft
 from .ordering import issued as issued_order
-
-BIN = Path(sys.executable).parent
+from .providers.gogetssl_sim import PASSWORD, USER
 
 
 @pytest.fixture
@@ -38,7 +37,10 @@ def issued(app, runtime):
 
 
 def run_hook(name: str, payload: str, database_url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    """Run a hook script as a host's cron would: the CLI is not on its PATH, the script finds
+    the one installed beside it."""
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    env.pop("PANEL_SSL", None)
     return subprocess.run(
         [str(resource_path("hooks") / name), "--minipanel", "--database-url", database_url],
         input=payload, capture_output=True, text=True, env=env, timeout=60,
@@ -57,14 +59,39 @@ def test_renewal_due_script_twice_makes_one_renewal(issued, runtime, sqlite_url)
     assert renewal.status == "pending"
 
 
-def test_renewal_due_script_refusals(issued, sqlite_url):
+def test_renewal_due_script_refusals_are_json_in_words(issued, sqlite_url):
     bad = run_hook("renewal-due", "not json", sqlite_url)
     assert bad.returncode == 2 and "bad input" in json.loads(bad.stdout)["error"]
     missing = run_hook("renewal-due", '{"account_id": "1"}', sqlite_url)
     assert missing.returncode == 2
-    foreign = json.dumps({"account_id": "2", "certificate_id": issued.id})
+    assert "certificate_id is missing" in json.loads(missing.stdout)["error"]
+    no_period = json.dumps({"account_id": "1", "certificate_id": issued.id})
+    refused = run_hook("renewal-due", no_period, sqlite_url)
+    assert refused.returncode == 2  # what was billed is not guessed
+    assert "period_months is missing: how many months were billed" in refused.stdout
+    foreign = json.dumps({"account_id": "2", "certificate_id": issued.id, "period_months": 12})
     refused = run_hook("renewal-due", foreign, sqlite_url)
-    assert refused.returncode == 1 and json.loads(refused.stdout)["ok"] is False
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout) == {
+        "ok": False,
+        "error": f"Certificate {issued.id} is not one of account 2's.",
+    }
+
+
+def test_events_without_a_database_answer_in_json(issued):
+    result = CliRunner().invoke(
+        main, ["event", "tick"], input="{}", env={"PANEL_SSL_DATABASE_URL": ""}
+    )
+    assert result.exit_code == 2
+    assert json.loads(result.output) == {
+        "ok": False,
+        "error": "no database: give --database-url or set PANEL_SSL_DATABASE_URL",
+    }
+
+
+def test_account_updated_event(issued, sqlite_url):
+    result = run_hook("account-updated", '{"account_id": "1"}', sqlite_url)
+    assert result.returncode == 0 and json.loads(result.stdout) == {"ok": True}
 
 
 def test_tick_script_polls(issued, runtime, sqlite_url):
@@ -170,3 +197,27 @@ def test_rotate_keys_rewrites_all_or_nothing(issued, runtime, sqlite_url, monkey
     result = CliRunner().invoke(main, ["rotate-keys", "--database-url", sqlite_url])
     assert result.exit_code == 2 and "cannot be decrypted" in result.stderr
     assert encrypted_values(runtime) == before
+
+
+def test_cron_with_the_hosts_own_hooks(app, runtime, sqlite_url, gogetssl_sim, monkeypatch):
+    """Without --host a cron process has nobody to publish or notify; with it, the host hears."""
+    settings = {"base_url": gogetssl_sim.url, "username": USER, "password": PASSWORD}
+    account = runtime.accounts.create("gogetssl", "GoGetSSL", settings)
+    order = runtime.orders.place(
+        draft(account, product_id="71", dcv_method="http", approver_email=""), "alice"
+    ).order
+    gogetssl_sim.approve(order.provider_order_id)
+    keys = runtime.pm.get_plugin("minipanel").db.setting("fernet_key", lambda: "")
+    monkeypatch.setenv("PANEL_SSL_SECRET_KEYS", keys)
+    monkeypatch.setenv("PANEL_SSL_HOST", "tests.cron_host:HOST")
+    runtime.orders.store.update_order(order, "test", "due", next_check_at=datetime.now(UTC))
+    result = CliRunner().invoke(main, ["poll", "--database-url", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert cron_host.HOST.issued == [order.id]
+
+
+def test_a_host_object_that_cannot_be_loaded_is_said(sqlite_url):
+    result = CliRunner().invoke(
+        main, ["poll", "--database-url", sqlite_url, "--host", "tests.no_such_module:HOST"]
+    )
+    assert result.exit_code == 2 and "cannot load 'tests.no_such_module:HOST'" in result.output

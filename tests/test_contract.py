@@ -6,6 +6,7 @@ import inspect
 import os
 from pathlib import Path
 
+import flask
 import pluggy
 import pytest
 import yaml
@@ -70,21 +71,29 @@ def test_manifest_events_are_implemented_and_scripts_executable():
         assert path.is_file() and os.access(path, os.X_OK), f"{script} is not executable"
 
 
-def test_manifest_links_match_the_hook(app):
+def test_manifest_links_and_pages_match_the_hooks(app):
+    """plugin.yaml and the hooks name the same endpoints, and each href is built from one."""
     manifest = load_manifest()
     with app.test_request_context():
         links = hookimpls.panel_account_tab_links(account_id="7")
-        endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+        pages = hookimpls.panel_admin_pages()
+        built = {
+            item.endpoint: flask.url_for(
+                item.endpoint, **({"account_id": "7"} if item in links else {})
+            )
+            for item in (*links, *pages)
+        }
     declared = manifest["ui"]["links"]
-    assert [link["label"] for link in declared] == [link.label for link in links]
+    assert [(d["label"], d["endpoint"]) for d in declared] == [(k.label, k.endpoint) for k in links]
     for spec, link in zip(declared, links, strict=True):
-        assert spec["placement"] == "account_mgmt"
-        assert spec["endpoint"] in endpoints
+        assert spec["placement"] == "account_mgmt" and link.href == built[link.endpoint]
         assert (spec["popup"]["width"], spec["popup"]["height"]) == (
             link.popup.width, link.popup.height,
         )  # fmt: skip
-    for page in manifest["admin_pages"]:
-        assert page["endpoint"] in endpoints
+    assert [(d["label"], d["endpoint"]) for d in manifest["admin_pages"]] == [
+        (page.label, page.endpoint) for page in pages
+    ]
+    assert all(page.href == built[page.endpoint] for page in pages)
 
 
 def test_manifest_migrations_match_the_hook():

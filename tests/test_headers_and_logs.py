@@ -112,7 +112,7 @@ def check_routes(app, as_user, order_id: int, plugin: bool) -> dict[int, int]:
 def test_every_blueprint_route_sends_the_security_headers(app, as_user, order):
     statuses = check_routes(app, as_user, order.id, plugin=True)
     assert statuses.get(200, 0) >= 10, statuses  # rendered pages, not only refusals
-    assert statuses.get(401), statuses
+    assert statuses.get(302) and statuses.get(404), statuses  # redirects and refusals too
 
 
 def test_minipanel_pages_send_the_same_headers(app, as_user, order):

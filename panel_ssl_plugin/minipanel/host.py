@@ -50,6 +50,10 @@ class MiniPanelHost:
         user = flask.g.get("user") if flask.has_request_context() else None
         return Actor(str(user.id), user.display_name, user.role) if user else None
 
+    @hookimpl
+    def host_login_url(self, next: str) -> str:
+        return flask.url_for("login", next=next)
+
     def client(self, account_id: str | None) -> sa.Row | None:
         """The client an account id of the contract names: a client's id in decimal digits."""
         text = str(account_id)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import flask
 import pluggy
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
+from werkzeug.wrappers import Response
 
 from panel_ssl_plugin.hookspecs import Actor
 from panel_ssl_plugin.resources import resource_path
-from panel_ssl_plugin.runtime import Runtime, runtime_for
+from panel_ssl_plugin.runtime import HostMisconfigured, Runtime, runtime_for
 from panel_ssl_plugin.store import MAX_ID
 from panel_ssl_plugin.web.headers import add_security_headers
 
 URL_PREFIX = "/ssl"
+JSON_ENDPOINTS = frozenset({"panel_ssl.dcv_emails"})  # answered to scripts, not to people
 
 
 class RowId(IntegerConverter):
@@ -53,6 +55,11 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
 
     @blueprint.record_once
     def bind(state: flask.blueprints.BlueprintSetupState) -> None:
+        if not state.app.secret_key:
+            raise HostMisconfigured(
+                "Set the Flask app's SECRET_KEY before registering the panel_ssl blueprint: its "
+                "forms are signed with it."
+            )
         state.app.extensions["panel_ssl"] = pm
         state.app.url_map.converters.update(CONVERTERS)
 
@@ -73,12 +80,23 @@ def require(action: str, account_id: str | None = None) -> Actor:
     Every view calls this before it reads or writes anything. The host's answer is final, and
     no answer at all means no.
     """
-    actor = current_runtime().pm.hook.host_current_actor()
+    pm = current_runtime().pm
+    actor = pm.hook.host_current_actor()
     if actor is None:
-        flask.abort(401)
+        flask.abort(_to_login(pm) or 401)
     if not allowed(actor, action, account_id):
         flask.abort(403)
     return actor
+
+
+def _to_login(pm: pluggy.PluginManager) -> Response | None:
+    """The host's login page and back here, for a page a person opened; None (a form posted,
+    a script asking for JSON): say 401."""
+    request = flask.request
+    if request.method != "GET" or request.endpoint in JSON_ENDPOINTS:
+        return None
+    url = pm.hook.host_login_url(next=request.full_path.rstrip("?"))
+    return flask.redirect(url) if url else None
 
 
 def allowed(actor: Actor, action: str, account_id: str | None) -> bool:
