@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+import flask
 import pluggy
 
 from panel_ssl_plugin.encryption import DecryptionError, Vault
@@ -85,8 +87,16 @@ class _Bridge:
         self._accounts.save_settings(self._account_id, settings)
 
     def callback_url(self, token: str) -> str:
-        base = self._hook.host_public_url() or ""
-        return f"{base}/ssl/providers/{self._account_id}/callback/{token}"
+        """The host's public address, and the path where the plugin is mounted: Flask's, during
+        a request (where links are mailed); "/ssl" outside one (a cron process has no app)."""
+        public = self._hook.host_public_url() or ""
+        if not (flask.has_request_context() and "panel_ssl" in flask.current_app.blueprints):
+            return f"{public}/ssl/providers/{self._account_id}/callback/{token}"
+        path = flask.url_for(
+            "panel_ssl.provider_callback", provider_account_id=self._account_id, token=token
+        )
+        origin = urlsplit(public) if public else urlsplit(flask.request.host_url)
+        return f"{origin.scheme}://{origin.netloc}{path}"
 
 
 class ProviderAccounts:
