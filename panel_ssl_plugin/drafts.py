@@ -17,7 +17,11 @@ from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, Product, Pr
 
 FIELD_LIMITS = {"organization": 200, "unit": 200, "state": 200}
 CONTACT_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 30, "title": 100}
+# the organization's address (OrganizationAddress), asked for by OV/EV products; its form fields
+# and error keys are "org_<name>"
+ADDRESS_LIMITS = {"street": 200, "city": 100, "postal_code": 20, "phone": 30}
 NO_PROVIDER_ACCOUNT = "Choose a provider account from the list."
+ORG_REQUIRED = "This product validates the organization: required."
 
 
 class OrderInvalid(ValueError):
@@ -50,6 +54,8 @@ class OrderDraft:
     key_type: str = keys.DEFAULT_KEY_TYPE
     csr: str = ""
     addons: tuple[str, ...] = ()
+    address: dict[str, str] = field(default_factory=dict)  # ADDRESS_LIMITS' names
+    san_approvers: dict[str, str] = field(default_factory=dict)  # name as typed -> approver
 
 
 class Catalog(Protocol):
@@ -67,15 +73,16 @@ def checked(draft: OrderDraft, catalog: Catalog) -> dict[str, Any]:
     wildcard = bool(product and product.wildcard)
     domain = _field(errors, "domain", names.normalize_domain, draft.domain, allow_wildcard=wildcard)
     sans = _checked_sans(draft, product, errors)
+    san_approvers: dict[str, str] = {}
     if product and domain and not errors.get("dcv_method"):
         _check_approver(draft, domain, catalog, errors)
+        if not errors.get("sans"):
+            san_approvers = _checked_san_approvers(draft, sans, wildcard, catalog, errors)
     country = (
         _field(errors, "country", names.normalize_country, draft.country) if draft.country else ""
     )
-    if product and product.org_required:
-        for name in ("organization", "state", "country"):
-            if not getattr(draft, name).strip():
-                errors.setdefault(name, "This product validates the organization: required.")
+    org_required = bool(product and product.org_required)
+    address = _checked_organization(draft, errors) if org_required else {}
     for name, limit in FIELD_LIMITS.items():
         if len(getattr(draft, name)) > limit:
             errors[name] = f"At most {limit} characters."
@@ -84,7 +91,7 @@ def checked(draft: OrderDraft, catalog: Catalog) -> dict[str, Any]:
         errors["server_type"] = "Choose a server type from the list."
     if draft.key_type not in keys.KEY_TYPES and not draft.csr.strip():
         errors["key_type"] = "Choose a key type from the list."
-    _check_plain_text(draft, errors)
+    _check_plain_text(draft, errors, org_required)
     if errors:
         raise OrderInvalid(errors)
     return {
@@ -106,6 +113,8 @@ def checked(draft: OrderDraft, catalog: Catalog) -> dict[str, Any]:
         "contact": contact,
         "key_type": "csr" if draft.csr.strip() else draft.key_type,
         "idempotency_key": draft.idempotency_key,
+        "organization_address": address,
+        "san_approvers": san_approvers,
     }
 
 
@@ -177,6 +186,77 @@ def _check_approver(
         errors["approver_email"] = "Choose one of the approval addresses the provider offers."
 
 
+def _checked_san_approvers(
+    draft: OrderDraft,
+    sans: list[str],
+    wildcard: bool,
+    catalog: Catalog,
+    errors: dict[str, str],
+) -> dict[str, str]:
+    """Each additional name's approver, one the provider offers for that name, asked again
+    now: providers validate every name of an e-mail validated order on its own."""
+    if draft.dcv_method != DcvMethod.EMAIL or not sans:
+        return {}
+    chosen = _by_name(draft.san_approvers, wildcard)
+    missing, refused = [], []
+    for name in sans:
+        if not chosen.get(name):
+            missing.append(name)
+            continue
+        try:
+            offered = catalog.dcv_emails(draft.provider_account_id, name)
+        except ProviderError as error:
+            errors["san_approvers"] = (
+                f"The provider's approval addresses for {names.display_domain(name)} are "
+                f"unavailable: {error}"
+            )
+            return {}
+        if chosen[name] not in {email.lower() for email in offered}:
+            refused.append(name)
+    complaints = [
+        f"{text} {', '.join(names.display_domain(name) for name in found)}."
+        for text, found in (
+            ("Choose the approval address for", missing),
+            ("Choose an approval address the provider offers for", refused),
+        )
+        if found
+    ]
+    if complaints:
+        errors["san_approvers"] = " ".join(complaints)
+    return {name: chosen[name] for name in sans if name in chosen}
+
+
+def _by_name(approvers: dict[str, str], wildcard: bool) -> dict[str, str]:
+    """Approvers keyed by A-label, whatever form the names were typed in; names that are no
+    domain names are left out (the additional names' own check says what is wrong)."""
+    keyed = {}
+    for typed, approver in approvers.items():
+        try:
+            name = names.normalize_domain(typed, allow_wildcard=wildcard)
+        except names.InvalidInput:
+            continue
+        keyed[name] = approver.strip().lower()
+    return keyed
+
+
+def _checked_organization(draft: OrderDraft, errors: dict[str, str]) -> dict[str, str]:
+    """For a product that validates the organization: its name, state, country and address,
+    every part required, since the CA checks them against public records before it issues.
+    Returns the address."""
+    for name in ("organization", "state", "country"):
+        if not getattr(draft, name).strip():
+            errors.setdefault(name, ORG_REQUIRED)
+    fields = {k: (draft.address.get(k) or "").strip() for k in ADDRESS_LIMITS}
+    for name, limit in ADDRESS_LIMITS.items():
+        if not fields[name]:
+            errors[f"org_{name}"] = ORG_REQUIRED
+        elif len(fields[name]) > limit:
+            errors[f"org_{name}"] = f"At most {limit} characters."
+    if fields["phone"]:
+        fields["phone"] = _field(errors, "org_phone", names.normalize_phone, fields["phone"]) or ""
+    return fields
+
+
 def _checked_contact(contact: dict[str, str], errors: dict[str, str]) -> dict[str, str]:
     fields = {k: (contact.get(k) or "").strip() for k in CONTACT_LIMITS}
     for name, limit in CONTACT_LIMITS.items():
@@ -193,15 +273,22 @@ def _checked_contact(contact: dict[str, str], errors: dict[str, str]) -> dict[st
     return fields
 
 
-def _check_plain_text(draft: OrderDraft, errors: dict[str, str]) -> None:
-    """Refuse control characters in every text of the draft. Checked last, so that this is the
-    message a field shows: a NUL makes any other complaint about the value beside the point."""
+def _check_plain_text(draft: OrderDraft, errors: dict[str, str], org_required: bool) -> None:
+    """Refuse control characters in every text of the draft that is kept (the organization's
+    address only for a product that asks for it). Checked last, so that this is the message a
+    field shows: a NUL makes any other complaint about the value beside the point."""
     texts = {
         "domain": (draft.domain,),
         "sans": draft.sans,
         "approver_email": (draft.approver_email,),
+        "san_approvers": (*draft.san_approvers, *draft.san_approvers.values()),
         **{name: (getattr(draft, name),) for name in ("organization", "unit", "state", "country")},
         **{f"contact_{name}": (draft.contact.get(name) or "",) for name in CONTACT_LIMITS},
+        **{
+            f"org_{name}": (draft.address.get(name) or "",)
+            for name in ADDRESS_LIMITS
+            if org_required
+        },
     }
     for name, values in texts.items():
         for value in values:

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from panel_ssl_plugin.orders import OrderRejected, OrderService
-from panel_ssl_plugin.providers.base import OrderState, ProviderError
+from panel_ssl_plugin.providers.base import (
+    OrderState,
+    Provider,
+    ProviderError,
+    ProviderRef,
+    ProviderStatus,
+    ProviderUnavailable,
+)
 from panel_ssl_plugin.refs import to_ref
 from panel_ssl_plugin.store import OrderRecord, StaleOrder
 
@@ -92,7 +99,7 @@ def _poll_chunk(
 ) -> list[OrderRecord]:
     adapter = orders.accounts.adapter(chunk[0].provider_account_id)
     pending = [o for o in chunk if o.status == OrderState.PENDING and o.provider_order_id]
-    answers = adapter.statuses([to_ref(o) for o in pending]) if pending else {}
+    answers = _statuses(adapter, [to_ref(o) for o in pending]) if pending else {}
     missing = ProviderError("The provider did not answer for this order.")
 
     def step(order: OrderRecord) -> OrderRecord:
@@ -104,6 +111,20 @@ def _poll_chunk(
         return orders.record_answer(order, answer, "poller", adapter, now)
 
     return [_settled(step, order) for order in chunk]
+
+
+def _statuses(
+    adapter: Provider, refs: list[ProviderRef]
+) -> dict[str, ProviderStatus | ProviderError]:
+    """The adapter's batch answer; when its batch call raises, each order is asked on its own
+    (Provider.statuses), unless the provider is unavailable: then every order waits for a retry,
+    and a provider that is down is not asked once per order."""
+    try:
+        return adapter.statuses(refs)
+    except ProviderUnavailable as error:
+        return dict.fromkeys((ref.order_id for ref in refs), error)
+    except ProviderError:
+        return Provider.statuses(adapter, refs)
 
 
 def _settled(step: Callable[[OrderRecord], OrderRecord], order: OrderRecord) -> OrderRecord:

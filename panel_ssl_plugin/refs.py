@@ -15,6 +15,7 @@ from panel_ssl_plugin.providers.base import (
     Contact,
     DcvMethod,
     OrderRequest,
+    OrganizationAddress,
     PlacementKind,
     ProviderHost,
     ProviderRef,
@@ -33,8 +34,10 @@ def to_ref(order: OrderRecord) -> ProviderRef:
 
 
 def request_of(order: OrderRecord) -> OrderRequest:
-    """What placing (or renewing) the order asks of the provider."""
+    """What placing (or renewing) the order asks of the provider. The contact works at the
+    organization, so an OV/EV order's contact has the organization's address too."""
     contact = order.contact
+    address = OrganizationAddress(**order.organization_address)
     return OrderRequest(
         product_id=order.product_id,
         period_months=order.period_months,
@@ -55,11 +58,16 @@ def request_of(order: OrderRecord) -> OrderRequest:
             phone=contact.get("phone", ""),
             title=contact.get("title", ""),
             organization=order.organization,
+            address=address.street,
+            city=address.city,
+            postal_code=address.postal_code,
             state=order.state,
             country=order.country,
         ),
         addons=tuple(order.addons),
         idempotency_key=order.idempotency_key,
+        organization_address=address,
+        san_approvers=dict(order.san_approvers),
     )
 
 

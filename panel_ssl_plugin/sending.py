@@ -59,6 +59,10 @@ LOOKING_UP = (
     "We are asking the provider whether the order arrived; it will not be placed again until "
     "we know."
 )
+# The events of a try that failed: a check or lookup without an answer, a create call that never
+# reached the provider. The list shows the newest while the order's tries keep failing.
+CHECK_FAILED = "check_failed"
+NOT_SENT = "provider_unavailable"
 BUSY = (
     "Someone is working on this order right now (sending, looking up or cancelling it); look "
     "again in a moment."
@@ -123,14 +127,16 @@ class Sending:
     def retry_later(
         self, order: OrderRecord, actor: str, error: ProviderError, now: datetime
     ) -> OrderRecord:
-        """The provider could not be asked: ask again after a backoff (or its Retry-After)."""
+        """The provider could not be asked: ask again after a backoff (or its Retry-After).
+
+        ``last_checked_at`` stays when the provider last answered; the failure is the
+        ``check_failed`` event, which the list shows with the next try."""
         wait = backoff(order.check_failures + 1)
         if isinstance(error, ProviderUnavailable) and error.retry_after:
             wait = max(wait, timedelta(seconds=error.retry_after))
         return self.store.update_order(
-            order, actor, "check_failed", str(error),
-            last_checked_at=now, next_check_at=now + wait,
-            check_failures=order.check_failures + 1, lease_until=None,
+            order, actor, CHECK_FAILED, str(error),
+            next_check_at=now + wait, check_failures=order.check_failures + 1, lease_until=None,
         )  # fmt: skip
 
     def notify(self, order: OrderRecord, old: str) -> None:
@@ -218,7 +224,7 @@ class Sending:
         if error.retry_after:
             wait = max(wait, timedelta(seconds=error.retry_after))
         return self.settle(
-            order, actor, "provider_unavailable", str(error), old,
+            order, actor, NOT_SENT, str(error), old,
             status=OrderState.SUBMITTED, status_detail=f"{error} We will retry automatically.",
             next_check_at=now + wait, check_failures=order.check_failures + 1,
         )  # fmt: skip
@@ -350,6 +356,10 @@ def _placed_detail(order: OrderRecord, ref: ProviderRef) -> str:
     if order.dcv_method == DcvMethod.EMAIL and order.approver_email:
         approver = names.display_email(order.approver_email)
         return f"Order received; the approval email was sent to {approver}."
+    if ref.validation and all(task.published for task in ref.validation):
+        return (
+            "Order received; the panel published the validation records for the provider to check."
+        )
     if ref.validation:
         return "Order received; publish the validation records shown to prove control."
     return "Order received; validation is in progress."

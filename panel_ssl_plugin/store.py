@@ -127,6 +127,10 @@ orders = sa.Table(
     # refuses a second one, whatever races
     sa.Column("flight", sa.String(80)),
     sa.Column("sent_at", UTCDateTime),  # when the last create call left for the provider
+    # JSON, NULL in rows written before them: an OV/EV order's organization address, and the
+    # approver chosen for each additional name
+    sa.Column("organization_address", sa.Text),
+    sa.Column("san_approvers", sa.Text),
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("flight"),
     sa.Index("ix_ssl_orders_account_created", "account_id", "created_at"),
@@ -174,10 +178,16 @@ def make_engine(database: sa.Engine | str) -> sa.Engine:
 
 # --- records --------------------------------------------------------------------------------------
 
-JSON_COLUMNS = ("addons", "sans", "contact", "validation", "provider_data")
+JSON_COLUMNS = (
+    "addons", "sans", "contact", "validation", "provider_data", "organization_address",
+    "san_approvers",
+)  # fmt: skip
 # States in which an order may still come to something at the provider. A follow-up holds its
 # chain's flight slot only in these; any other status frees it.
 IN_FLIGHT = ("submitted", "unknown", "pending")
+# The event of a refused order its reseller discarded: the row stays for the audit trail, the
+# client's list leaves it out.
+DISCARDED = "discarded"
 
 
 @dataclass(frozen=True)
@@ -242,6 +252,8 @@ class OrderRecord:
     root_id: int | None
     flight: str | None
     sent_at: datetime | None
+    organization_address: dict
+    san_approvers: dict
 
     @property
     def chain_root(self) -> int:
@@ -273,7 +285,8 @@ class EventRecord:
 def _order(row: sa.Row) -> OrderRecord:
     values = dict(row._mapping)
     for name in JSON_COLUMNS:
-        values[name] = json.loads(values[name])
+        # NULL: a column added after the row was written, which holds nothing for it yet
+        values[name] = {} if values[name] is None else json.loads(values[name])
     return OrderRecord(**values)
 
 
@@ -517,8 +530,12 @@ class Store:
         limit: int = 25,
         offset: int = 0,
     ) -> tuple[list[OrderRecord], int]:
-        """One page of an account's original orders (no follow-ups), and how many there are."""
-        where = sa.and_(orders.c.account_id == account_id, orders.c.root_id.is_(None))
+        """One page of an account's original orders (no follow-ups, none discarded), and how
+        many there are."""
+        discarded = sa.exists().where(
+            order_events.c.order_id == orders.c.id, order_events.c.event == DISCARDED
+        )
+        where = sa.and_(orders.c.account_id == account_id, orders.c.root_id.is_(None), ~discarded)
         column = SORTABLE.get(sort, orders.c.created_at)
         order_by = (column.desc(), orders.c.id.desc()) if descending else (column, orders.c.id)
         with self.engine.connect() as conn:
@@ -562,6 +579,20 @@ class Store:
                 .order_by(order_events.c.at, order_events.c.id)
             )
             return [EventRecord(**row._mapping) for row in conn.execute(query)]
+
+    def latest_events(self, order_ids: list[int], names: tuple[str, ...]) -> dict[int, EventRecord]:
+        """Each order's newest event among ``names`` (ids grow with time): one query for a page
+        of orders, e.g. why their last check failed."""
+        if not order_ids:
+            return {}
+        newest = (
+            sa.select(sa.func.max(order_events.c.id))
+            .where(order_events.c.order_id.in_(order_ids), order_events.c.event.in_(names))
+            .group_by(order_events.c.order_id)
+        )
+        query = order_events.select().where(order_events.c.id.in_(newest))
+        with self.engine.connect() as conn:
+            return {row.order_id: EventRecord(**row._mapping) for row in conn.execute(query)}
 
     @staticmethod
     def _event(conn: sa.Connection, order_id: int, actor: str, event: str, detail: str) -> None:

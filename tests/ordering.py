@@ -13,15 +13,24 @@ from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.store import OrderRecord
 
 CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@example.com"}
+# the organization's address: OV/EV products need it, the others leave it out
+ADDRESS = {
+    "street": "Hauptstraße 12",
+    "city": "München",
+    "postal_code": "80331",
+    "phone": "+49 89 123450",
+}
 
 
 def draft(provider_account_id: int, **changes) -> OrderDraft:
     """A sandbox-style single-domain order of client 1; ``changes`` override any field.
 
-    The approver defaults to admin@ the domain, the way every provider here offers it.
+    The approver defaults to admin@ the domain, the way every provider here offers it, and so
+    does each additional name's.
     """
     domain = changes.get("domain", "shop.example.com")
     values = {
+        "san_approvers": {name: _approver(name) for name in changes.get("sans", ())},
         "account_id": "1",
         "provider_account_id": provider_account_id,
         "product_id": "dv-single",
@@ -35,6 +44,7 @@ def draft(provider_account_id: int, **changes) -> OrderDraft:
         "state": "Bayern",
         "country": "de",
         "contact": CONTACT,
+        "address": ADDRESS,
         **changes,
     }
     return OrderDraft(**values)

@@ -58,6 +58,7 @@ ACCESS = {
     "panel_ssl.cert": OWNER,
     "panel_ssl.cert_cancel": OWNER,
     "panel_ssl.cert_check": OWNER,
+    "panel_ssl.cert_discard": OWNER,
     "panel_ssl.cert_download": OWNER,
     "panel_ssl.cert_download_secret": OWNER,
     "panel_ssl.cert_reissue": OWNER,

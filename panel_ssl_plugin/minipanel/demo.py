@@ -13,22 +13,33 @@ DEMO_USERS = (
     ("bob", "reseller", "Bob Reseller"),
 )
 
+# reseller -> (client name, its profile, its contacts: the first is the default)
 DEMO_CLIENTS = {
     "alice": [
         (
             "Bäckerei Müller",
-            "Bäckerei Müller GmbH",
-            "Bayern",
-            "DE",
-            "München",
+            {
+                "organization": "Bäckerei Müller GmbH",
+                "address": "Hauptstraße 12",
+                "postal_code": "80331",
+                "city": "München",
+                "state": "Bayern",
+                "country": "DE",
+                "phone": "+49 89 123450",
+            },
             [("Hans", "Müller", "hans@baeckerei-mueller.example", "+49 89 123456")],
         ),
         (
             "Acme Widgets",
-            "Acme Widgets Ltd",
-            "California",
-            "US",
-            "San Jose",
+            {
+                "organization": "Acme Widgets Ltd",
+                "address": "100 Canyon Road",
+                "postal_code": "95134",
+                "city": "San Jose",
+                "state": "California",
+                "country": "US",
+                "phone": "+1 408 555 0199",
+            },
             [
                 ("Wile", "Coyote", "wile@acme-widgets.example", "+1 408 555 0100"),
                 ("Road", "Runner", "rr@acme-widgets.example", "+1 408 555 0101"),
@@ -38,10 +49,15 @@ DEMO_CLIENTS = {
     "bob": [
         (
             "Nordic Fjord Tours",
-            "Nordic Fjord Tours AS",
-            "Vestland",
-            "NO",
-            "Bergen",
+            {
+                "organization": "Nordic Fjord Tours AS",
+                "address": "Bryggen 5",
+                "postal_code": "5003",
+                "city": "Bergen",
+                "state": "Vestland",
+                "country": "NO",
+                "phone": "+47 55 123400",
+            },
             [("Ingrid", "Berg", "ingrid@fjord-tours.example", "+47 55 123456")],
         ),
     ],
@@ -49,15 +65,14 @@ DEMO_CLIENTS = {
 
 
 def seed_demo(db: PanelDB) -> bool:
-    """Create the demo users and clients unless the database has users already."""
+    """Create the demo users and clients unless the database has users already; each client
+    has a full address, so an OV order starts with the organization's address filled in."""
     if db.user_count():
         return False
     ids = {name: db.add_user(name, name, role, display) for name, role, display in DEMO_USERS}
     for reseller, clients in DEMO_CLIENTS.items():
-        for name, org, state, country, city, people in clients:
-            client_id = db.add_client(
-                ids[reseller], name, organization=org, state=state, country=country, city=city
-            )
+        for name, profile, people in clients:
+            client_id = db.add_client(ids[reseller], name, **profile)
             for index, (first, last, email, phone) in enumerate(people):
                 db.add_contact(
                     client_id,

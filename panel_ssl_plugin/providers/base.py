@@ -146,12 +146,27 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class OrganizationAddress:
+    """Where the organization of an OV or EV certificate is: the CA checks it against public
+    records before it issues, so the order form requires every field for those products. The
+    empty address is an order's that needs none."""
+
+    street: str = ""
+    city: str = ""
+    postal_code: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
 class OrderRequest:
     """Everything a provider needs to place (or renew) an order.
 
     ``domain`` and ``sans`` are A-labels (punycode). ``idempotency_key`` is unique per order
     and the same on every sending of it; an adapter may derive its own per-order values from it
-    (Sectigo's ``uniqueValue``, the sandbox's order id).
+    (Sectigo's ``uniqueValue``, the sandbox's order id). ``organization_address`` is filled in
+    for products that validate the organization (``Product.org_required``), empty otherwise.
+    ``san_approvers`` maps names of ``sans`` to the approver chosen for each (e-mail
+    validation); :meth:`approver_for` answers for every name.
     """
 
     product_id: str
@@ -169,6 +184,21 @@ class OrderRequest:
     contact: Contact | None = None
     addons: tuple[str, ...] = ()
     idempotency_key: str = ""
+    organization_address: OrganizationAddress = OrganizationAddress()
+    san_approvers: dict[str, str] = field(default_factory=dict)
+
+    def approver_for(self, name: str) -> str:
+        """The approver of ``name`` (the domain or one of the SANs); empty without e-mail
+        validation. A SAN without its own (an order placed before approvers were chosen per
+        name) gets the domain's mailbox at its own base name: admin@ for admin@, a mailbox
+        CAs accept for every name."""
+        approver = self.approver_email or ""
+        if self.dcv_method != DcvMethod.EMAIL or not approver:
+            return ""
+        if name == self.domain:
+            return approver
+        mailbox = approver.partition("@")[0]
+        return self.san_approvers.get(name) or f"{mailbox}@{name.removeprefix('*.')}"
 
 
 @dataclass(frozen=True)

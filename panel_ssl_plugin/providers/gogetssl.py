@@ -12,6 +12,19 @@ ProviderOutcomeUnknown (see providers/http.py), and :meth:`GoGetSSLProvider.find
 order up before anything is sent again. The calls before it (login, product record, web server
 list) place nothing, so their failures are ordinary errors.
 
+Only what an order needs may stop it: the account's balance (the currency of the prices) is asked
+for beside the product list, and when it cannot be had the products are listed without a
+currency. An error from the product list names the call ("GoGetSSL's product list: ..."), so an
+admin can tell it from a refused login or a down API.
+
+Per-name approvers follow the documentation (github.com/gogetssl/api, addSSLOrder):
+``approver_emails`` holds one approver for each name of ``dns_names``, in its order, the primary
+domain's left out; for HTTP/DNS validation each entry is the method's name. An OV/EV product
+(``org_required``) takes the organization as ``org_name``, ``org_division``,
+``org_addressline1``, ``org_city``, ``org_postalcode``, ``org_region``, ``org_country`` and
+``org_phone`` (the names of GoGetSSL's own sample order), and wants ``admin_organization`` and
+``admin_addressline1``: the contacts are sent with the organization's address.
+
 Finding an order whose reply was lost relies on what PROVIDERS.md documents: ``GET
 /orders/ssl/all`` (``limit``, ``offset``) lists every SSL order of the account as ``{"order_id",
 "status"}``, and ``GET /orders/status/{id}`` carries the order's ``csr_code``. GoGetSSL takes no
@@ -32,15 +45,15 @@ follows the same readings):
   period. The number of SANs is implied by the names ordered, so ``OrderRequest.addons`` is not
   sent.
 - *unverified* Prices carry no currency; the account's currency comes from
-  ``GET /account/balance/`` (``{"balance": ..., "currency": ...}``), asked once per adapter.
+  ``GET /account/balance/`` (``{"balance": ..., "currency": ...}``), asked once per adapter
+  (again with the next product list when it could not be had).
 - *unverified* Every product validates by e-mail, HTTP file and DNS CNAME, except wildcards, which
   cannot use HTTP (CA/Browser Forum rules).
 - *unverified* Error replies may name a ``field`` and a ``code``; ``message`` is the headline and
   ``description`` the detail, shown together. Nested descriptions are flattened into words.
-- *unverified* ``approver_emails`` needs one entry per SAN but the order form asks for one
-  approver: for e-mail validation each SAN gets the same mailbox name at that SAN's own domain
-  (admin@ for admin@, which CAs accept for every name); for HTTP/DNS each entry is the method's
-  name.
+- *unverified* A SAN without an approver of its own (orders placed before the form asked per
+  name, and their renewals) gets the primary's mailbox at its own name
+  (:meth:`OrderRequest.approver_for`): admin@ for admin@, which CAs accept for every name.
 - *unverified* ``approver_method`` in an order or reissue reply is
   ``{"http": {"link", "filename", "content"}}`` or ``{"dns": {"record": "<name> CNAME <value>"}}``
   for the main domain. The hash is the CSR's, the same for every name, so the task of each SAN is
@@ -56,19 +69,22 @@ follows the same readings):
   pages are asked until one comes back empty. A page of orders all seen before means the listing
   does not advance: GoGetSSL cannot tell then.
 - *unverified* The batch reply is ``{"certificates": [{"order_id", "status", ...}]}`` without
-  certificates, so orders it reports active are then asked for one by one.
+  certificates, so orders it reports active are then asked for one by one. Not every account
+  may use the batch call: one GoGetSSL refuses ("Unknown method") or answers in another shape
+  is replaced by a status call per order.
 - *unverified* The renew call takes exactly a new order's payload; the previous order is not named.
 - *unverified* Web server names are matched loosely: Nginx maps to Apache/mod_ssl where GoGetSSL
   lists no Nginx (the same PEM files), and anything unmatched to "Other".
-- For an OV product the organization's address, city, postal code and phone come from the
-  order's contact: :class:`OrderRequest` has no separate organization address.
+- *unverified* ``org_region`` is the order's state or province, which the form requires for
+  OV/EV products; GoGetSSL's sample sends "None" where there is none.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -146,6 +162,7 @@ CONTACT_FIELDS: dict[str, str] = {
     "title": "title",
     "phone": "phone",
     "email": "email",
+    "addressline1": "address",
     "city": "city",
     "country": "country",
     "postalcode": "postal_code",
@@ -192,14 +209,19 @@ class GoGetSSLProvider(Provider):
     # --- the Provider interface -----------------------------------------------------------
 
     def test_connection(self) -> str:
-        """Logs in, lists products and shows the balance, which is what an admin checks first."""
-        balance = self._api("GET", "/account/balance/")
-        self._currency = _text(balance.get("currency"))
+        """Logs in, lists products and shows the balance, which is what an admin checks first;
+        a balance GoGetSSL will not give is said, and does not fail the test."""
         summary = super().test_connection()
+        try:
+            balance = self._api("GET", "/account/balance/")
+        except ProviderError as error:
+            return f"{summary} Balance: unknown ({NAME}'s balance: {error})."
+        self._currency = _text(balance.get("currency"))
         return f"{summary} Balance: {_money(balance.get('balance'), self._currency)}."
 
     def products(self) -> list[Product]:
-        records = _list(self._api("GET", "/products/ssl/"), "products")
+        with _naming("product list"):
+            records = _list(self._api("GET", "/products/ssl/"), "products")
         currency = self._account_currency()
         try:
             products = [_product(record, currency) for record in records]
@@ -233,14 +255,22 @@ class GoGetSSLProvider(Provider):
         return _status(self._api("GET", f"/orders/status/{ref.order_id}"))
 
     def statuses(self, refs: list[ProviderRef]) -> dict[str, ProviderStatus | ProviderError]:
-        """One batch call for all, then a full call only for orders that turned active."""
+        """One batch call for all, then a full call only for orders that turned active.
+
+        A batch call GoGetSSL refuses or answers in a shape not understood (see the module
+        docstring) costs nothing but the call: each order is asked on its own instead. When
+        GoGetSSL is unavailable, every order waits for its retry rather than asking it N times.
+        """
         if not refs:
             return {}
         try:
             body = self._api("POST", "/orders/statuses/", {"cids": _join(r.order_id for r in refs)})
             rows = {_text(row.get("order_id")): row for row in _list(body, "certificates")}
-        except ProviderError as error:
+        except ProviderUnavailable as error:
             return dict.fromkeys((ref.order_id for ref in refs), error)
+        except ProviderError as error:
+            log.info("%s batch status call failed (%s); asking order by order", NAME, error)
+            return super().statuses(refs)
         return {ref.order_id: self._batch_entry(ref, rows.get(ref.order_id)) for ref in refs}
 
     def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
@@ -407,8 +437,14 @@ class GoGetSSLProvider(Provider):
     # --- the API plumbing --------------------------------------------------------------------
 
     def _account_currency(self) -> str:
+        """The currency of the prices; empty (prices without one) when GoGetSSL will not say,
+        since no order depends on it."""
         if self._currency is None:
-            self._currency = _text(self._api("GET", "/account/balance/").get("currency"))
+            try:
+                self._currency = _text(self._api("GET", "/account/balance/").get("currency"))
+            except ProviderError as error:
+                log.info("%s balance unavailable, prices without currency: %s", NAME, error)
+                return ""
         return self._currency
 
     def _api(
@@ -484,6 +520,17 @@ def _reply(response: requests.Response, creates: bool = False) -> dict:
     if body.get("error") or response.status_code >= 400:
         raise _rejection(body, response.status_code)
     return body
+
+
+@contextmanager
+def _naming(call: str) -> Iterator[None]:
+    """Errors of the calls inside say which call failed, in an admin's words; each keeps its
+    kind (refused, unavailable, ...)."""
+    try:
+        yield
+    except ProviderError as error:
+        error.args = (f"{NAME}'s {call}: {error}",)
+        raise
 
 
 def _rejection(body: dict, http_status: int) -> ProviderRejected:
@@ -633,17 +680,15 @@ def _pick_webserver(servers: list[dict], server_type: str) -> str:
 
 def _dcv_fields(request: OrderRequest) -> dict[str, str]:
     method = request.dcv_method.value
-    approver = request.approver_email or ""
     if request.dcv_method is DcvMethod.EMAIL:
-        mailbox = approver.partition("@")[0]
-        per_san = [f"{mailbox}@{_bare(san)}" for san in request.sans] if mailbox else []
+        per_san = [request.approver_for(san) for san in request.sans]
     else:
-        approver, per_san = "", [method] * len(request.sans)
+        per_san = [method] * len(request.sans)
     fields = {
         "dcv_method": method,
-        "approver_email": approver,
+        "approver_email": request.approver_for(request.domain),
         "dns_names": _join(request.sans),
-        "approver_emails": _join(per_san),
+        "approver_emails": _join(per_san) if all(per_san) else "",
     }
     return {key: value for key, value in fields.items() if value}
 
@@ -661,15 +706,15 @@ def _contact_fields(contact: Contact | None) -> dict[str, str]:
 
 
 def _org_fields(request: OrderRequest) -> dict[str, str]:
-    contact = request.contact or Contact(first_name="", last_name="", email="")
+    address = request.organization_address
     fields = {
         "org_name": request.organization,
         "org_division": request.unit,
-        "org_addressline1": contact.address,
-        "org_city": contact.city,
+        "org_addressline1": address.street,
+        "org_city": address.city,
         "org_country": request.country,
-        "org_phone": contact.phone,
-        "org_postalcode": contact.postal_code,
+        "org_phone": address.phone,
+        "org_postalcode": address.postal_code,
         "org_region": request.state,
     }
     return {key: value for key, value in fields.items() if value}

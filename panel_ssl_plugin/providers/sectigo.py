@@ -48,8 +48,18 @@ marked *unverified* could not be confirmed against Sectigo's own pages:
   (``publish_http_file``, ``publish_dns_record``) and shows the user what the host could not
   publish.
 * The order's contact becomes the applicant representative (``appRep*``) and
-  ``contactEmailAddress``; its address, city and postal code are also the organization's address
-  (*unverified* field names ``streetAddress1``, ``localityName``, ``postalCode``).
+  ``contactEmailAddress``. An OV/EV order's organization is ``organizationName``,
+  ``organizationalUnitName``, ``streetAddress1``, ``localityName``, ``stateOrProvinceName``,
+  ``postalCode`` and ``countryName`` (public Sectigo clients send these names; *unverified*
+  against the AutoApplySSL page, which was not readable here). AutoApplySSL has no organization
+  telephone this adapter could confirm (*unverified*), so the organization's phone stands in for
+  the representative's (``appRepTelephone``) when the contact gave none.
+* Approvers: an order of one name sends ``dcvEmailAddress``; an e-mail validated order of
+  several names sends ``dcvEmailAddresses``, one approver per name of ``domainNames`` in its
+  order. AutoApplyOrder's page documents both so (one for single-domain certificates, the list
+  for multi-domain ones) and calls AutoApplyOrder backward-compatible with AutoApplySSL's
+  parameters; *unverified* for AutoApplySSL and AutoReplaceSSL themselves. Sectigo validates
+  each name of a multi-domain order on its own, so the ref keeps one e-mail task per name.
 * ``isCustomerValidated=N``, as Sectigo advises unless told otherwise.
 * ``certificateStatus`` values (with ``showExtStatus=Y``) are read case-insensitively as in
   :data:`STATES`; an unknown one stays pending so nothing is shown issued that is not.
@@ -57,8 +67,8 @@ marked *unverified* could not be confirmed against Sectigo's own pages:
   root, and keeps the root when Sectigo sends one.
 * Renewal is a new ``AutoApplySSL`` with the same CSR and details (and its own uniqueValue). A
   reissue (``AutoReplaceSSL``) keeps the order number and repeats the order's ``dcvMethod``,
-  ``dcvEmailAddress`` and ``uniqueValue`` (*unverified* that it takes them; the new CSR makes
-  the token new). Its reply's ``certificateID`` is the replacement's (CollectSSL's page counts
+  approvers and ``uniqueValue`` (*unverified* that it takes them; the new CSR makes the token
+  new). Its reply's ``certificateID`` is the replacement's (CollectSSL's page counts
   AutoReplaceSSL among the calls that return one); the ids it replaced are kept in
   ``replacedCertificateIDs``. ``cancel`` asks for the status first: a certificate already
   issued is revoked (``AutoRevokeSSL``, reason ``superseded`` unless given), anything else
@@ -105,7 +115,6 @@ from panel_ssl_plugin import keys
 from panel_ssl_plugin.providers import http
 from panel_ssl_plugin.providers.base import (
     Addon,
-    Contact,
     DcvMethod,
     OrderRequest,
     OrderState,
@@ -425,8 +434,33 @@ def _names(request: OrderRequest) -> list[str]:
     return list(dict.fromkeys((request.domain, *request.sans)))
 
 
-def _dcv_email(request: OrderRequest) -> str:
-    return (request.approver_email or "") if request.dcv_method is DcvMethod.EMAIL else ""
+def _approvals(request: OrderRequest) -> dict[str, Any]:
+    """Who approves the order's names, as its ref keeps them: ``dcvEmailAddress`` the domain's
+    approver and, for an e-mail validated order of several names, ``dcvEmailAddresses`` one
+    per name of ``domainNames``, in its order (see the module docstring)."""
+    approvers = [request.approver_for(name) for name in _names(request)]
+    data: dict[str, Any] = {"dcvEmailAddress": approvers[0]}
+    if len(approvers) > 1 and all(approvers):
+        data["dcvEmailAddresses"] = approvers
+    return data
+
+
+def _approver_params(data: dict[str, Any]) -> dict[str, str]:
+    """Sectigo's arguments for the approvers in ``data``: the list for several names, the one
+    address for one."""
+    if data.get("dcvEmailAddresses"):
+        return {"dcvEmailAddresses": ",".join(data["dcvEmailAddresses"])}
+    return {"dcvEmailAddress": data.get("dcvEmailAddress", "")}
+
+
+def approval_tasks(data: dict[str, Any]) -> tuple[ValidationTask, ...]:
+    """One e-mail task per name to validate, naming its approver; a ref kept before approvers
+    were chosen per name has the domain's alone."""
+    approvers = data.get("dcvEmailAddresses") or [data["dcvEmailAddress"]]
+    tasks: dict[str, str] = {}
+    for name, approver in zip(data["domainNames"], approvers, strict=False):
+        tasks.setdefault(name.removeprefix("*."), approver)
+    return tuple(ValidationTask(d, DcvMethod.EMAIL, approver) for d, approver in tasks.items())
 
 
 def _known_certificates(ref: ProviderRef) -> list[str]:
@@ -443,19 +477,31 @@ def _followed(placement: Placement) -> ProviderRef:
     return placement.previous
 
 
-def _contact_params(contact: Contact | None) -> dict[str, str]:
+def _organization_params(request: OrderRequest) -> dict[str, str]:
+    """The organization, its address for the products that validate it (module docstring)."""
+    address = request.organization_address
+    return {
+        "organizationName": request.organization,
+        "organizationalUnitName": request.unit,
+        "streetAddress1": address.street,
+        "localityName": address.city,
+        "postalCode": address.postal_code,
+        "stateOrProvinceName": request.state,
+        "countryName": request.country,
+    }
+
+
+def _contact_params(request: OrderRequest) -> dict[str, str]:
+    contact = request.contact
     if contact is None:
         return {}
     return {
         "appRepForename": contact.first_name,
         "appRepSurname": contact.last_name,
         "appRepEmailAddress": contact.email,
-        "appRepTelephone": contact.phone,
+        "appRepTelephone": contact.phone or request.organization_address.phone,
         "appRepTitle": contact.title,
         "contactEmailAddress": contact.email,
-        "streetAddress1": contact.address,
-        "localityName": contact.city,
-        "postalCode": contact.postal_code,
     }
 
 
@@ -560,7 +606,7 @@ class SectigoProvider(Provider):
                 "orderNumber": ref.order_id,
                 "csr": csr,
                 "dcvMethod": DCV_METHODS[DcvMethod(ref.data["dcvMethod"])],
-                "dcvEmailAddress": ref.data.get("dcvEmailAddress", ""),
+                **_approver_params(ref.data),
                 "uniqueValue": ref.data.get("uniqueValue", ""),
             },
             creates=True,
@@ -616,17 +662,14 @@ class SectigoProvider(Provider):
             "csr": request.csr,
             "serverSoftware": str(SERVER_SOFTWARE.get(request.server_type, -1)),
             "dcvMethod": DCV_METHODS[request.dcv_method],
-            "dcvEmailAddress": _dcv_email(request),
+            **_approver_params(_approvals(request)),
             "domainNames": ",".join(_names(request)),
             "primaryDomainName": request.domain,
             "isCustomerValidated": "N",
             "uniqueValue": unique_value(request.idempotency_key),
             "showCertificateID": "Y",
-            "organizationName": request.organization,
-            "organizationalUnitName": request.unit,
-            "stateOrProvinceName": request.state,
-            "countryName": request.country,
-            **_contact_params(request.contact),
+            **_organization_params(request),
+            **_contact_params(request),
             "test": "Y" if self.settings.get("test_mode") else "",
         }
         reply = self._post("!AutoApplySSL", params, creates=True)
@@ -657,7 +700,7 @@ class SectigoProvider(Provider):
             **reply,
             "uniqueValue": unique_value(request.idempotency_key),
             "dcvMethod": request.dcv_method.value,
-            "dcvEmailAddress": _dcv_email(request),
+            **_approvals(request),
             "domainNames": _names(request),
         }
         if renewal_of is not None:
@@ -771,9 +814,9 @@ class SectigoProvider(Provider):
     def _tasks(self, csr: str, data: dict[str, Any]) -> tuple[ValidationTask, ...]:
         """What the user (or the host) must do to prove control."""
         method = DcvMethod(data["dcvMethod"])
-        domains = validation_domains(data["domainNames"][0], data["domainNames"][1:])
         if method is DcvMethod.EMAIL:
-            return (ValidationTask(domains[0], method, data["dcvEmailAddress"]),)
+            return approval_tasks(data)
+        domains = validation_domains(data["domainNames"][0], data["domainNames"][1:])
         return tuple(csr_hash_tasks(method, csr, domains, data["uniqueValue"]))
 
     @staticmethod

@@ -29,6 +29,12 @@ ADMIN = "ssl.admin"
 LIST_TEMPLATE = "panel_ssl/admin/providers.html"
 FORM_TEMPLATE = "panel_ssl/admin/provider_form.html"
 
+# The hint of a settings field with presets: the presets are listed above it, once.
+PRESET_HINT = "Use one of these, or type another address (a test server, a simulator)."
+PLAIN_HTTP = (
+    "{label} talks to {url} over plain http://: its login and every order travel unencrypted. "
+    "Use https:// unless this is a test server."
+)
 # The list page's buttons: what each one changes, and how the page says it was done.
 SWITCHES: dict[str, tuple[Callable[[ProviderAccounts, int], None], str]] = {
     "enable": (partial(ProviderAccounts.set_enabled, enabled=True), "{} is enabled."),
@@ -120,6 +126,7 @@ def new_account() -> str | Response:
         is_default=form.is_default.data,
         auto_renew=form.auto_renew.data,
     )
+    _warn_plain_http(form)
     return _back_to_list(f"{form.label.data} is added.")
 
 
@@ -146,6 +153,7 @@ def edit_account(account_id: int) -> str | Response:
     )
     if form.is_default.data:
         accounts.set_default(account_id)
+    _warn_plain_http(form)
     return _back_to_list(f"{form.label.data} is saved.")
 
 
@@ -172,6 +180,15 @@ def check_connection(account_id: int) -> Response:
     except ProviderError as error:
         return _back_to_list(f"{account.label}: {error}", "error")
     return _back_to_list(f"{account.label}: {result}")
+
+
+def _warn_plain_http(form: AccountForm) -> None:
+    """Saved all the same (a simulator or a test server speaks http), but said: over plain
+    http:// the provider's password and the orders can be read on the way."""
+    for field in form.settings.form:
+        url = field.data if isinstance(field, wtforms.URLField) else None
+        if url and url.strip().lower().startswith("http://"):
+            flask.flash(PLAIN_HTTP.format(label=form.label.data, url=url.strip()), "warning")
 
 
 def _back_to_list(message: str, category: str = "success") -> Response:
@@ -261,13 +278,16 @@ def _render_form(
     """``unreadable``: the stored settings cannot be decrypted, so the form starts from the
     provider's defaults and says that every setting must be entered again."""
     _blank(form.settings.form, cls.secret_fields)
+    presets = presets_of(cls, form.settings.form)
+    for name in presets:
+        form.settings.form[name].description = PRESET_HINT
     return flask.render_template(
         FORM_TEMPLATE,
         form=form,
         title=title,
         provider_name=cls.name,
         kept_secrets=kept,
-        presets=presets_of(cls, form.settings.form),
+        presets=presets,
         unreadable=unreadable,
     )
 
@@ -277,7 +297,9 @@ def presets_of(cls: type[Provider], settings: wtforms.Form) -> dict[str, Presets
 
     Adapters declare presets as class-level dicts (label -> value) whose attribute name ends in
     ``presets``, any case. Values that are not text are left out, and so are tables whose field
-    is not a text input: a select field lists its presets already (ACME's directory).
+    is not a text input: a select field lists its presets already (ACME's directory). The form
+    lists them once, under the field, in place of the field's own description (PRESET_HINT),
+    which an adapter tends to fill with the same addresses.
     """
     found: dict[str, Presets] = {}
     for attribute in dir(cls):

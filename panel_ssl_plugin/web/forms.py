@@ -14,10 +14,13 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 import flask
+import wtforms
 from flask_wtf import FlaskForm
 from wtforms import (
     EmailField,
     Field,
+    FieldList,
+    FormField,
     HiddenField,
     RadioField,
     SelectChoice,
@@ -31,9 +34,9 @@ from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from panel_ssl_plugin import keys, names
-from panel_ssl_plugin.drafts import OrderDraft
+from panel_ssl_plugin.drafts import ADDRESS_LIMITS, OrderDraft
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
-from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, Product
+from panel_ssl_plugin.providers.base import SERVER_TYPES, DcvMethod, OrderState, Product
 from panel_ssl_plugin.store import OrderRecord
 
 DEFAULT_PERIOD = 12
@@ -49,6 +52,7 @@ DCV_LABELS = {
     DcvMethod.DNS: "DNS record",
 }
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "title")
+ADDRESS_FIELDS = tuple(f"org_{name}" for name in ADDRESS_LIMITS)
 # \Z: WTForms' Regexp matches at the start only; a key must be nothing else
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 _NAME_SEPARATORS = re.compile(r"[\s,;]+")
@@ -63,10 +67,12 @@ STEP1_FIELDS = (
     "sans",
     "dcv_method",
     "approver_email",
+    "san_approvers",
     "organization",
     "unit",
     "state",
     "country",
+    *ADDRESS_FIELDS,
 )
 STEP2_FIELDS = (
     "contact_id",
@@ -97,6 +103,13 @@ def choices(pairs: Iterable[tuple[object, str]]) -> list[SelectChoice]:
 def email_choices(emails: Iterable[str]) -> list[tuple[str, str]]:
     """The provider's A-label addresses as values, their readable forms as labels."""
     return [(email, names.display_email(email)) for email in emails]
+
+
+class SanApproverForm(wtforms.Form):
+    """The approver of one additional name: the name as typed and the address chosen for it."""
+
+    name = HiddenField()
+    approver = SelectField("Approval Email Address")
 
 
 class OrderForm(FlaskForm):
@@ -132,10 +145,23 @@ class OrderForm(FlaskForm):
     )
     dcv_method = SelectField("Validation method")
     approver_email = SelectField("Approval Email Address")
+    san_approvers = FieldList(FormField(SanApproverForm))
     organization = StringField("Organization", render_kw={"autocomplete": "organization"})
     unit = StringField("Organizational unit", description="Optional, e.g. IT Department.")
+    org_street = StringField(
+        "Street address",
+        render_kw={"autocomplete": "street-address"},
+        description="The organization's, as public registers list it: the CA checks it.",
+    )
+    org_city = StringField("City", render_kw={"autocomplete": "address-level2"})
+    org_postal_code = StringField("Postal code", render_kw={"autocomplete": "postal-code"})
     state = StringField("State or province", render_kw={"autocomplete": "address-level1"})
     country = SelectField("Country")
+    org_phone = TelField(
+        "Organization phone",
+        render_kw={"autocomplete": "tel"},
+        description="A number the CA may call to confirm the order.",
+    )
 
     # step 2: the contact and the key
     contact_id = SelectField("Contact")
@@ -166,12 +192,18 @@ class OrderForm(FlaskForm):
         self.organization.data = profile.organization
         self.state.data = profile.state
         self.country.data = profile.country.upper()
+        self.org_street.data = profile.address
+        self.org_city.data = profile.city
+        self.org_postal_code.data = profile.postal_code
+        self.org_phone.data = profile.phone
         self.idempotency_key.data = new_idempotency_key()
 
     def prefill_from(self, order: OrderRecord) -> None:
         """A popup to order again what an earlier order asked for (a cancelled typo, a refusal).
 
-        Everything but the key: the new order gets its own key pair and idempotency key.
+        Everything but the key: the new order gets its own key pair. A refused order (a draft)
+        keeps its idempotency key, so "fix and resubmit" resubmits that order (orders.place)
+        rather than leave it refused beside a new one, and two such popups place it once.
         """
         self.provider_account_id.data = order.provider_account_id
         self.domain.data = names.display_domain(order.domain)
@@ -182,11 +214,18 @@ class OrderForm(FlaskForm):
         self.addons.data = list(order.addons)
         self.dcv_method.data = order.dcv_method
         self.approver_email.data = order.approver_email or ""
+        for name, approver in order.san_approvers.items():
+            self.san_approvers.append_entry(
+                {"name": names.display_domain(name), "approver": approver}
+            )
         for name in ("organization", "unit", "state", "country"):
             getattr(self, name).data = getattr(order, name)
+        for name in ADDRESS_LIMITS:
+            getattr(self, f"org_{name}").data = order.organization_address.get(name, "")
         for name in CONTACT_FIELDS:
             getattr(self, f"contact_{name}").data = order.contact.get(name, "")
-        self.idempotency_key.data = new_idempotency_key()
+        refused = order.status == OrderState.DRAFT
+        self.idempotency_key.data = order.idempotency_key if refused else new_idempotency_key()
 
     def has_valid_key(self) -> bool:
         return bool(IDEMPOTENCY_KEY.fullmatch(self.idempotency_key.data or ""))
@@ -227,7 +266,24 @@ class OrderForm(FlaskForm):
 
     def offer_approvers(self, emails: list[str], placeholder: str) -> None:
         """The approver dropdown: the provider's addresses, or one line saying why none."""
-        self.approver_email.choices = choices(email_choices(emails) or [("", placeholder)])
+        self.approver_email.choices = approver_choices(emails, placeholder)
+
+    def additional_names(self) -> list[str]:
+        """The additional names as typed, in order, each once."""
+        return list(dict.fromkeys(n for n in _NAME_SEPARATORS.split(self.sans.data or "") if n))
+
+    def offer_san_approvers(self, offers: list[tuple[str, list[str], str]]) -> None:
+        """One approver dropdown per additional name, from (name as typed, the provider's
+        addresses for it, why there are none); each keeps the address chosen for it before."""
+        chosen = {_name_key(e.form.name.data): e.form.approver.data for e in self.san_approvers}
+        self.san_approvers.entries, self.san_approvers.last_index = [], -1
+        for name, emails, error in offers:
+            entry = self.san_approvers.append_entry(
+                {"name": name, "approver": chosen.get(_name_key(name), "")}
+            )
+            entry.form.approver.choices = approver_choices(emails, "No address available")
+            entry.form.approver.label.text = approver_label(name)
+            entry.form.approver.errors = [error] if error else []
 
     def offer_contacts(self, contacts: list[Contact]) -> None:
         self.contact_id.choices = choices(
@@ -254,10 +310,9 @@ class OrderForm(FlaskForm):
     def hidden_values(self, field_names: Iterable[str]) -> list[tuple[str, str]]:
         """(name, value) pairs that carry the other step's fields through this one."""
         pairs = []
-        for name in field_names:
-            data = self[name].data
-            values = data if isinstance(data, list) else [data]
-            pairs.extend((name, "" if value is None else str(value)) for value in values)
+        for leaf in (leaf for name in field_names for leaf in _leaves(self[name])):
+            values = leaf.data if isinstance(leaf.data, list) else [leaf.data]
+            pairs.extend((leaf.name, "" if value is None else str(value)) for value in values)
         return pairs
 
     def draft(self, account_id: str) -> OrderDraft:
@@ -282,11 +337,40 @@ class OrderForm(FlaskForm):
             key_type=self.key_type.data or "",
             csr=(self.csr.data or "") if pasted else "",
             addons=tuple(self.addons.data or ()),
+            address={n: getattr(self, f"org_{n}").data or "" for n in ADDRESS_LIMITS},
+            san_approvers={
+                e.form.name.data or "": e.form.approver.data or "" for e in self.san_approvers
+            },
         )
 
 
 def priced(label: str, price: str | None) -> str:
     return f"{label} — {price}" if price else label
+
+
+def approver_choices(emails: list[str], placeholder: str) -> list[SelectChoice]:
+    """An approver dropdown's options: the provider's addresses, or one line saying why none."""
+    return choices(email_choices(emails) or [("", placeholder)])
+
+
+def approver_label(name: str) -> str:
+    return f"Approval address for {name}"
+
+
+def _name_key(typed: str | None) -> str:
+    """A name as typed, the way a provider reads it, so "Bücher.example" and its xn-- form are
+    the same name; as typed when it is no domain name."""
+    try:
+        return names.normalize_domain(typed or "", allow_wildcard=True)
+    except names.InvalidInput:
+        return (typed or "").strip()
+
+
+def _leaves(field: Field) -> list[Field]:
+    """A field, or every field a list of sub-forms holds."""
+    if isinstance(field, FieldList | FormField):
+        return [leaf for inner in field for leaf in _leaves(inner)]
+    return [field]
 
 
 def _pick(current, allowed, preferred, fallback):

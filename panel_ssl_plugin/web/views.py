@@ -1,8 +1,10 @@
 """The popups a reseller opens from a client's Account Mgmt tab: Order SSL Cert.
 
 The order popup is two pages that post to each other (DESIGN section 1): step 1 describes the
-certificate, step 2 the contact and the key, then ``orders.place`` judges the whole draft. The
-pages work without JavaScript; order.js adds the live approver lookup through ``dcv_emails``.
+certificate (with the organization's address for OV/EV products, and an approver for each
+additional name), step 2 the contact and the key under a summary of what is bought and for how
+much, then ``orders.place`` judges the whole draft. The pages work without JavaScript; order.js
+adds the live approver lookups, one per name, through ``dcv_emails``.
 Every view asks the host's permission first (``require``), and every POST checks its CSRF token
 itself, so a host without CSRFProtect is covered too.
 """
@@ -19,18 +21,29 @@ from panel_ssl_plugin.accounts import ProviderAccount
 from panel_ssl_plugin.drafts import NO_PROVIDER_ACCOUNT, OrderInvalid
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, Placed
-from panel_ssl_plugin.providers.base import DcvMethod, OrderState, Product, ProviderError
+from panel_ssl_plugin.providers.base import (
+    SERVER_TYPES,
+    DcvMethod,
+    OrderState,
+    Product,
+    ProviderError,
+)
 from panel_ssl_plugin.store import OrderRecord
 from panel_ssl_plugin.web import URL_PREFIX, current_runtime, query_number, require
 from panel_ssl_plugin.web.forms import (
+    ADDRESS_FIELDS,
     CONTACT_FIELDS,
     DCV_LABELS,
     STEP1_FIELDS,
     STEP2_FIELDS,
     OrderForm,
+    SanApproverForm,
+    approver_choices,
+    approver_label,
     email_choices,
     period_label,
     posted,
+    priced,
 )
 
 ORDER = "ssl.order"
@@ -104,14 +117,26 @@ class Offer:
         return bool(self.product and self.product.addons)
 
     @property
+    def approver_per_name(self) -> bool:
+        """Each additional name gets its own approver dropdown."""
+        return self.by_email and self.takes_sans
+
+    @property
+    def needs_address(self) -> bool:
+        """The product validates the organization, so its address is asked for."""
+        return bool(self.product and self.product.org_required)
+
+    @property
     def unseen(self) -> set[str]:
         """Fields step 1 does not show here: their errors go to the top of the page instead."""
         shown = {
             "provider_account_id": self.choose_account,
             "dcv_method": self.choose_method,
             "approver_email": self.by_email,
+            "san_approvers": self.approver_per_name,
             "sans": self.takes_sans,
             "addons": self.has_addons,
+            **dict.fromkeys(ADDRESS_FIELDS, self.needs_address),
         }
         return {name for name, visible in shown.items() if not visible}
 
@@ -276,6 +301,8 @@ def _step1(
         form.show_errors({"product_id": offer.error})
     if offer.by_email:
         _fill_approvers(form, offer)
+    if offer.approver_per_name:
+        _fill_san_approvers(form, offer)
     errors = errors or {}
     form.show_errors(errors)
     unseen = [message for name, message in errors.items() if name in offer.unseen]
@@ -286,6 +313,7 @@ def _step1(
         offer=offer,
         alert=" ".join([alert, *unseen]),
         hidden=form.hidden_values(STEP2_FIELDS),
+        san_row=_san_row_template(),
     )
     return page, UNPROCESSABLE if alert else 200
 
@@ -299,6 +327,23 @@ def _fill_approvers(form: OrderForm, offer: Offer) -> None:
     form.offer_approvers(list(lookup.emails), "No address available")
     if lookup.error:
         form.show_errors({lookup.field: lookup.error})
+
+
+def _fill_san_approvers(form: OrderForm, offer: Offer) -> None:
+    """An approver dropdown per additional name, each looked up as the domain's is; no more
+    names than the product covers (the draft says when there are too many)."""
+    typed = form.additional_names()[: offer.product.max_sans if offer.product else 0]
+    found = {name: _lookup(offer.account.id, name) for name in typed}
+    form.offer_san_approvers([(name, list(f.emails), f.error) for name, f in found.items()])
+
+
+def _san_row_template() -> SanApproverForm:
+    """The row order.js copies for a name typed in: it puts the row's number for ``__i__`` and
+    the name for ``__name__``."""
+    row = SanApproverForm(prefix="san_approvers-__i__-")
+    row.approver.choices = approver_choices([], "Looking up the approval addresses…")
+    row.approver.label.text = approver_label("__name__")
+    return row
 
 
 # --- step 2 -----------------------------------------------------------------------------------
@@ -336,19 +381,70 @@ def _step2(
 
 
 def _summary(form: OrderForm, offer: Offer | None) -> list[tuple[str, str]]:
-    """Step 1 in words, so the contact page says what is being ordered."""
+    """Step 1 in words, so the contact page says what is being bought, for how much, and for
+    whom, before *Place order*; a line without a value is left out."""
     product = offer.product if offer else None
-    method = form.dcv_method.data
-    if method == DcvMethod.EMAIL:
-        validation = f"Approval e-mail to {names.display_email(form.approver_email.data or '')}"
-    else:
-        validation = DCV_LABELS.get(method, method or "")
-    return [
+    months = form.period_months.data or 0
+    lines = [
         ("Domain name", _display_domain(form.domain.data or "")),
+        *(("Additional name", name) for name in _additional_names(form)),
         ("Product", product.name if product else form.product_id.data or ""),
-        ("Validity period", period_label(form.period_months.data or 0)),
-        ("Validation", validation),
+        ("Server type", SERVER_TYPES.get(form.server_type.data or "", "")),
+        ("Validity period", period_label(months)),
+        ("Price", _price(product, months)),
+        ("Add-ons", _addons(form, product)),
+        ("Validation", _validation(form)),
+        ("Organization", _organization(form)),
+        ("Address", _address(form) if offer and offer.needs_address else ""),
     ]
+    return [(label, value) for label, value in lines if value]
+
+
+def _price(product: Product | None, months: int) -> str:
+    if product is None:
+        return ""
+    price = product.prices.get(months)
+    return f"{price} for {period_label(months)}" if price else "not listed by the provider"
+
+
+def _addons(form: OrderForm, product: Product | None) -> str:
+    chosen = set(form.addons.data or ())
+    offered = product.addons if product else ()
+    return "; ".join(priced(addon.name, addon.price) for addon in offered if addon.id in chosen)
+
+
+def _validation(form: OrderForm) -> str:
+    method = form.dcv_method.data
+    if method != DcvMethod.EMAIL:
+        return DCV_LABELS.get(method, method or "")
+    return f"Approval e-mail to {names.display_email(form.approver_email.data or '')}"
+
+
+def _additional_names(form: OrderForm) -> list[str]:
+    """The additional names, each with its approver when one was chosen."""
+    approvers = {e.form.name.data: e.form.approver.data for e in form.san_approvers}
+    if form.dcv_method.data != DcvMethod.EMAIL:
+        approvers = {}
+    return [
+        f"{_display_domain(name)} · approval e-mail to {names.display_email(approvers[name])}"
+        if approvers.get(name)
+        else _display_domain(name)
+        for name in form.additional_names()
+    ]
+
+
+def _organization(form: OrderForm) -> str:
+    return _joined(form.organization.data, form.unit.data, form.state.data, form.country.data)
+
+
+def _address(form: OrderForm) -> str:
+    place = f"{form.org_postal_code.data or ''} {form.org_city.data or ''}"
+    return _joined(form.org_street.data, place, form.org_phone.data)
+
+
+def _joined(*parts: str | None) -> str:
+    """The parts that say something, in one line."""
+    return ", ".join(part.strip() for part in parts if part and part.strip())
 
 
 # --- submit -----------------------------------------------------------------------------------
@@ -405,5 +501,9 @@ def _result(account_id: str, placed: Placed) -> str:
         message=message,
         domain=names.display_domain(order.domain),
         approver=names.display_email(order.approver_email or ""),
+        additional=[
+            (names.display_domain(name), names.display_email(order.san_approvers.get(name, "")))
+            for name in order.sans
+        ],
         certs_href=f"{flask.request.script_root}{URL_PREFIX}/accounts/{account_id}/certs",
     )

@@ -23,31 +23,27 @@
     });
   }
 
-  // --- step 1: the live approver lookup ----------------------------------------------------
+  // --- step 1: the live approver lookups --------------------------------------------------
 
-  function ApproverLookup(form) {
-    this.form = form;
-    this.domain = form.querySelector("#domain");
-    this.select = form.querySelector("#approver_email");
-    this.status = form.querySelector("#approver_email-status");
+  // One approver dropdown that follows a name: the domain's, or an additional name's.
+  // name() is the name to look up; a mistake in it is shown in nameField's error list.
+  function ApproverLookup(form, select, name, nameField) {
+    this.select = select;
+    this.status = select.closest(".field").querySelector(".lookup-status");
+    this.name = name;
+    this.nameField = nameField;
     this.url = form.dataset.dcvUrl;
+    this.account = form.querySelector("[name=provider_account_id]");
     this.timer = null;
     this.controller = null;
     this.wanted = this.select.value;
   }
 
-  ApproverLookup.prototype.start = function () {
-    var self = this;
-    this.domain.addEventListener("input", function () {
-      self.schedule();
-    });
-  };
-
   ApproverLookup.prototype.schedule = function () {
     var self = this;
     this.cancel();
-    showErrors("domain", []);
-    if (!this.domain.value.trim()) {
+    showErrors(this.nameField, []);
+    if (!this.name().trim()) {
       this.fill([], "Enter the domain name first");
       this.idle();
       return;
@@ -67,9 +63,8 @@
   ApproverLookup.prototype.fetch = function () {
     var self = this;
     var controller = new AbortController();
-    var account = this.form.querySelector("[name=provider_account_id]");
-    var query = new URLSearchParams({ domain: this.domain.value });
-    if (account) query.set("provider_account_id", account.value);
+    var query = new URLSearchParams({ domain: this.name() });
+    if (this.account) query.set("provider_account_id", this.account.value);
     this.controller = controller;
     this.select.setAttribute("aria-busy", "true");
     window
@@ -118,7 +113,7 @@
   ApproverLookup.prototype.answered = function (body) {
     this.idle();
     this.fill(body.emails || [], "No address available");
-    showErrors("approver_email", []);
+    showErrors(this.select.id, []);
   };
 
   ApproverLookup.prototype.failed = function (message, field) {
@@ -127,7 +122,7 @@
     this.idle();
     this.fill([], "No address available");
     if (field === "domain") {
-      showErrors("domain", [text]);
+      showErrors(this.nameField, [text]);
       return;
     }
     var retry = document.createElement("button");
@@ -137,7 +132,7 @@
     retry.addEventListener("click", function () {
       self.schedule();
     });
-    showErrors("approver_email", [text]);
+    showErrors(this.select.id, [text]);
     this.status.replaceChildren(retry);
     this.status.dataset.state = "error";
   };
@@ -154,6 +149,82 @@
     }
   };
 
+  function followDomain(form) {
+    var domain = form.querySelector("#domain");
+    var lookup = new ApproverLookup(
+      form,
+      form.querySelector("#approver_email"),
+      function () { return domain.value; },
+      "domain"
+    );
+    domain.addEventListener("input", function () {
+      lookup.schedule();
+    });
+  }
+
+  // --- step 1: an approver per additional name ---------------------------------------------
+
+  // The rows follow the names typed: a new name gets a row copied from the page's template
+  // (__i__: its number, __name__: the name) and its own lookup; a row keeps its choice while
+  // its name stays; the panel caps the names at what the product covers.
+  function SanApprovers(form) {
+    this.form = form;
+    this.names = form.querySelector("#sans");
+    this.group = form.querySelector("#san_approvers-row");
+    this.rows = form.querySelector("#san_approvers-rows");
+    this.template = document.getElementById("san-approver-template");
+    this.next = this.rows.children.length;
+    this.timer = null;
+  }
+
+  SanApprovers.prototype.start = function () {
+    var self = this;
+    this.names.addEventListener("input", function () {
+      window.clearTimeout(self.timer);
+      self.timer = window.setTimeout(function () {
+        self.update();
+      }, DEBOUNCE_MS);
+    });
+  };
+
+  SanApprovers.prototype.typed = function () {
+    var seen = {};
+    var limit = Number(this.group.dataset.maxNames) || 0;
+    return this.names.value
+      .split(/[\s,;]+/)
+      .filter(function (name) {
+        if (!name || seen[name]) return false;
+        seen[name] = true;
+        return true;
+      })
+      .slice(0, limit);
+  };
+
+  SanApprovers.prototype.update = function () {
+    var self = this;
+    var current = {};
+    Array.prototype.forEach.call(this.rows.children, function (row) {
+      current[row.querySelector("input[type=hidden]").value] = row;
+    });
+    var rows = this.typed().map(function (name) {
+      return current[name] || self.add(name);
+    });
+    this.rows.replaceChildren.apply(this.rows, rows);
+    showErrors("san_approvers", []);
+  };
+
+  SanApprovers.prototype.add = function (name) {
+    var holder = document.createElement("template");
+    holder.innerHTML = this.template.innerHTML.replace(/__i__/g, String(this.next++));
+    var row = holder.content.firstElementChild;
+    var label = row.querySelector("label");
+    var select = row.querySelector("select");
+    label.textContent = label.textContent.replace("__name__", name);
+    row.querySelector("input[type=hidden]").value = name;
+    new ApproverLookup(this.form, select, function () { return name; }, select.id).schedule();
+    return row;
+  };
+
   // --- step 1: rows that depend on other choices ---------------------------------------------
 
   function redrawOnChange(form, selector) {
@@ -165,12 +236,14 @@
     });
   }
 
-  function toggleApproverRow(form) {
+  function toggleApproverRows(form) {
     var method = form.querySelector("select#dcv_method");
-    var row = form.querySelector("#approver_email-row");
-    if (!method || !row) return;
+    var rows = form.querySelectorAll("#approver_email-row, #san_approvers-row");
+    if (!method) return;
     var update = function () {
-      row.hidden = method.value !== "email";
+      rows.forEach(function (row) {
+        row.hidden = method.value !== "email";
+      });
     };
     method.addEventListener("change", update);
     update();
@@ -179,8 +252,9 @@
   function startStep1(form) {
     redrawOnChange(form, "#provider_account_id");
     redrawOnChange(form, "#product_id");
-    toggleApproverRow(form);
-    if (form.querySelector("#approver_email")) new ApproverLookup(form).start();
+    toggleApproverRows(form);
+    if (form.querySelector("#approver_email")) followDomain(form);
+    if (form.querySelector("#san_approvers-rows")) new SanApprovers(form).start();
   }
 
   // --- step 2: contacts and the key ------------------------------------------------------------

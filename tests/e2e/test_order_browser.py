@@ -97,3 +97,131 @@ def test_choosing_a_product_redraws_its_options(panel_server, context):
     expect(popup.get_by_label("Additional domain names")).to_be_visible()
     expect(popup.get_by_label("Domain name", exact=True)).to_have_value("example.com")
     expect(popup.get_by_label("Extra SAN — $5.00 per name per year")).to_be_visible()
+
+
+# --- issue 10: the spinner, OV orders, step 2's summary, an approver per name ---------------
+
+ORANGE = "rgb(247, 162, 27)"  # the manual's spinner, the colour of the link bar
+CSP_REFUSALS = re.compile("Content Security Policy|CSP violation")
+
+
+@pytest.fixture
+def refused(context) -> list[str]:
+    """Whatever the Content-Security-Policy refuses on any page (none may be)."""
+    found: list[str] = []
+    context.on(
+        "console",
+        lambda message: found.append(message.text) if CSP_REFUSALS.search(message.text) else None,
+    )
+    return found
+
+
+def test_the_spinner_is_orange_beside_approval_email_address(panel_server, context, screenshot):
+    popup = open_order_popup(context.new_page(), context, panel_server.url)
+    held = []
+    popup.route("**/dcv-emails?*", lambda route: held.append(route))  # held until let go
+    popup.get_by_label("Domain name").fill(DOMAIN)
+    spinner = popup.locator("#approver_email-row .label-cell .spinner")
+    expect(spinner).to_be_visible()
+    popup.wait_for_timeout(500)  # past the typing pause: the request is out and held
+    assert len(held) == 1
+    assert spinner.evaluate("e => getComputedStyle(e).borderTopColor") == ORANGE
+    label = popup.locator("label[for=approver_email]").bounding_box()
+    box = spinner.bounding_box()
+    assert box["x"] > label["x"] + label["width"] - 1  # right after the words
+    assert abs((box["y"] + box["height"] / 2) - (label["y"] + label["height"] / 2)) < 10
+    screenshot(popup, "spinner")
+    held[0].continue_()
+    expect(popup.get_by_label("Approval Email Address")).to_contain_text(APPROVER_LABEL)
+    expect(spinner).to_have_count(0)
+
+
+def test_an_ov_order_asks_for_the_organizations_address(panel_server, context, screenshot, refused):
+    popup = open_order_popup(context.new_page(), context, panel_server.url)
+    street = popup.get_by_label("Street address")
+    expect(street).to_be_hidden()  # a DV product: no address asked
+    popup.get_by_label("Product").select_option(label="Sandbox OV Business")
+    expect(street).to_be_visible()
+    expect(street).to_have_value("Hauptstraße 12")  # from the client's profile
+    expect(popup.get_by_label("Postal code")).to_have_value("80331")
+    expect(popup.get_by_label("City")).to_have_value("München")
+    expect(popup.get_by_label("Organization phone")).to_have_value("+49 89 123450")
+    popup.get_by_label("Domain name").fill("shop.example.com")
+    expect(popup.get_by_label("Approval Email Address")).to_contain_text("admin@example.com")
+    screenshot(popup, "1-address")
+    popup.get_by_label("Postal code").fill("")
+    popup.get_by_role("button", name="Specify Contact Info").click()
+    expect(popup.locator("#org_postal_code-errors")).to_have_text(
+        "This product validates the organization: required."
+    )
+    screenshot(popup, "2-required")
+    popup.get_by_label("Postal code").fill("80333")
+    popup.get_by_role("button", name="Specify Contact Info").click()
+    summary = popup.get_by_label("Your certificate")
+    expect(summary).to_contain_text("Hauptstraße 12, 80333 München, +49 89 123450")
+    screenshot(popup, "3-summary")
+    popup.get_by_role("button", name="Place order").click()
+    expect(popup.get_by_test_id("order-status")).to_have_text("pending")
+    (order,) = panel_server.runtime.orders.store.account_orders("1")[0]
+    assert order.organization_address["postal_code"] == "80333"
+    assert refused == []
+
+
+def test_step2_shows_what_is_bought_and_for_how_much(panel_server, context, screenshot):
+    popup = open_order_popup(context.new_page(), context, panel_server.url)
+    popup.get_by_label("Domain name").fill("shop.example.com")
+    expect(popup.get_by_label("Approval Email Address")).to_contain_text("admin@example.com")
+    popup.get_by_label("Validity period").select_option(label="2 years — $18.00")
+    popup.get_by_label("Server type").select_option(label="Nginx")
+    popup.get_by_label("Extended warranty — $10.00 per year").check()
+    popup.get_by_role("button", name="Specify Contact Info").click()
+    summary = popup.get_by_label("Your certificate")
+    for words in (
+        "Server type",
+        "Nginx",
+        "Organization",
+        "Bäckerei Müller GmbH, Bayern, DE",
+        "Price",
+        "$18.00 for 2 years",
+        "Extended warranty — $10.00 per year",
+    ):
+        expect(summary).to_contain_text(words)
+    screenshot(popup, "summary")
+
+
+def test_each_additional_name_gets_its_own_approver(panel_server, context, screenshot, refused):
+    popup = open_order_popup(context.new_page(), context, panel_server.url)
+    popup.get_by_label("Product").select_option(value="dv-multi")
+    expect(popup.get_by_label("Additional domain names")).to_be_visible()  # the page redrawn
+    popup.get_by_label("Domain name", exact=True).fill("example.com")
+    expect(popup.get_by_label("Approval Email Address")).to_contain_text("admin@example.com")
+    popup.get_by_label("Additional domain names").fill("www.example.com\nshop.example.com")
+    www = popup.get_by_label("Approval address for www.example.com")
+    shop = popup.get_by_label("Approval address for shop.example.com")
+    expect(www).to_contain_text("admin@www.example.com")
+    expect(shop).to_contain_text("admin@shop.example.com")
+    expect(shop).not_to_contain_text("www.example.com")
+    www.select_option("webmaster@example.com")
+    popup.get_by_label("Additional domain names").fill(
+        "www.example.com\nshop.example.com\nblog.example.com"
+    )
+    expect(popup.get_by_label("Approval address for blog.example.com")).to_contain_text(
+        "admin@blog.example.com"
+    )
+    expect(www).to_have_value("webmaster@example.com")  # kept while its name stays
+    popup.get_by_label("Extra SAN — $5.00 per name per year").check()  # 2 are included
+    screenshot(popup, "1-approvers")
+    popup.get_by_role("button", name="Specify Contact Info").click()
+    expect(popup.get_by_label("Your certificate")).to_contain_text(
+        "www.example.com · approval e-mail to webmaster@example.com"
+    )
+    screenshot(popup, "2-summary")
+    popup.get_by_role("button", name="Place order").click()
+    expect(popup.get_by_test_id("order-status")).to_have_text("pending")
+    (order,) = panel_server.runtime.orders.store.account_orders("1")[0]
+    assert order.san_approvers == {
+        "www.example.com": "webmaster@example.com",
+        "shop.example.com": "admin@shop.example.com",
+        "blog.example.com": "admin@blog.example.com",
+    }
+    assert refused == []

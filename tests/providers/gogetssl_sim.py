@@ -7,7 +7,10 @@ status replies alike, for the order's current CSR), ``status_description``, the 
 the order listing (newest first, ``limit`` 100 unless asked, ``count`` the account's total).
 Readings of its own, *unverified*: a domain with invalid characters is refused with a nested
 ``description`` (``{"domain": [...]}``), the shape form validators commonly produce, and an
-offset past the end lists no orders.
+offset past the end lists no orders. An OV product (``org_required``) refuses an order without
+every ``org_*`` field of GoGetSSL's sample order, or without ``admin_organization`` and
+``admin_addressline1`` (documented as required for OV/EV). ``balance_refused`` makes the
+balance call an unknown method, as an API key without account rights may see it.
 
 Orders stay pending until a test moves them (:meth:`GoGetSSLSim.approve`, ``reject``,
 ``set_status``); approval signs the order's CSR with a test CA, root → intermediate → leaf.
@@ -119,7 +122,10 @@ ORG_REQUIRED = (
     "org_city",
     "org_country",
     "org_postalcode",
+    "org_region",
     "org_phone",
+    "admin_organization",
+    "admin_addressline1",
 )
 DOMAIN = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}")
 FAULTS: dict[str, tuple[int, dict[str, str], bytes]] = {
@@ -205,6 +211,7 @@ class GoGetSSLSim:
         self.path_calls: Counter[str] = Counter()
         self.order_calls: Counter[str] = Counter()
         self.dcv_overrides: dict[str, dict[str, list[str]]] = {}
+        self.balance_refused = False
         self.root_key, self.root_cert = keys.create_ca("GoGetSSL Simulator Root")
         self.ca_key, self.ca_cert = keys.create_ca(
             "GoGetSSL Simulator DV CA", issuer_key=self.root_key, issuer_cert=self.root_cert
@@ -399,6 +406,8 @@ class GoGetSSLSim:
         return {"key": key}
 
     def balance(self, call: Call) -> dict[str, Any]:
+        if self.balance_refused:
+            raise ApiError("Unknown method", status=404, message="Unknown method")
         return {"success": True, "balance": "250.00", "currency": CURRENCY}
 
     def products(self, call: Call) -> dict[str, Any]:

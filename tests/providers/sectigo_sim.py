@@ -7,6 +7,14 @@ to choose a behaviour of its own, it is:
 
 * Arguments are checked like the real API: an argument it does not know is -2, a missing one -3,
   a bad value -4 (``errorItem`` names it), wrong credentials -16.
+* An OV/EV product needs the organization's name, country, street, city and postal code (-3
+  for the first one missing); the docs call the address "conditional", and this simulator reads
+  the condition as "the product validates the organization" (*unverified*).
+* An e-mail validated order of one name takes ``dcvEmailAddress``; of several names,
+  ``dcvEmailAddresses``, one approver per name of ``domainNames`` in its order, each one the
+  DCV list offers for that name (the adapter's reading, *unverified* for AutoApplySSL).
+* Every order keeps the arguments it was placed with (:attr:`Order.received`), for tests that
+  ask what reached Sectigo.
 * Every ``AutoApplySSL`` places a new order. Sectigo's request-token page warns that the same
   CSR with an identical DCV token (CSR hash, ``sectigo.com``, ``uniqueValue``) makes the
   original order fail, so an earlier order with the same CSR and uniqueValue that is not issued
@@ -125,6 +133,8 @@ class Order:
     certificate: x509.Certificate | None = None
     dcv_emails_sent: int = 1
     placed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    received: dict[str, str] = field(default_factory=dict)
+    """The AutoApplySSL arguments the order was placed with, credentials left out."""
 
 
 Pairs = list[tuple[str, str]]
@@ -249,7 +259,7 @@ class SectigoSim:
         csr = _csr(form["csr"])
         names = _names(form, csr, product)
         _check_organization(form, product)
-        dcv_email = self._check_dcv(form, names[0], product)
+        dcv_email = self._check_dcv(form, names, product)
         unique = _unique_value(form)
         if self.insufficient_credits:
             raise SimError(-15, "Insufficient credits!")
@@ -264,6 +274,7 @@ class SectigoSim:
             dcv_method=form["dcvMethod"],
             dcv_email=dcv_email,
             unique_value=unique,
+            received={k: v for k, v in form.items() if k != "loginPassword"},
         )
         self.orders[order.number] = order
         return 0, self._order_reply(order, form)
@@ -328,19 +339,26 @@ class SectigoSim:
         except KeyError:
             raise SimError(-4, "The value of 'orderNumber' is invalid!", "orderNumber") from None
 
-    def _check_dcv(self, form: dict[str, str], primary: str, product: SimProduct) -> str:
+    def _check_dcv(self, form: dict[str, str], names: list[str], product: SimProduct) -> str:
+        """The approver of the domain, every name's approver checked (see the docstring)."""
         method = form["dcvMethod"]
         if method not in DCV_METHODS or (method == "HTTP_CSR_HASH" and product.wildcard):
             raise SimError(-4, "The value of 'dcvMethod' is invalid!", "dcvMethod")
         if method != "EMAIL":
             return ""
-        email = form.get("dcvEmailAddress", "")
-        if not email:
-            raise SimError(-3, "The 'dcvEmailAddress' argument is missing!", "dcvEmailAddress")
-        _, pairs = self.dcv_email_list({"domainName": primary})
-        if email not in {value for _, value in pairs}:
-            raise SimError(-4, "The value of 'dcvEmailAddress' is invalid!", "dcvEmailAddress")
-        return email
+        item = "dcvEmailAddress" if len(names) == 1 else "dcvEmailAddresses"
+        emails = [e for e in form.get(item, "").split(",") if e]
+        if not emails:
+            raise SimError(-3, f"The '{item}' argument is missing!", item)
+        if len(emails) != len(names) or not all(
+            email in self._approvers(name) for name, email in zip(names, emails, strict=True)
+        ):
+            raise SimError(-4, f"The value of '{item}' is invalid!", item)
+        return emails[0]
+
+    def _approvers(self, name: str) -> set[str]:
+        _, pairs = self.dcv_email_list({"domainName": name})
+        return {value for _, value in pairs}
 
     def _fail_same_token(self, csr: x509.CertificateSigningRequest, unique: str) -> None:
         """An identical DCV request token makes the original order fail (see the docstring)."""
@@ -434,11 +452,20 @@ def _names(
     return names
 
 
+ORGANIZATION_REQUIRED = (
+    "organizationName",
+    "countryName",
+    "streetAddress1",
+    "localityName",
+    "postalCode",
+)
+
+
 def _check_organization(form: dict[str, str], product: SimProduct) -> None:
     country = form.get("countryName", "")
     if country and pycountry.countries.get(alpha_2=country) is None:
         raise SimError(-7, "'countryName' is not a valid ISO-3166 country!", "countryName")
-    for item in ("organizationName", "countryName"):
+    for item in ORGANIZATION_REQUIRED:
         if product.org_required and not form.get(item):
             raise SimError(-3, f"The '{item}' argument is missing!", item)
 
@@ -530,6 +557,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             "days",
             "years",
             "dcvEmailAddress",
+            "dcvEmailAddresses",
             "domainNames",
             "primaryDomainName",
             "isCustomerValidated",
@@ -546,7 +574,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "!AutoReplaceSSL": Endpoint(
         SectigoSim.replace,
         frozenset({"orderNumber", "csr"}),
-        frozenset({"dcvMethod", "dcvEmailAddress", "uniqueValue", "serverSoftware"}),
+        frozenset(
+            {"dcvMethod", "dcvEmailAddress", "dcvEmailAddresses", "uniqueValue", "serverSoftware"}
+        ),
     ),
     "!ResendDCVEmail": Endpoint(
         SectigoSim.resend_dcv_email, frozenset({"orderNumber"}), frozenset({"dcvEmailAddress"})

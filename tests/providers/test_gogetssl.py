@@ -20,6 +20,7 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    OrganizationAddress,
     Placement,
     PlacementKind,
     ProviderError,
@@ -46,6 +47,9 @@ CONTACT = Contact(
     state="Greater London",
     country="GB",
 )
+ADDRESS = OrganizationAddress(
+    street="1 Analytical Way", city="London", postal_code="N1 9GU", phone="+44.2079460001"
+)
 
 
 def make_provider(sim: GoGetSSLSim, **settings: Any) -> GoGetSSLProvider:
@@ -70,6 +74,7 @@ def order_request(csr: str, domain: str = "example.com", **fields: Any) -> Order
         "state": "Greater London",
         "country": "GB",
         "contact": CONTACT,
+        "organization_address": ADDRESS,
     }
     return OrderRequest(csr=csr, domain=domain, **{**defaults, **fields})
 
@@ -143,6 +148,32 @@ def test_test_connection_reports_products_and_balance(provider):
     message = provider.test_connection()
     assert message.startswith("Connected: 4 products (PositiveSSL, ")
     assert message.endswith("Balance: 250.00 USD.")
+
+
+def test_products_load_without_the_balance(provider, gogetssl_sim):
+    """Issue 10, item 2: the balance only gives the prices a currency; an account whose API
+    will not tell its balance still sees and orders the products."""
+    gogetssl_sim.balance_refused = True
+    products = {product.id: product for product in provider.products()}
+    assert products["71"].prices == {12: "8.50", 24: "15.90"}
+    assert provider.test_connection().endswith(
+        "Balance: unknown (GoGetSSL's balance: Unknown method)."
+    )
+    assert place(provider).order_id in gogetssl_sim.orders
+
+
+def test_a_failed_product_list_names_the_call(provider, gogetssl_sim):
+    gogetssl_sim.fail_next("429", "/products/ssl/")
+    with pytest.raises(ProviderUnavailable, match=r"^GoGetSSL's product list: ") as caught:
+        provider.products()
+    assert caught.value.retry_after == 7
+    bad_login = make_provider(gogetssl_sim, password="wrong")
+    with pytest.raises(ProviderRejected) as refused:
+        bad_login.products()
+    assert (
+        str(refused.value)
+        == "GoGetSSL's product list: Auth error: Wrong user name or API password."
+    )
 
 
 def test_products_carry_periods_prices_validation_and_the_san_addon(provider):
@@ -246,12 +277,26 @@ def test_order_sends_the_documented_fields(provider, gogetssl_sim):
     assert "org_name" not in sent  # DV products take no organization
 
 
-def test_san_approvers_use_the_chosen_mailbox_at_each_name(provider, gogetssl_sim):
+def test_each_san_is_sent_with_its_own_approver(provider, gogetssl_sim):
+    sans = ("www.example.com", "shop.example.com")
+    _, csr = new_csr("example.com", *sans)
+    chosen = {
+        "www.example.com": "webmaster@example.com",
+        "shop.example.com": "admin@shop.example.com",
+    }
+    ref = provider.place_order(order_request(csr, product_id="99", sans=sans, san_approvers=chosen))
+    sent = gogetssl_sim.orders[ref.order_id].params
+    assert sent["dns_names"] == "www.example.com,shop.example.com"
+    assert sent["approver_email"] == "admin@example.com"
+    assert sent["approver_emails"] == "webmaster@example.com,admin@shop.example.com"
+
+
+def test_a_san_without_its_own_approver_gets_the_chosen_mailbox_at_its_name(provider, gogetssl_sim):
+    """Orders placed before approvers were chosen per name (and their renewals)."""
     sans = ("www.example.com", "shop.example.com")
     _, csr = new_csr("example.com", *sans)
     ref = provider.place_order(order_request(csr, product_id="99", sans=sans))
     sent = gogetssl_sim.orders[ref.order_id].params
-    assert sent["dns_names"] == "www.example.com,shop.example.com"
     assert sent["approver_emails"] == "admin@www.example.com,admin@shop.example.com"
 
 
@@ -273,15 +318,23 @@ def test_server_types_map_onto_the_brands_web_server_list(
     assert gogetssl_sim.orders[ref.order_id].params["webserver_type"] == webserver_id
 
 
-def test_ov_orders_carry_the_organization(provider, gogetssl_sim):
+def test_ov_orders_carry_the_organization_and_its_address(provider, gogetssl_sim):
     ref = place(provider, product_id="88")
     sent = gogetssl_sim.orders[ref.order_id].params
-    assert (sent["org_name"], sent["org_division"], sent["org_country"]) == (
+    assert {k: v for k, v in sent.items() if k.startswith("org_")} == {
+        "org_name": "Example Ltd",
+        "org_division": "Web",
+        "org_addressline1": "1 Analytical Way",
+        "org_city": "London",
+        "org_postalcode": "N1 9GU",
+        "org_region": "Greater London",
+        "org_country": "GB",
+        "org_phone": "+44.2079460001",
+    }
+    assert (sent["admin_organization"], sent["admin_addressline1"]) == (
         "Example Ltd",
-        "Web",
-        "GB",
+        "1 Analytical Way",
     )
-    assert (sent["org_addressline1"], sent["org_postalcode"]) == ("1 Analytical Way", "N1 9GU")
 
 
 @pytest.mark.parametrize(
@@ -296,6 +349,11 @@ def test_ov_orders_carry_the_organization(provider, gogetssl_sim):
         ),
         ({"period_months": 36}, "Period 36 is not offered", "period"),
         ({"product_id": "88", "organization": ""}, "org_name is required.", "org_name"),
+        (
+            {"product_id": "88", "organization_address": OrganizationAddress()},
+            "org_addressline1 is required.",
+            "org_addressline1",
+        ),
     ],
 )
 def test_invalid_orders_are_rejected_with_the_providers_reason(

@@ -24,6 +24,7 @@ from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
     OrderState,
+    OrganizationAddress,
     Placement,
     PlacementKind,
     ProviderError,
@@ -38,6 +39,14 @@ from tests.providers.recording_host import RecordingHost
 from tests.providers.sectigo_sim import LOGIN_PASSWORD, Fault, SectigoSim
 
 APPLY = "!AutoApplySSL"
+ORGANIZATION_ARGUMENTS = (
+    "organizationName",
+    "streetAddress1",
+    "localityName",
+    "postalCode",
+    "stateOrProvinceName",
+    "countryName",
+)
 COLLECT = "download/CollectSSL"
 REPORT = "!WebHostReport"
 
@@ -205,6 +214,79 @@ def test_order_sends_the_documented_arguments(sectigo_sim, host):
     }
     assert {k: form[k] for k in expected} == expected
     assert len(form["uniqueValue"]) == 20 and form["uniqueValue"].isalnum()
+
+
+ADDRESS = OrganizationAddress(
+    street="1 Analytical Way", city="London", postal_code="N1 9GU", phone="+44 20 7946 0001"
+)
+
+
+def test_ov_orders_carry_the_organization_and_its_address(sectigo, sectigo_sim):
+    ov = order(
+        product_id="7", organization="Example Ltd", state="London", organization_address=ADDRESS
+    )
+
+    ref = sectigo.place_order(ov)
+
+    received = sectigo_sim.orders[ref.order_id].received
+    assert {k: received[k] for k in ORGANIZATION_ARGUMENTS} == {
+        "organizationName": "Example Ltd",
+        "streetAddress1": "1 Analytical Way",
+        "localityName": "London",
+        "postalCode": "N1 9GU",
+        "stateOrProvinceName": "London",
+        "countryName": "GB",
+    }
+    assert received["appRepTelephone"] == "+44 20 7946 0000"  # the contact's own
+
+
+def test_the_organizations_phone_stands_in_for_a_contact_without_one(sectigo, sectigo_sim):
+    no_phone = Contact("Ada", "Lovelace", "ada@example.net")
+    ov = order(product_id="7", organization="Example Ltd", organization_address=ADDRESS)
+
+    ref = sectigo.place_order(dataclasses.replace(ov, contact=no_phone))
+
+    assert sectigo_sim.orders[ref.order_id].received["appRepTelephone"] == "+44 20 7946 0001"
+
+
+def test_each_name_is_sent_with_its_own_approver(sectigo, sectigo_sim):
+    sans = ("www.example.com", "shop.example.com")
+    chosen = {
+        "www.example.com": "webmaster@www.example.com",
+        "shop.example.com": "admin@example.com",
+    }
+    request = order(product_id="279", sans=sans, san_approvers=chosen)
+
+    ref = sectigo.place_order(request)
+
+    received = sectigo_sim.orders[ref.order_id].received
+    assert received["domainNames"] == "example.com,www.example.com,shop.example.com"
+    assert received["dcvEmailAddresses"] == (
+        "admin@example.com,webmaster@www.example.com,admin@example.com"
+    )
+    assert "dcvEmailAddress" not in received
+    assert [(t.domain, t.location) for t in ref.validation] == [
+        ("example.com", "admin@example.com"),
+        ("www.example.com", "webmaster@www.example.com"),
+        ("shop.example.com", "admin@example.com"),
+    ]
+    sectigo_sim.approve(ref.order_id)
+    sectigo.reissue(ref, csr_for("example.com", sans))
+    assert (
+        sectigo_sim.last_form("!AutoReplaceSSL")["dcvEmailAddresses"]
+        == (received["dcvEmailAddresses"])
+    )
+
+
+def test_an_approver_not_offered_for_its_name_is_refused(sectigo, sectigo_sim):
+    sans = ("www.example.com",)
+    request = order(product_id="279", sans=sans, san_approvers={"www.example.com": "me@gmail.com"})
+
+    with pytest.raises(ProviderRejected) as refused:
+        sectigo.place_order(request)
+
+    assert (refused.value.code, refused.value.field) == ("-4", "dcvEmailAddresses")
+    assert sectigo_sim.orders == {}
 
 
 def test_server_types_without_a_known_sectigo_id_are_sent_as_other(sectigo, sectigo_sim):
@@ -423,6 +505,12 @@ REFUSALS = {
     "single on wildcard": (dict(product_id="289"), "-6", "csr", "'*.' and the domain"),
     "too many names": (dict(sans=("www.example.com",)), "-4", "domainNames", "does not accept"),
     "OV without organization": (dict(product_id="7"), "-3", "organizationName", "fill it in"),
+    "OV without address": (
+        dict(product_id="7", organization="Example Ltd"),
+        "-3",
+        "streetAddress1",
+        "fill it in",
+    ),
     "no approver": (dict(approver_email=None), "-3", "dcvEmailAddress", "fill it in"),
     "foreign approver": (
         dict(approver_email="me@gmail.com"),
