@@ -124,3 +124,13 @@ def test_the_ticker_polls_due_orders(app):
     finally:
         stop.set()
     assert orders.get(order.id).status == "issued"
+
+
+def test_the_plugins_admin_pages_are_framed_in_the_panels_navigation(as_user):
+    """The minipanel overrides panel_ssl/admin_layout.html; the popups keep the bare layout."""
+    admin = as_user("admin")
+    providers = admin.get("/ssl/admin/providers").text
+    assert "MiniPanel" in providers and 'href="/outbox"' in providers  # the panel's navigation
+    assert "SSL Providers" in providers and "panel_ssl.css" in providers  # the plugin's page
+    popup = admin.get("/ssl/accounts/1/certs").text
+    assert 'href="/outbox"' not in popup and "panel_ssl.css" in popup

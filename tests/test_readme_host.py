@@ -66,7 +66,8 @@ def test_the_readme_host_mounts_the_plugin_where_it_wants_and_frames_login(mypan
     log_in(client, "ann")
     bar = client.get("/clients/42").text
     assert f'href="{PREFIX}/accounts/42/order"' in bar and "List SSL Certs" in bar
-    assert client.get(f"{PREFIX}/accounts/42/certs").status_code == 200
+    framed = client.get(f"{PREFIX}/accounts/42/certs").text  # in the panel's own layout
+    assert '<nav class="mypanel">My Panel</nav>' in framed and "List SSL Certs" in framed
     behind = app.test_client()  # the panel served at /panel (SCRIPT_NAME)
     panel = "http://localhost/panel"
     behind.post("/login", data={"user": "root"}, base_url=panel)

@@ -18,6 +18,7 @@ from panel_ssl_plugin.store import MAX_ID
 from panel_ssl_plugin.web.headers import add_security_headers
 
 URL_PREFIX = "/ssl"
+LAYOUT, ADMIN_LAYOUT = "panel_ssl/layout.html", "panel_ssl/admin_layout.html"
 JSON_ENDPOINTS = frozenset({"panel_ssl.dcv_emails"})  # answered to scripts, not to people
 
 
@@ -62,6 +63,12 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
             )
         state.app.extensions["panel_ssl"] = pm
         state.app.url_map.converters.update(CONVERTERS)
+
+    @blueprint.context_processor
+    def layout() -> dict[str, str]:
+        """Which layout frames this page (see templates/panel_ssl/layout.html)."""
+        admin_page = (flask.request.endpoint or "").startswith("panel_ssl.admin")
+        return {"panel_ssl_layout": ADMIN_LAYOUT if admin_page else LAYOUT}
 
     for module in (views, certs, followups, files, admin):
         module.register(blueprint)

@@ -105,7 +105,7 @@ def list_accounts() -> str:
         LIST_TEMPLATE,
         accounts=accounts.all(),
         provider_types={key: cls.name for key, cls in accounts.classes.items()},
-        csrf_token=generate_csrf(),
+        panel_ssl_csrf=generate_csrf(),
     )
 
 

@@ -130,7 +130,7 @@ def certs(account_id: str) -> str:
         next_href=page_href(page.page + 1) if page.page < page.pages else "",
         total=cert_views.shown(page.total, chains),
         here=here(),
-        csrf_token=generate_csrf(),
+        panel_ssl_csrf=generate_csrf(),
     )
 
 
@@ -175,7 +175,7 @@ def _details(order: OrderRecord, actor: Actor, tab: str, key_pem: str = "") -> s
         key_pem=key_pem,
         here=details_url(order, tab),
         list_href=flask.url_for(".certs", account_id=order.account_id),
-        csrf_token=generate_csrf(),
+        panel_ssl_csrf=generate_csrf(),
         min_password=MIN_PASSWORD,
         max_reason=MAX_REASON,
         reissue_form=ReissueForm(formdata=None, idempotency_key=new_idempotency_key()),
