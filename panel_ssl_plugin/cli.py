@@ -30,6 +30,7 @@ from panel_ssl_plugin.minipanel.app import (
     start_ticker,
 )
 from panel_ssl_plugin.minipanel.demo import prepare_demo
+from panel_ssl_plugin.reminders import Reminders
 from panel_ssl_plugin.runtime import Runtime, runtime_for
 from panel_ssl_plugin.store import Outbox, make_engine
 
@@ -249,6 +250,14 @@ def poll(host: Host, limit: int, workers: int) -> None:
         )
     report.expired = polling.expire_ended(orders, now)
     click.echo(report.summary())
+    click.echo(Reminders(orders).run(now).summary())
+
+
+@main.command()
+@with_host
+def remind(host: Host) -> None:
+    """Send the expiry reminders that are due (poll sends them too)."""
+    click.echo(Reminders(host.runtime().orders).run(datetime.now(UTC)).summary())
 
 
 @main.command()

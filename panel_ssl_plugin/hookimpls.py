@@ -13,6 +13,7 @@ from panel_ssl_plugin.providers.acme import AcmeProvider
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
 from panel_ssl_plugin.providers.sandbox import SandboxProvider
 from panel_ssl_plugin.providers.sectigo import SectigoProvider
+from panel_ssl_plugin.reminders import Reminders
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
@@ -94,3 +95,4 @@ def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
     runtime = runtime_for(pm)
     polling.poll_due(runtime.orders, now)
     Outbox(runtime.engine).prune(now)  # every host queues webhooks (store.py says why)
+    Reminders(runtime.orders).run(now)

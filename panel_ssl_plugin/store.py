@@ -213,6 +213,34 @@ webhook_outbox = sa.Table(  # webhooks to the panel, written in the transition's
     sa.Index("ix_ssl_webhook_outbox_order_id", "order_id"),
 )
 
+# Expiry reminders (reminders.py). A schedule per provider account, and the global one in the
+# row of GLOBAL_SCHEDULE (0, an id no account has); NULL in a column: as the global schedule says.
+reminder_schedules = sa.Table(
+    "ssl_reminder_schedules",
+    metadata,
+    sa.Column("provider_account_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("days", sa.String(100)),  # "30,14,7,3,1"; "" sends none
+    sa.Column("copy_reseller", sa.Boolean),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per certificate and threshold, written before the mail leaves: the unique constraint
+# lets one worker send it. ``claim`` and ``claim_until`` hold a worker's lease while it sends;
+# ``sent_at`` is set once the host accepted the mail, and then nothing sends it again.
+reminders = sa.Table(
+    "ssl_reminders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("ssl_orders.id"), nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("claim", sa.String(32), nullable=False),
+    sa.Column("claim_until", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("recipients", sa.String(600), nullable=False, default=""),
+    sa.UniqueConstraint("order_id", "days"),
+)
+
 
 def _is_id(value: object) -> bool:
     """Whether ``value`` could be the id of a row (see MAX_ID)."""

@@ -72,6 +72,7 @@ ACCESS = {
     "panel_ssl.admin_provider_edit": ADMIN,
     "panel_ssl.admin_provider_switch": ADMIN,
     "panel_ssl.admin_provider_test": ADMIN,
+    "panel_ssl.admin_reminders": ADMIN,
 }
 REFUSED = {401, 403, 404}
 PRIVATE = "alice-private"  # in the name of every one of alice's certificates

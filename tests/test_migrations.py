@@ -24,6 +24,8 @@ PLUGIN_TABLES = {
     "ssl_bridge_sessions",
     "ssl_bridge_grants",
     "ssl_webhook_outbox",
+    "ssl_reminder_schedules",
+    "ssl_reminders",
     schema.VERSION_TABLE,
 }
 
