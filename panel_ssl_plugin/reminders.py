@@ -236,7 +236,7 @@ class Reminders:
             return None
         threshold = _threshold(schedules, now)
         root = sa.func.coalesce(orders.c.root_id, orders.c.id)
-        later, renewal = orders.alias("later"), orders.alias("renewal")
+        later, renewal, reminded = (orders.alias(n) for n in ("later", "renewal", "reminded"))
         newer = sa.exists().where(
             later.c.status.in_((OrderState.ISSUED, OrderState.EXPIRED)),
             sa.or_(later.c.root_id == root, later.c.id == orders.c.root_id),
@@ -245,8 +245,12 @@ class Reminders:
                 sa.and_(later.c.not_after == orders.c.not_after, later.c.id > orders.c.id),
             ),
         )
+        # sent (or being sent) for this certificate, or for an older one of its chain with the
+        # same end: a reissue keeps the end date, and its client was reminded already
         done = sa.exists().where(
-            reminders.c.order_id == orders.c.id,
+            reminders.c.order_id == reminded.c.id,
+            sa.or_(reminded.c.id == root, reminded.c.root_id == root),
+            reminded.c.not_after == orders.c.not_after,
             reminders.c.days <= threshold,
             sa.or_(reminders.c.sent_at.is_not(None), reminders.c.claim_until > now),
         )

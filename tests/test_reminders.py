@@ -365,3 +365,20 @@ def test_panel_ssl_remind_sends_what_is_due(sqlite_url):
     result = CliRunner().invoke(main, ["remind", "--minipanel", "--database-url", sqlite_url])
     assert result.exit_code == 0, result.output
     assert "0 due, 0 sent" in result.output  # a year from its end: nothing yet
+
+
+def test_a_reissue_with_the_same_end_is_not_reminded_again_of_a_threshold(sqlite_url):
+    app = minipanel(sqlite_url)
+    rt = runtime(app)
+    cert = certificate(app, "reissued.example.com")
+    reminder = Reminders(rt.orders)
+    reminder.run(cert.not_after - timedelta(days=29))
+    reissue = approve(app, rt, rt.follow_ups.reissue(cert.id, "alice").order)
+    move(app, reissue, not_after=cert.not_after)  # the CA kept the end date
+
+    assert reminder.run(cert.not_after - timedelta(days=28)).due == 0
+    assert reminder.run(cert.not_after - timedelta(days=13)).sent == 1
+
+    days = [SUBJECT.match(m.subject).group(2) for m in reminder_mails(app)]
+    assert days == ["29", "13"]
+    assert [e.event for e in rt.orders.store.events(reissue.id)].count("reminder_sent") == 1
