@@ -359,12 +359,30 @@ def test_the_admin_sets_the_global_schedule_and_an_accounts_own(app, as_user):
     assert Reminders(runtime(app).orders).schedules().for_account(account.id).days == (14, 2)
 
 
-def test_panel_ssl_remind_sends_what_is_due(sqlite_url):
+def test_panel_ssl_remind_and_poll_send_what_is_due_once(sqlite_url):
     app = minipanel(sqlite_url)
-    certificate(app, "cron.example.com")
-    result = CliRunner().invoke(main, ["remind", "--minipanel", "--database-url", sqlite_url])
-    assert result.exit_code == 0, result.output
-    assert "0 due, 0 sent" in result.output  # a year from its end: nothing yet
+    move(
+        app, certificate(app, "cron.example.com"), not_after=datetime.now(UTC) + timedelta(days=10)
+    )
+    cron = ["--minipanel", "--database-url", sqlite_url]
+
+    remind = CliRunner().invoke(main, ["remind", *cron])
+    poll = CliRunner().invoke(main, ["poll", *cron])
+
+    assert remind.exit_code == 0 and "1 due, 1 sent" in remind.output, remind.output
+    assert poll.exit_code == 0 and "Expiry reminders: 0 due" in poll.output, poll.output
+    assert per_domain(app) == {"cron.example.com": 1}
+
+
+def test_the_hosts_tick_sends_them(sqlite_url):
+    app = minipanel(sqlite_url)
+    cert = certificate(app, "tick.example.com")
+    pm = app.extensions["hosting_panel"]
+
+    pm.hook.panel_tick(pm=pm, now=cert.not_after - timedelta(days=2))
+
+    (mail,) = reminder_mails(app)
+    assert mail.subject == "The SSL certificate for tick.example.com ends in 2 days"
 
 
 def test_a_reissue_with_the_same_end_is_not_reminded_again_of_a_threshold(sqlite_url):
