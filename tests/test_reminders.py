@@ -28,6 +28,7 @@ from panel_ssl_plugin.store import OrderRecord, orders, reminders
 
 from .conftest import csrf_token, fresh_database, minipanel
 from .ordering import approve, draft
+from .test_minipanel import client_ids
 
 SUBJECT = re.compile(r"The SSL certificate for (\S+) ends in (\d+) days?")
 RESELLER = "ann@reseller.example"
@@ -400,3 +401,26 @@ def test_a_reissue_with_the_same_end_is_not_reminded_again_of_a_threshold(sqlite
     days = [SUBJECT.match(m.subject).group(2) for m in reminder_mails(app)]
     assert days == ["29", "13"]
     assert [e.event for e in rt.orders.store.events(reissue.id)].count("reminder_sent") == 1
+
+
+def test_the_minipanel_shows_a_reminder_to_the_reseller_of_its_client(app, as_user):
+    alices = client_ids(app, "alice")[0]
+    contact = app.extensions["minipanel"].contacts_of(alices)[0]
+    rt = runtime(app)
+    placed = rt.orders.place(
+        draft(
+            rt.accounts.all()[0].id,
+            account_id=str(alices),
+            domain="shop.alice.example",
+            contact={"first_name": "A", "last_name": "B", "email": contact.email},
+        ),
+        "alice",
+    ).order
+    cert = approve(app, rt, placed)
+
+    Reminders(rt.orders).run(cert.not_after - timedelta(days=6))
+
+    subject = "The SSL certificate for shop.alice.example ends in 6 days"
+    assert subject in as_user("alice").get("/outbox").text
+    assert subject not in as_user("bob").get("/outbox").text
+    assert subject in as_user("admin").get("/outbox").text
