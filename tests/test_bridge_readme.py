@@ -33,6 +33,7 @@ READS_AS = {
     "publish_http_file": bool,
     "publish_dns_record": bool,
     "send_mail": bool,
+    "reseller_email": str,
 }
 
 

@@ -23,6 +23,7 @@ METHODS = (
     "publish_http_file",
     "publish_dns_record",
     "send_mail",
+    "reseller_email",
 )
 
 

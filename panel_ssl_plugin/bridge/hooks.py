@@ -143,3 +143,13 @@ class BridgeHost:
     @hookimpl
     def host_send_mail(self, to: str, subject: str, body: str) -> bool | None:
         return self._act("send_mail", to=to, subject=subject, body=body)
+
+    @hookimpl
+    def host_reseller_email(self, account_id: str) -> str | None:
+        """The copy of an expiry reminder is a courtesy: a panel that cannot say sends none."""
+        try:
+            result = self._call("reseller_email", account_id=account_id)
+        except BridgeError as error:
+            log.warning("bridge call reseller_email failed: %s", error)
+            return None
+        return result if isinstance(result, str) and result else None
