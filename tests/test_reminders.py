@@ -333,6 +333,7 @@ def test_the_admin_sets_the_global_schedule_and_an_accounts_own(app, as_user):
     refused = admin.post("/ssl/admin/reminders", data={"csrf_token": token, "days": "soon"})
     assert refused.status_code == 302
     page = admin.get(LIST).get_data(as_text=True)
+    assert "Expiry reminders go out 14,2 days before the end." in page
     assert "Give whole numbers of days" in page and 'value="14,2"' in page
 
     account = runtime(app).accounts.all()[0]

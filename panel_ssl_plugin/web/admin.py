@@ -83,13 +83,6 @@ class AccountForm(FlaskForm):
     def validate_reminder_days(self, field: wtforms.Field) -> None:
         _checked_days(field)
 
-    def save_reminders(self, provider_account_id: int) -> None:
-        """The account's own schedule; empty values follow the global one."""
-        days = (self.reminder_days.data or "").strip()
-        copy = {"yes": True, "no": False}.get(self.reminder_copy.data)
-        reminders = Reminders(current_runtime().orders)
-        reminders.save_schedule(provider_account_id, parse_days(days) if days else None, copy)
-
 
 class GlobalRemindersForm(FlaskForm):
     """The schedule of every provider account without one of its own."""
@@ -110,6 +103,14 @@ def _checked_days(field: wtforms.Field) -> None:
         parse_days(field.data or "")
     except ScheduleInvalid as error:
         raise validators.ValidationError(str(error)) from None
+
+
+def _save_reminders(form: AccountForm, provider_account_id: int) -> None:
+    """The account's own schedule; an empty value follows the global one."""
+    days = (form.reminder_days.data or "").strip()
+    copy = {"yes": True, "no": False}.get(form.reminder_copy.data)
+    reminders = Reminders(current_runtime().orders)
+    reminders.save_schedule(provider_account_id, parse_days(days) if days else None, copy)
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,9 @@ def save_global_reminders() -> Response:
     reminders = Reminders(current_runtime().orders)
     days = parse_days(form.days.data)
     reminders.save_schedule(GLOBAL_SCHEDULE, days, form.copy_reseller.data)
-    return _back_to_list(f"Expiry reminders: {format_days(days) or 'none'} days before the end.")
+    if not days:
+        return _back_to_list("No expiry reminders are sent (unless an account has its own).")
+    return _back_to_list(f"Expiry reminders go out {format_days(days)} days before the end.")
 
 
 def new_account() -> str | Response:
@@ -198,7 +201,7 @@ def new_account() -> str | Response:
         is_default=form.is_default.data,
         auto_renew=form.auto_renew.data,
     )
-    form.save_reminders(account_id)
+    _save_reminders(form, account_id)
     _warn_plain_http(form)
     return _back_to_list(f"{form.label.data} is added.")
 
@@ -224,7 +227,7 @@ def edit_account(account_id: int) -> str | Response:
         enabled=form.enabled.data,
         auto_renew=form.auto_renew.data,
     )
-    form.save_reminders(account_id)
+    _save_reminders(form, account_id)
     if form.is_default.data:
         accounts.set_default(account_id)
     _warn_plain_http(form)
