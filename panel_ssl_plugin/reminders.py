@@ -186,19 +186,18 @@ class Reminders:
             "copy_reseller": copy_reseller,
             "updated_at": utcnow(),
         }
-        row = reminder_schedules.c.provider_account_id == provider_account_id
+        update = reminder_schedules.update().values(values)
+        update = update.where(reminder_schedules.c.provider_account_id == provider_account_id)
         with self.engine.begin() as conn:
-            if conn.execute(reminder_schedules.update().where(row).values(values)).rowcount:
+            if conn.execute(update).rowcount:
                 return
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        reminder_schedules.insert().values(
-                            provider_account_id=provider_account_id, **values
-                        )
-                    )
-            except sa.exc.IntegrityError:  # another admin saved it first: this save wins
-                conn.execute(reminder_schedules.update().where(row).values(values))
+        try:
+            with self.engine.begin() as conn:
+                insert = reminder_schedules.insert()
+                conn.execute(insert.values(provider_account_id=provider_account_id, **values))
+        except sa.exc.IntegrityError:  # another admin saved it meanwhile: this save wins
+            with self.engine.begin() as conn:
+                conn.execute(update)
 
     # --- a round --------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from panel_ssl_plugin.reminders import (
     parse_days,
 )
 from panel_ssl_plugin.runtime import Runtime, runtime_for
-from panel_ssl_plugin.store import OrderRecord, orders, reminders
+from panel_ssl_plugin.store import OrderRecord, orders, reminder_schedules, reminders
 
 from .conftest import csrf_token, fresh_database, minipanel
 from .ordering import approve, draft
@@ -425,3 +425,31 @@ def test_the_minipanel_shows_a_reminder_to_the_reseller_of_its_client(app, as_us
     assert subject in as_user("alice").get("/outbox").text
     assert subject not in as_user("bob").get("/outbox").text
     assert subject in as_user("admin").get("/outbox").text
+
+
+def test_twenty_admins_saving_a_schedule_at_once_make_one_row(database_url):
+    app = minipanel(database_url)
+    rt = runtime(app)
+    account = rt.accounts.all()[0].id
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def save(days: int) -> None:
+        barrier.wait()
+        try:
+            Reminders(rt.orders).save_schedule(account, (days,), None)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(1, 21)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors, errors
+    with rt.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(reminder_schedules)).scalar() == 1
+        )
+    assert Reminders(rt.orders).schedules().for_account(account).days[0] in range(1, 21)
