@@ -226,9 +226,10 @@ class Reminders:
     @staticmethod
     def due_query(now: datetime, schedules: Schedules) -> sa.Select | None:
         """Current issued certificates past a threshold they were not reminded of: an index
-        range on ``not_after`` up to the longest threshold, whatever the table's size, each row
-        checked by primary key and unique index (a newer certificate of its chain, a renewal in
-        flight, a reminder sent). None when no schedule sends anything."""
+        range on ``not_after`` up to the longest threshold (the certificates ending within it,
+        never the rest of the table), each row checked by primary key and unique index (a newer
+        certificate of its chain, a renewal in flight, a reminder sent). None when no schedule
+        sends anything."""
         every = [schedules.default, *map(schedules.for_account, schedules.own)]
         longest = max(max(s.days, default=0) for s in every)
         if not longest:
