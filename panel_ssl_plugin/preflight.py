@@ -158,10 +158,10 @@ class Preflight:
         return self._run(jobs)
 
     def refusals(self, plan: Plan) -> list[Finding]:
-        """The CAA checks alone, and only those that are certain the CA will refuse: what
-        stops an order at submit."""
+        """The CAA checks alone, asked afresh (a record fixed a moment ago counts), and only
+        those certain that the CA will refuse: what stops an order at submit."""
         jobs = [
-            (self._late("caa", name_field(plan, name)), lambda n=name: self._caa(plan, n))
+            (self._late("caa", name_field(plan, name)), lambda n=name: self._caa(plan, n, True))
             for name in plan.names
         ]
         return [f for f in self._run(jobs) if f.level == Level.BLOCKED]
@@ -200,11 +200,14 @@ class Preflight:
 
     # --- the checks ----------------------------------------------------------------------------
 
-    def _caa(self, plan: Plan, name: str) -> Finding:
+    def _caa(self, plan: Plan, name: str, fresh: bool = False) -> Finding:
         field = name_field(plan, name)
+        key = ("caa", name, plan.issuers, field)
+        if fresh:
+            with self._lock:
+                self._cache.pop(key, None)
         return self._cached(
-            ("caa", name, plan.issuers, field),
-            lambda: caa_finding(self.lookup(_deadline()), name, plan.ca, plan.issuers, field),
+            key, lambda: caa_finding(self.lookup(_deadline()), name, plan.ca, plan.issuers, field)
         )
 
     def _mailbox(self, field: str, address: str) -> Finding:
@@ -358,9 +361,9 @@ def caa_finding(
         return Finding("caa", field, Level.OK, f"CAA lets {ca} issue for {shown}: {why}.")
     return Finding(
         "caa", field, Level.BLOCKED,
-        f"CAA forbids {ca} ({', '.join(issuers)}) to issue for {shown}: {listed}. Add a CAA "
-        f'record "0 issue \\"{issuers[0]}\\"" for {deciding[0].owner}, or choose a product of '
-        "a CA it names.",
+        f"CAA forbids {ca} ({', '.join(issuers)}) to issue for {shown}: {listed}. To order "
+        f'it, add {deciding[0].owner} CAA 0 issue "{issuers[0]}" to the zone, or choose a '
+        "product of a CA the records name.",
     )  # fmt: skip
 
 
@@ -370,6 +373,7 @@ def caa_finding(
 def mailbox_finding(lookup: Lookup, address: str, field: str) -> Finding:
     """Whether mail to the approver's domain has somewhere to go (RFC 5321 section 5.1)."""
     domain = address.rpartition("@")[2]
+    shown, address = names.display_domain(domain), names.display_email(address)
     try:
         exchanges = lookup.records(domain, "MX")
         if exchanges is not None:
@@ -377,22 +381,22 @@ def mailbox_finding(lookup: Lookup, address: str, field: str) -> Finding:
             if not hosts:  # a null MX (RFC 7505): the domain takes no mail
                 return Finding(
                     "mailbox", field, Level.WARNING,
-                    f"{domain} says it accepts no mail (null MX): the approval e-mail to "
+                    f"{shown} says it accepts no mail (null MX): the approval e-mail to "
                     f"{address} cannot arrive.",
                 )  # fmt: skip
             return Finding(
                 "mailbox", field, Level.OK,
-                f"Mail for {domain} goes to {hosts[0].to_text(omit_final_dot=True)}.",
+                f"Mail for {shown} goes to {hosts[0].to_text(omit_final_dot=True)}.",
             )  # fmt: skip
         if lookup.records(domain, "A") or lookup.records(domain, "AAAA"):
             return Finding(
-                "mailbox", field, Level.OK, f"{domain} has no MX; mail goes to its address."
+                "mailbox", field, Level.OK, f"{shown} has no MX; mail goes to its address."
             )
     except Unanswered as why:
-        return _could_not("mailbox", field, f"the mail servers of {domain}", why)
+        return _could_not("mailbox", field, f"the mail servers of {shown}", why)
     return Finding(
         "mailbox", field, Level.WARNING,
-        f"{domain} has no MX record and no address: the approval e-mail to {address} "
+        f"{shown} has no MX record and no address: the approval e-mail to {address} "
         "cannot be delivered. Choose another approver, or add an MX record first.",
     )  # fmt: skip
 

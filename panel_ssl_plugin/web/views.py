@@ -11,7 +11,7 @@ itself, so a host without CSRFProtect is covered too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import flask
 from flask.typing import ResponseReturnValue
@@ -76,6 +76,9 @@ def register(blueprint: flask.Blueprint) -> None:
     )
     blueprint.add_url_rule(
         "/accounts/<ssl_account:account_id>/dcv-emails", "dcv_emails", dcv_emails
+    )
+    blueprint.add_url_rule(
+        "/accounts/<ssl_account:account_id>/preflight", "preflight", preflight, methods=["POST"]
     )
 
 
@@ -281,6 +284,20 @@ def dcv_emails(account_id: str) -> ResponseReturnValue:
         return {"error": lookup.error, "field": lookup.field}, lookup.status
     emails = [{"value": value, "label": label} for value, label in email_choices(lookup.emails)]
     return {"domain": lookup.domain, "emails": emails}
+
+
+def preflight(account_id: str) -> ResponseReturnValue:
+    """The pre-flight checks of step 1 as typed (the form is posted as it stands), as JSON:
+    ``{"findings": [{"check", "field", "level", "message"}]}``, each shown beside its field.
+
+    Nothing is stopped here: a CAA refusal found now is asked again at submit, and stops it.
+    """
+    _client(account_id)
+    form = posted(OrderForm)
+    if _enabled_account(form.provider_account_id.data) is None:
+        return {"findings": []}
+    findings = current_runtime().orders.preflight_findings(form.draft(account_id))
+    return {"findings": [asdict(finding) for finding in findings]}
 
 
 # --- step 1 -----------------------------------------------------------------------------------
