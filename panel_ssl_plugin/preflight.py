@@ -42,6 +42,7 @@ from panel_ssl_plugin.providers.base import DcvMethod
 
 DNS_SERVER_ENV = "PANEL_SSL_DNS_SERVER"
 PROBE_PORT_ENV = "PANEL_SSL_PROBE_HTTP_PORT"
+OFF = "off"  # PANEL_SSL_DNS_SERVER=off: no checks (a panel that cannot reach DNS, benchmarks)
 LOOKUP_SECONDS = 2.0
 CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 2000
@@ -127,7 +128,8 @@ class Preflight:
 
     @classmethod
     def from_environment(cls) -> Preflight:
-        """``PANEL_SSL_DNS_SERVER`` (``host:port``, default: the system's resolver) and
+        """``PANEL_SSL_DNS_SERVER`` (``host:port``, default: the system's resolver; ``off``:
+        no checks) and
         ``PANEL_SSL_PROBE_HTTP_PORT`` (default 80, where the CA fetches HTTP files)."""
         port = os.environ.get(PROBE_PORT_ENV, "").strip()
         return cls(os.environ.get(DNS_SERVER_ENV, "").strip() or None, int(port or 80))
@@ -136,6 +138,8 @@ class Preflight:
 
     def check(self, plan: Plan) -> list[Finding]:
         """Every check the plan calls for, side by side, within one deadline."""
+        if self.server == OFF:
+            return []
         jobs: list[tuple[Finding, Callable[[], Finding]]] = [
             (self._late("caa", name_field(plan, name)), lambda n=name: self._caa(plan, n))
             for name in plan.names
@@ -160,6 +164,8 @@ class Preflight:
     def refusals(self, plan: Plan) -> list[Finding]:
         """The CAA checks alone, asked afresh (a record fixed a moment ago counts), and only
         those certain that the CA will refuse: what stops an order at submit."""
+        if self.server == OFF:
+            return []
         jobs = [
             (self._late("caa", name_field(plan, name)), lambda n=name: self._caa(plan, n, True))
             for name in plan.names

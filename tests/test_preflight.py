@@ -237,3 +237,10 @@ def test_dns_validation_needs_the_zone_s_name_servers(checks, local_dns):
     plan = Plan(("www.shop.test",), "Sandbox", SANDBOX, "dns")
     missing = next(f for f in checks.check(plan) if f.check == "dns")
     assert missing.level == Level.WARNING
+
+
+def test_off_asks_nothing(local_dns):
+    local_dns.add('shop.example. 60 CAA 0 issue ";"')
+    off = Preflight("off")
+    plan = Plan(("shop.example",), "Sandbox", SANDBOX, "dns")
+    assert off.check(plan) == [] and off.refusals(plan) == [] and local_dns.asked == []
