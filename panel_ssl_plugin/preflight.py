@@ -128,9 +128,8 @@ class Preflight:
 
     @classmethod
     def from_environment(cls) -> Preflight:
-        """``PANEL_SSL_DNS_SERVER`` (``host:port``, default: the system's resolver; ``off``:
-        no checks) and
-        ``PANEL_SSL_PROBE_HTTP_PORT`` (default 80, where the CA fetches HTTP files)."""
+        """``PANEL_SSL_DNS_SERVER`` (``host:port``; default the system's resolver; ``off``: no
+        checks) and ``PANEL_SSL_PROBE_HTTP_PORT`` (default 80, where a CA fetches files)."""
         port = os.environ.get(PROBE_PORT_ENV, "").strip()
         return cls(os.environ.get(DNS_SERVER_ENV, "").strip() or None, int(port or 80))
 
@@ -184,7 +183,8 @@ class Preflight:
         return Finding(check, field, Level.WARNING, "Could not check in time; DNS is slow.")
 
     def _cached(self, key: tuple, make: Callable[[], Finding]) -> Finding:
-        """A finding from the cache, or made now and kept unless DNS could not tell."""
+        """A finding from the cache, or made now and kept unless DNS could not tell: the next
+        question should ask DNS again rather than repeat "could not check" for a minute."""
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None:
@@ -208,7 +208,7 @@ class Preflight:
 
     def _caa(self, plan: Plan, name: str, fresh: bool = False) -> Finding:
         field = name_field(plan, name)
-        key = ("caa", name, plan.issuers, field)
+        key = ("caa", name, plan.ca, plan.issuers, field)
         if fresh:
             with self._lock:
                 self._cache.pop(key, None)
@@ -228,9 +228,7 @@ class Preflight:
     def _http(self, plan: Plan, name: str) -> Finding:
         return self._cached(
             ("http", name, self.probe_port),
-            lambda: http_finding(
-                self.lookup(_deadline()), name, plan.publish, self.probe_port, _deadline()
-            ),
+            lambda: http_finding(self.lookup(_deadline()), name, plan.publish, self.probe_port),
         )
 
 
@@ -411,11 +409,7 @@ def mailbox_finding(lookup: Lookup, address: str, field: str) -> Finding:
 
 
 def http_finding(
-    lookup: Lookup,
-    name: str,
-    publish: Callable[[str, str, str], bool] | None,
-    port: int,
-    deadline: float,
+    lookup: Lookup, name: str, publish: Callable[[str, str, str], bool] | None, port: int
 ) -> Finding:
     """Whether the CA could fetch a validation file from ``name``: it resolves, and a probe
     file the host publishes comes back over HTTP from the address DNS gives."""
@@ -441,7 +435,7 @@ def http_finding(
         reply = requests.get(
             f"http://{address}:{port}/{path}",
             headers={"Host": name},
-            timeout=max(0.1, deadline - time.monotonic()),
+            timeout=max(0.1, lookup.deadline - time.monotonic()),
             allow_redirects=False,
         )
     except requests.RequestException as error:
