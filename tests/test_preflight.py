@@ -10,6 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from panel_ssl_plugin.preflight import CaaRecord, Level, Plan, Preflight, caa_verdict
+from panel_ssl_plugin.providers import caa as issuers_of
+from panel_ssl_plugin.providers.acme import AcmeProvider
+from panel_ssl_plugin.providers.base import Product
+from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
+from panel_ssl_plugin.providers.sandbox import SandboxProvider
+from panel_ssl_plugin.providers.sectigo import SectigoProvider
+from tests.providers.recording_host import RecordingHost
 
 SANDBOX = ("sandbox.panel-ssl.test",)
 
@@ -246,3 +253,38 @@ def test_off_asks_nothing(local_dns):
     off = Preflight("off")
     plan = Plan(("shop.example",), "Sandbox", SANDBOX, "dns")
     assert off.check(plan) == [] and off.refusals(plan) == [] and local_dns.asked == []
+
+
+# --- which CA each adapter names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "settings", "brand", "issuers"),
+    [
+        (SandboxProvider, {}, "Sandbox", issuers_of.SANDBOX),
+        (SectigoProvider, {}, "Sectigo", issuers_of.SECTIGO),
+        (GoGetSSLProvider, {}, "comodo", issuers_of.SECTIGO),
+        (GoGetSSLProvider, {}, "GeoTrust", issuers_of.DIGICERT),
+        (GoGetSSLProvider, {}, "unheard-of", ()),
+        (AcmeProvider, {"directory": "letsencrypt"}, "", issuers_of.LETS_ENCRYPT),
+        (AcmeProvider, {"directory": "zerossl"}, "", issuers_of.SECTIGO),
+        (AcmeProvider, {"directory": "custom", "directory_url": "https://ca.test/dir"}, "", ()),
+    ],
+)
+def test_each_adapter_names_its_ca_s_caa_identifiers(cls, settings, brand, issuers):
+    adapter = cls(settings, RecordingHost())
+    assert adapter.caa_issuers(Product(id="p", name="P", brand=brand)) == issuers
+
+
+def test_no_real_ca_shares_the_sandbox_s_identifier():
+    real = {
+        *issuers_of.SECTIGO,
+        *issuers_of.DIGICERT,
+        *issuers_of.CERTUM,
+        *issuers_of.LETS_ENCRYPT,
+        *issuers_of.BUYPASS,
+        *issuers_of.GOOGLE,
+    }
+    assert not real & set(issuers_of.SANDBOX) and all(
+        n.endswith(".test") for n in issuers_of.SANDBOX
+    )
