@@ -796,3 +796,14 @@ def test_preflight_shows_the_caa_refusal_and_the_approver_without_mx(alice, bake
 
 def test_preflight_of_a_half_typed_form_says_nothing(alice, bakery):
     assert preflight(alice, bakery, domain="not a domain") == []
+
+
+def test_without_javascript_the_lookup_button_shows_the_checks(alice, bakery, local_dns):
+    local_dns.add(CAA_OTHER_CA)
+    page = alice.get(step1_url(bakery)).text
+    changes = {"domain": DOMAIN, "approver_email": APPROVER}  # chosen, then looked up again
+    response = post(alice, step1_url(bakery), page, "lookup", **changes)
+    assert response.status_code == 200
+    assert '<li class="preflight-blocked">CAA forbids Sandbox' in response.text
+    assert "xn--bcher-kva.example CAA 0 issue &#34;letsencrypt.org&#34;" in response.text
+    assert '<li class="preflight-warning">bücher.example has no MX record' in response.text

@@ -225,7 +225,8 @@ def order(account_id: str) -> ResponseReturnValue:
     """Step 1. GET opens a fresh popup; POST draws it again with the posted values.
 
     A POST comes from "back" on step 2, from a changed provider or product, or from the
-    "Look up approval emails" button that stands in for the live lookup without JavaScript.
+    "Look up approval emails" button that stands in for the live lookups without JavaScript
+    (the approvers and the pre-flight checks).
     """
     _, profile = _client(account_id)
     if flask.request.method == "GET":
@@ -236,7 +237,7 @@ def order(account_id: str) -> ResponseReturnValue:
             form.prefill_from(earlier)
     else:
         form = posted(OrderForm)
-    return _step1(account_id, form)
+    return _step1(account_id, form, checked=flask.request.form.get("action") == "lookup")
 
 
 def _earlier_order(account_id: str) -> OrderRecord | None:
@@ -308,6 +309,8 @@ def _step1(
     form: OrderForm,
     errors: dict[str, str] | None = None,
     alert: str = "",
+    *,
+    checked: bool = False,
 ) -> ResponseReturnValue:
     offer = _offer(form)
     if offer is None:
@@ -331,8 +334,19 @@ def _step1(
         alert=" ".join([alert, *unseen]),
         hidden=form.hidden_values(STEP2_FIELDS),
         san_row=_san_row_template(),
+        findings=_findings_by_field(account_id, form, offer) if checked else {},
     )
     return page, UNPROCESSABLE if alert else 200
+
+
+def _findings_by_field(account_id: str, form: OrderForm, offer: Offer) -> dict[str, list]:
+    """The pre-flight findings, each under the field the page shows it beside (the domain's
+    when that field is not on the page), as order.js places them."""
+    by_field: dict[str, list] = {}
+    for finding in current_runtime().orders.preflight_findings(form.draft(account_id)):
+        field = "domain" if finding.field in offer.unseen else finding.field
+        by_field.setdefault(field, []).append(finding)
+    return by_field
 
 
 def _fill_approvers(form: OrderForm, offer: Offer) -> None:
