@@ -89,6 +89,14 @@ def _names(typed: str, wildcard: bool) -> list[str]:
         return []
 
 
+def _emails(typed: str) -> list[str]:
+    """An e-mail address as typed, normalized, or none while it is not one."""
+    try:
+        return [names.normalize_email(typed)]
+    except names.InvalidInput:
+        return []
+
+
 @dataclass(frozen=True)
 class AccountPage:
     """A page of the List SSL Certs popup: (order, its renewals and reissues) rows and where
@@ -192,14 +200,14 @@ class OrderService:
         order_names = _names(draft.domain, wildcard)
         if not order_names:
             return []
-        approvers = [("approver_email", draft.approver_email)]
-        approvers += [("san_approvers", address) for address in draft.san_approvers.values()]
+        typed = [("approver_email", draft.approver_email)]
+        typed += [("san_approvers", address) for address in draft.san_approvers.values()]
         plan = self._plan(
             draft.provider_account_id,
             product,
-            order_names + [n for typed in draft.sans for n in _names(typed, wildcard)],
+            order_names + [n for name in draft.sans for n in _names(name, wildcard)],
             draft.dcv_method,
-            tuple((field, a.strip().lower()) for field, a in approvers if "@" in a),
+            tuple((field, email) for field, address in typed for email in _emails(address)),
         )
         return self.preflight.check(plan)
 

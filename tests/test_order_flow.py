@@ -807,3 +807,20 @@ def test_without_javascript_the_lookup_button_shows_the_checks(alice, bakery, lo
     assert '<li class="preflight-blocked">CAA forbids Sandbox' in response.text
     assert "xn--bcher-kva.example CAA 0 issue &#34;letsencrypt.org&#34;" in response.text
     assert '<li class="preflight-warning">bücher.example has no MX record' in response.text
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"domain": "bad\x00name.example"},
+        {"domain": "a" * 10_000},
+        {"domain": "shop.example", "sans": "\x00 ;; " + "b." * 200 + "example"},
+        {"domain": "shop.example", "approver_email": "admin@\x00.example"},
+        {"domain": "shop.example", "approver_email": "@"},
+        {"domain": "shop.example", "provider_account_id": "9" * 30},
+        {"domain": "shop.example", "product_id": "<script>"},
+    ],
+)
+def test_preflight_answers_any_input_without_a_500(alice, bakery, changes):
+    for finding in preflight(alice, bakery, **changes):
+        assert finding["level"] in {"ok", "warning", "blocked"}

@@ -21,6 +21,7 @@ from panel_ssl_plugin.accounts import ProviderAccount
 from panel_ssl_plugin.drafts import NO_PROVIDER_ACCOUNT, OrderInvalid
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, Placed
+from panel_ssl_plugin.preflight import Finding
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
     DcvMethod,
@@ -339,10 +340,10 @@ def _step1(
     return page, UNPROCESSABLE if alert else 200
 
 
-def _findings_by_field(account_id: str, form: OrderForm, offer: Offer) -> dict[str, list]:
+def _findings_by_field(account_id: str, form: OrderForm, offer: Offer) -> dict[str, list[Finding]]:
     """The pre-flight findings, each under the field the page shows it beside (the domain's
     when that field is not on the page), as order.js places them."""
-    by_field: dict[str, list] = {}
+    by_field: dict[str, list[Finding]] = {}
     for finding in current_runtime().orders.preflight_findings(form.draft(account_id)):
         field = "domain" if finding.field in offer.unseen else finding.field
         by_field.setdefault(field, []).append(finding)
