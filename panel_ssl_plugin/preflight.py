@@ -291,13 +291,24 @@ class Lookup:
 
 
 def _resolver(server: str | None) -> dns.resolver.Resolver:
+    """The system's resolver, or one that asks ``server`` alone."""
     if server is None:
         return dns.resolver.Resolver()
-    host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "53")
     resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [host.strip("[]") or server]
-    resolver.port = int(port or 53)
+    host, resolver.port = server_address(server)
+    resolver.nameservers = [host]
     return resolver
+
+
+def server_address(server: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; a bare IPv6 address has no port."""
+    if server.startswith("["):
+        host, _, port = server[1:].partition("]")
+        return host, int(port.removeprefix(":") or 53)
+    if server.count(":") == 1:
+        host, _, port = server.partition(":")
+        return host, int(port)
+    return server, 53
 
 
 def _could_not(check: str, field: str, what: str, why: Exception) -> Finding:
@@ -314,7 +325,12 @@ def relevant_caa(lookup: Lookup, name: str) -> list[CaaRecord]:
         return []
     owner, rdatas = found
     return [
-        CaaRecord(owner, rdata.flags, rdata.tag.decode().lower(), rdata.value.decode())
+        CaaRecord(
+            owner,
+            rdata.flags,
+            rdata.tag.decode(errors="replace").lower(),
+            rdata.value.decode(errors="replace"),
+        )
         for rdata in rdatas
     ]
 

@@ -9,7 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from panel_ssl_plugin.preflight import CaaRecord, Level, Plan, Preflight, caa_verdict
+from panel_ssl_plugin.preflight import (
+    CaaRecord,
+    Level,
+    Plan,
+    Preflight,
+    caa_verdict,
+    server_address,
+)
 from panel_ssl_plugin.providers import caa as issuers_of
 from panel_ssl_plugin.providers.acme import AcmeProvider
 from panel_ssl_plugin.providers.base import Product
@@ -288,3 +295,17 @@ def test_no_real_ca_shares_the_sandbox_s_identifier():
     assert not real & set(issuers_of.SANDBOX) and all(
         n.endswith(".test") for n in issuers_of.SANDBOX
     )
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("192.0.2.53", ("192.0.2.53", 53)),
+        ("[::1]:5353", ("::1", 5353)),
+        ("[::1]", ("::1", 53)),
+        ("2001:db8::53", ("2001:db8::53", 53)),
+    ],
+)
+def test_the_dns_server_setting(server, expected):
+    assert server_address(server) == expected
