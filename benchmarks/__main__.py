@@ -7,6 +7,7 @@ the same run. Results are also written to benchmarks/results.txt.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import flask
 
-from panel_ssl_plugin import hookimpls, keys, schema
+from panel_ssl_plugin import hookimpls, keys, preflight, schema
 from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.minipanel.demo import prepare_demo, seed_demo
@@ -114,6 +115,7 @@ def bench_polling(workdir: Path) -> list[str]:
     """
     sim = GoGetSSLSim(latency=0.05)
     sim.start()
+    os.environ[preflight.DNS_SERVER_ENV] = preflight.OFF  # placing is not measured; no DNS
     try:
         url = f"sqlite:///{workdir / 'poll.db'}"
         schema.upgrade(url)

@@ -423,7 +423,9 @@ def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
 
     Called by the SSL plugin when a commercial provider (GoGetSSL, Sectigo) validates by HTTP
     file and the host owns the site's document root. Return ``True`` once it is served; return
-    ``None`` and the plugin shows the user which file to upload instead.
+    ``None`` and the plugin shows the user which file to upload instead. The order popup's
+    pre-flight check publishes a small probe the same way
+    (``.well-known/pki-validation/panel-ssl-probe-<random>.txt``) and fetches it back.
 
     Example::
 

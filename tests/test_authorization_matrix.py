@@ -53,6 +53,7 @@ ACCESS = {
     "panel_ssl.static": EVERYONE,
     "panel_ssl.certs": OWNER,
     "panel_ssl.dcv_emails": OWNER,
+    "panel_ssl.preflight": OWNER,
     "panel_ssl.order": OWNER,
     "panel_ssl.order_contact": OWNER,
     "panel_ssl.cert": OWNER,
