@@ -1,0 +1,210 @@
+"""Issue 13's acceptance: a panel in PHP hosts the plugin through ``panel-ssl serve``.
+
+The two processes ``make php-demo`` starts (examples/php-panel/demo.py), on free ports: the
+service with the sandbox CA, and the PHP panel under ``php -S``. Chromium walks a reseller from
+the PHP panel's Account Mgmt tab through an order, the approval mail in the PHP panel, to the
+issued certificate and the signed webhook the PHP panel verified. PHP is not optional here: CI
+installs php-cli and php-sqlite3, and a machine without them fails this test, it does not skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import socket
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+DOMAIN = "baeckerei-mueller.example"
+APPROVER = f"admin@{DOMAIN}"
+BAKERY, BOBS_CLIENT = "1", "3"  # the PHP panel's demo clients: alice's first, bob's only
+WEBHOOK_ROUNDS = 60  # reloads of a page waiting for a webhook (0.5 s apart) before giving up
+
+
+def _load_demo():
+    spec = importlib.util.spec_from_file_location(
+        "php_panel_demo", ROOT / "examples" / "php-panel" / "demo.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _load_demo()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def stack(tmp_path) -> Iterator:
+    """The service and the PHP panel, as ``make php-demo`` runs them; their logs are printed
+    when a test fails (pytest shows a failing test's output)."""
+    setup = demo.Demo(tmp_path / "data", free_port(), free_port())
+    demo.prepare(setup)
+    logs = tmp_path / "logs"
+    processes = demo.start(setup, logs)
+    yield setup
+    demo.stop(processes)
+    for log in sorted(logs.iterdir()):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def panel_rows(setup, sql: str, *params) -> list[tuple]:
+    """Rows of the PHP panel's own SQLite, to count what it kept."""
+    with sqlite3.connect(setup.data / "panel.sqlite") as db:
+        return db.execute(sql, params).fetchall()
+
+
+def log_in(page, setup, user: str) -> None:
+    page.goto(f"{setup.panel_url}/login")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(user)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Clients")).to_be_visible()
+
+
+def reload_until(page, locator) -> None:
+    """Webhooks arrive from the service's outbox a moment after the change: reload until
+    ``locator`` shows, as a person would."""
+    for _ in range(WEBHOOK_ROUNDS):
+        if locator.count():
+            return
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(locator.first).to_be_visible()  # fails, saying what never came
+
+
+def open_link(context, page, name: str):
+    """Click a link of the orange bar: the popup it opens, once loaded."""
+    with context.expect_page() as opened:
+        page.get_by_role("link", name=name).click()
+    popup = opened.value
+    popup.wait_for_load_state()
+    return popup
+
+
+def test_a_reseller_orders_in_the_php_panel_and_hears_the_signed_webhook(
+    stack, browser, context, screenshot
+):
+    page = context.new_page()
+    log_in(page, stack, "alice")
+    page.get_by_role("link", name="Bäckerei Müller").click()
+    page.get_by_role("link", name="Account Mgmt").click()
+    expect(page.locator(".orange-bar")).to_contain_text("Order SSL Cert")
+
+    popup = open_link(context, page, "Order SSL Cert")
+    assert popup.url.startswith(f"{stack.service_url}/ssl/")  # the launch link went through
+    # the profile and the contacts came over the bridge, from the PHP panel's SQLite
+    expect(popup.get_by_label("Organization", exact=True)).to_have_value("Bäckerei Müller GmbH")
+    popup.get_by_label("Domain name").fill(DOMAIN)
+    approvers = popup.get_by_label("Approval Email Address")
+    expect(approvers).to_contain_text(APPROVER)
+    approvers.select_option(label=APPROVER)
+    popup.get_by_role("button", name="Specify Contact Info").click()
+    expect(popup.get_by_label("First name")).to_have_value("Hans")
+    popup.get_by_role("button", name="Place order").click()
+    expect(popup.get_by_role("status")).to_contain_text(
+        f"Order received; the approval email was sent to {APPROVER}"
+    )
+    screenshot(popup, "1-order-received")
+    popup.close()
+
+    # the approval mail, sent through the bridge, is alice's once the webhook says whose it is
+    page.goto(f"{stack.panel_url}/mail")
+    mail = page.get_by_role("article").filter(has_text=f"Approve the SSL certificate for {DOMAIN}")
+    reload_until(page, mail)
+    screenshot(page, "2-mail")
+    with context.expect_page() as opened:
+        mail.get_by_role("link", name=re.compile(r"/ssl/providers/\d+/callback/")).click()
+    approval = opened.value
+    expect(approval.get_by_role("status")).to_contain_text("is approved")
+    screenshot(approval, "3-approved")
+    approval.close()
+
+    page.goto(f"{stack.panel_url}/clients/{BAKERY}?tab=account")
+    certs = open_link(context, page, "List SSL Certs")
+    expect(certs.get_by_role("row", name=re.compile(DOMAIN))).to_contain_text("issued")
+    screenshot(certs, "4-list-ssl-certs")
+    certs.close()
+
+    page.goto(f"{stack.panel_url}/webhooks")
+    issued = page.get_by_role("row").filter(has_text="certificate.issued")
+    reload_until(page, issued)
+    expect(issued).to_contain_text("signature verified")
+    expect(issued).to_contain_text(DOMAIN)
+    screenshot(page, "5-webhooks")
+
+    page.goto(f"{stack.panel_url}/clients/{BAKERY}?tab=account")
+    expect(page.get_by_role("row", name=re.compile(DOMAIN))).to_contain_text("issued")
+    approval_mails = "SELECT COUNT(*) FROM mail WHERE recipient = ?"
+    assert panel_rows(stack, approval_mails, APPROVER) == [(1,)]
+    page.screenshot(path=str(DOCS / "php-panel.png"), full_page=True)
+    page.get_by_role("button", name="Bill renewal").click()
+    expect(page.locator(".flash")).to_contain_text("the SSL service made renewal order #")
+    screenshot(page, "6-billed")
+
+    # one approval mail for one order; the issuance kept once, delivered once
+    issued_hooks = "SELECT deliveries FROM webhooks WHERE type = 'certificate.issued'"
+    assert panel_rows(stack, issued_hooks) == [(1,)]
+
+    # bob, in his own browser, sees neither alice's mail nor her webhooks
+    bobs = browser.new_context()
+    bob = bobs.new_page()
+    log_in(bob, stack, "bob")
+    bob.goto(f"{stack.panel_url}/mail")
+    expect(bob.get_by_text("No mail yet.")).to_be_visible()
+    bob.goto(f"{stack.panel_url}/webhooks")
+    expect(bob.get_by_text("signature verified")).to_have_count(0)
+    bobs.close()
+
+
+def test_bob_cannot_launch_into_alices_client(stack, context):
+    page = context.new_page()
+    log_in(page, stack, "bob")
+    expect(page.get_by_role("link", name="Bäckerei Müller")).to_have_count(0)
+
+    # the PHP panel signs no launch link for another reseller's client
+    refused = context.request.get(f"{stack.panel_url}/clients/{BAKERY}/ssl/order", max_redirects=0)
+    assert refused.status == 403
+    assert "may not manage SSL for this client" in refused.text()
+
+    # bob's own link, its account swapped for alice's client after signing: the service says no
+    own = context.request.get(f"{stack.panel_url}/clients/{BOBS_CLIENT}/ssl/order", max_redirects=0)
+    assert own.status == 302
+    launch = own.headers["location"]
+    assert launch.startswith(f"{stack.service_url}/ssl/launch?token=")
+    swapped = context.request.get(_swap_account(launch, BAKERY), max_redirects=0)
+    assert swapped.status == 401
+    assert "set-cookie" not in swapped.headers
+
+    # the untouched link opens bob's client, and his session reaches only that one
+    opened = context.request.get(launch, max_redirects=0)
+    assert opened.status == 302
+    assert f"/ssl/accounts/{BOBS_CLIENT}/" in opened.headers["location"]
+    alices = context.request.get(f"{stack.service_url}/ssl/accounts/{BAKERY}/certs")
+    assert alices.status in (403, 404)
+    assert "Bäckerei" not in alices.text()
+
+
+def _swap_account(launch_url: str, account: str) -> str:
+    """The launch URL with the token's ``account`` claim changed and its signature kept."""
+    prefix, token = launch_url.split("token=")
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["account"] = account
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{prefix}token={header}.{forged}.{signature}"
