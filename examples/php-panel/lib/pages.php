@@ -189,7 +189,8 @@ function launch_admin(array $user): never
     if ($user['role'] !== 'admin') {
         page_error(403, 'Only the panel\'s admin manages SSL providers.');
     }
-    redirect(config()['service_url'] . '/ssl/launch?token=' . launch_token(config()['secret'], $user, '', 'admin', time()));
+    // The admin pages belong to no client, but the token's account claim is required: "-" names none.
+    redirect(config()['service_url'] . '/ssl/launch?token=' . launch_token(config()['secret'], $user, '-', 'admin', time()));
 }
 
 /** POST /clients/<id>/bill-renewal: what the billing does when a renewal is paid. */
