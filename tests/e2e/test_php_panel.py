@@ -10,16 +10,25 @@ installs php-cli and php-sqlite3, and a machine without them fails this test, it
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hmac
 import importlib.util
 import json
 import re
 import socket
 import sqlite3
+import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import expect
+from standardwebhooks import Webhook
+
+from panel_ssl_plugin.hookspecs import AccountProfile, Contact
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +45,7 @@ def _load_demo():
         "php_panel_demo", ROOT / "examples" / "php-panel" / "demo.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -129,7 +139,7 @@ def test_a_reseller_orders_in_the_php_panel_and_hears_the_signed_webhook(
     reload_until(page, mail)
     screenshot(page, "2-mail")
     with context.expect_page() as opened:
-        mail.get_by_role("link", name=re.compile(r"/ssl/providers/\d+/callback/")).click()
+        mail.locator("a[href*='/callback/']").click()  # the approval link
     approval = opened.value
     expect(approval.get_by_role("status")).to_contain_text("is approved")
     screenshot(approval, "3-approved")
@@ -146,7 +156,7 @@ def test_a_reseller_orders_in_the_php_panel_and_hears_the_signed_webhook(
     reload_until(page, issued)
     expect(issued).to_contain_text("signature verified")
     expect(issued).to_contain_text(DOMAIN)
-    screenshot(page, "5-webhooks")
+    page.screenshot(path=str(DOCS / "php-panel-webhooks.png"), full_page=True)
 
     page.goto(f"{stack.panel_url}/clients/{BAKERY}?tab=account")
     expect(page.get_by_role("row", name=re.compile(DOMAIN))).to_contain_text("issued")
@@ -208,3 +218,78 @@ def _swap_account(launch_url: str, account: str) -> str:
     claims["account"] = account
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     return f"{prefix}token={header}.{forged}.{signature}"
+
+
+# --- the PHP panel's side of the wire, without a browser ------------------------------------
+
+
+def bridge_call(setup, method: str, params: dict, secret: str | None = None, skew: int = 0):
+    """A bridge call as the service signs it (contract section 2)."""
+    body = json.dumps({"method": method, "params": params}).encode()
+    timestamp = str(int(time.time()) + skew)
+    mac = hmac.new((secret or setup.secret).encode(), f"{timestamp}.".encode() + body, "sha256")
+    headers = {
+        "Content-Type": "application/json",
+        "X-Panel-SSL-Timestamp": timestamp,
+        "X-Panel-SSL-Signature": f"v1={mac.hexdigest()}",
+    }
+    return requests.post(f"{setup.panel_url}/bridge", data=body, headers=headers, timeout=10)
+
+
+def test_the_php_bridge_answers_in_the_hookspecs_fields_and_refuses_bad_signatures(stack):
+    profile = bridge_call(stack, "account_profile", {"account_id": BAKERY})
+    assert profile.status_code == 200
+    result = profile.json()["result"]
+    profile_fields = {f.name for f in dataclasses.fields(AccountProfile)}
+    contact_fields = {f.name for f in dataclasses.fields(Contact)}
+    assert set(result) <= profile_fields and result["organization"] == "Bäckerei Müller GmbH"
+    assert set(result["default_contact"]) <= contact_fields
+    contacts = bridge_call(stack, "account_contacts", {"account_id": "2"}).json()["result"]
+    assert [c["first_name"] for c in contacts] == ["Wile", "Road"]
+    assert all(set(c) <= contact_fields for c in contacts)
+    assert bridge_call(stack, "account_profile", {"account_id": "99"}).json() == {"result": None}
+
+    published = {"domain": DOMAIN, "path": ".well-known/pki-validation/x.txt", "content": "ok"}
+    assert bridge_call(stack, "publish_http_file", published).json() == {"result": True}
+    served = requests.get(f"{stack.panel_url}/.well-known/pki-validation/x.txt", timeout=10)
+    assert served.text == "ok"
+
+    mail = {"to": APPROVER, "subject": "Hello", "body": "Hi"}
+    refusals = [
+        bridge_call(stack, "send_mail", mail, secret="another secret of more than 32 chars"),
+        bridge_call(stack, "send_mail", mail, skew=-301),
+        bridge_call(stack, "send_mail", {"to": APPROVER}),
+        bridge_call(stack, "drop_tables", {}),
+    ]
+    assert [r.status_code for r in refusals] == [401, 401, 400, 400]
+    assert all(r.json()["error"].endswith(".") for r in refusals)  # a sentence, in words
+    assert panel_rows(stack, "SELECT COUNT(*) FROM mail") == [(0,)]
+    assert bridge_call(stack, "send_mail", mail).json() == {"result": True}
+    assert panel_rows(stack, "SELECT recipient, subject FROM mail") == [(APPROVER, "Hello")]
+
+
+def post_webhook(setup, webhook_id: str, payload: dict, key: bytes | None = None):
+    """A webhook as the service sends it: Standard Webhooks, keyed with the secret's bytes."""
+    key = key or setup.secret.encode()
+    body = json.dumps(payload)
+    signer = Webhook("whsec_" + base64.b64encode(key).decode())
+    now = datetime.now(UTC)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signer.sign(webhook_id, now, body),
+    }
+    return requests.post(f"{setup.panel_url}/hooks/ssl", data=body, headers=headers, timeout=10)
+
+
+def test_the_php_receiver_keeps_each_webhook_once_and_refuses_forged_ones(stack):
+    order = {"id": 7, "account_id": BAKERY, "domain": DOMAIN, "status": "issued"}
+    event = {"type": "certificate.issued", "timestamp": "2026-11-29T10:00:00+00:00", "data": order}
+    forged = post_webhook(stack, "msg_forged", event, key=b"not the bridge secret at all, no")
+    assert forged.status_code == 401
+    answers = [post_webhook(stack, "msg_1", event).status_code for _ in range(3)]  # retried
+    assert answers == [200, 200, 200]
+    kept = panel_rows(stack, "SELECT webhook_id, deliveries FROM webhooks")
+    assert kept == [("msg_1", 3)]
+    assert panel_rows(stack, "SELECT order_id, status FROM ssl_orders") == [(7, "issued")]

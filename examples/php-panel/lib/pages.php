@@ -89,7 +89,7 @@ table { border-collapse: collapse; margin: 10px 0; } td, th { border: 1px solid 
 .orange-bar a { background: #fff; padding: 4px 12px; border-radius: 3px; color: #333; text-decoration: none; font-weight: bold; }
 .flash { background: #fff3cd; padding: 6px 10px; }
 .verified { color: #1a7f37; font-weight: bold; }
-pre { background: #f6f6f6; padding: 8px; white-space: pre-wrap; }
+pre { background: #f6f6f6; padding: 8px; white-space: pre-wrap; overflow-wrap: anywhere; }
 CSS;
 
 function login_page(): never
@@ -169,7 +169,7 @@ function account_tab(array $client): string
                 . '<button>Bill renewal</button> (12 months)</form>';
         }
         $rows .= '<tr><td>#' . h($order['order_id']) . '</td><td>' . h($order['domain']) . '</td><td>'
-            . h($order['status']) . '</td><td>' . h($order['not_after']) . "</td><td>$bill</td></tr>";
+            . h($order['status']) . '</td><td>' . h(substr($order['not_after'], 0, 10)) . "</td><td>$bill</td></tr>";
     }
     return $bar . '<h2>SSL certificates</h2><p>As the SSL service\'s webhooks reported them.</p>'
         . "<table><tr><th>Order</th><th>Domain</th><th>Status</th><th>Valid until</th><th>Billing</th></tr>$rows</table>";
