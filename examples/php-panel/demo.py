@@ -9,6 +9,7 @@ the same two processes through :func:`start`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -130,14 +131,21 @@ def start(demo: Demo, logs: Path) -> list[subprocess.Popen]:
     service = [PANEL_SSL, "serve", "--bind", f"127.0.0.1:{demo.service_port}"]
     panel = [php, "-S", f"127.0.0.1:{demo.panel_port}", str(HERE / "router.php")]
     processes = [
-        subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE)
+        # a session of its own: stop() ends php -S together with the workers it forked
+        subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE, start_new_session=True
+        )
         for command, env, log in (
             (service, demo.service_env(), (logs / "service.log").open("ab")),
             (panel, demo.panel_env(), (logs / "php-panel.log").open("ab")),
         )
     ]
-    for port, process in zip((demo.service_port, demo.panel_port), processes, strict=True):
-        _wait_for(port, process, logs)
+    try:
+        for port, process in zip((demo.service_port, demo.panel_port), processes, strict=True):
+            _wait_for(port, process, logs)
+    except SystemExit:
+        stop(processes)
+        raise
     return processes
 
 
@@ -154,8 +162,10 @@ def _wait_for(port: int, process: subprocess.Popen, logs: Path) -> None:
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
+    """Each process and everything it started (its process group)."""
     for process in processes:
-        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it stopped by itself
+            os.killpg(process.pid, signal.SIGTERM)
     for process in processes:
         process.wait(timeout=10)
 
@@ -164,6 +174,7 @@ def main() -> None:
     demo = Demo(HERE / "data", SERVICE_PORT, PANEL_PORT)
     prepare(demo)
     processes = start(demo, demo.data / "logs")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop both on kill, as on Ctrl-C
     print(f"SSL service: {demo.service_url}/  (database {demo.database_url})")
     print(f"PHP panel:   {demo.panel_url}/  log in as alice, bob or admin (password = user name)")
     print(f"Logs: {demo.data / 'logs'}   Ctrl-C stops both.")
