@@ -82,7 +82,8 @@ header { background: #2d3e50; color: #fff; padding: 10px 20px; display: flex; ga
 header nav { display: flex; gap: 16px; flex: 1; } header nav a { color: #fff; }
 header form { margin-left: auto; }
 main { padding: 10px 20px; }
-table { border-collapse: collapse; margin: 10px 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
+table { border-collapse: collapse; margin: 10px 0; font-size: 14px; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
+td:first-child, td.status { white-space: nowrap; } code { font-size: 12px; }
 .tabs a { display: inline-block; padding: 6px 14px; border: 1px solid #ccc; border-bottom: none; }
 .tabs a.active { background: #eee; font-weight: bold; }
 .orange-bar { background: #f39c12; padding: 8px; display: flex; gap: 10px; }
@@ -226,14 +227,15 @@ function webhooks_page(array $user): never
     $rows = '';
     foreach (webhooks_for($user) as $hook) {
         $order = json_decode($hook['body'], true)['data'] ?? [];
+        $status = isset($order['old'], $order['new']) ? "{$order['old']} → {$order['new']}" : ($order['status'] ?? '');
         $rows .= '<tr><td>' . h($hook['received_at']) . '</td><td>' . h($hook['type']) . '</td><td>#'
-            . h($hook['order_id']) . ' ' . h($order['domain'] ?? '') . '</td><td>' . h($order['status'] ?? '')
+            . h($hook['order_id']) . ' ' . h($order['domain'] ?? '') . '</td><td class="status">' . h($status)
             . '</td><td><code>' . h($hook['webhook_id']) . '</code></td><td>' . h($hook['deliveries'])
             . '</td><td class="verified">signature verified</td></tr>';
     }
-    layout('Webhooks', '<p>What the SSL service reported, each event once (a retry adds a delivery).</p>'
+    layout('Webhooks', '<p>What the SSL service reported, each event once by its webhook-id; Sent counts deliveries (retries add one).</p>'
         . '<table><tr><th>Received (UTC)</th><th>Type</th><th>Order</th><th>Status</th><th>webhook-id</th>'
-        . "<th>Deliveries</th><th>Signature</th></tr>$rows</table>", $user);
+        . "<th>Sent</th><th>Signature</th></tr>$rows</table>", $user);
 }
 
 /** GET /.well-known/...: a validation file the service asked the panel to publish. */
