@@ -210,6 +210,17 @@ def test_bob_cannot_launch_into_alices_client(stack, context):
     assert "Bäckerei" not in alices.text()
 
 
+def test_the_admin_opens_the_services_provider_pages_and_a_reseller_does_not(stack, context):
+    page = context.new_page()
+    log_in(page, stack, "alice")
+    assert context.request.get(f"{stack.panel_url}/admin/ssl", max_redirects=0).status == 403
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, stack, "admin")
+    providers = open_link(context, page, "SSL Providers")
+    assert providers.url.startswith(f"{stack.service_url}/ssl/admin/")
+    expect(providers.get_by_text("Sandbox (demo CA)").first).to_be_visible()
+
+
 def _swap_account(launch_url: str, account: str) -> str:
     """The launch URL with the token's ``account`` claim changed and its signature kept."""
     prefix, token = launch_url.split("token=")
