@@ -54,14 +54,19 @@ class ServiceWork:
 
     @hookimpl
     def panel_tick(self, now: datetime) -> None:
-        if self.deliverer is not None:
-            self.deliverer.deliver_due(now)
+        """Wake the delivery thread rather than deliver here: the tick may be the panel's own
+        request, and a panel serving one request at a time (``php -S``) could not take a
+        webhook while it waits for this one's answer."""
+        self._wake()
         self.outbox.prune(now, KEEP)
         self.records.forget_expired(now)
 
     @hookimpl
     def ssl_order_status_changed(self) -> None:
         """The transition's webhooks are in the outbox: wake the delivery thread."""
+        self._wake()
+
+    def _wake(self) -> None:
         if self.deliverer is not None:
             self.deliverer.wake.set()
 

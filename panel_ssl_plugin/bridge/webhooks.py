@@ -58,17 +58,17 @@ class Deliverer:
         self.wake = threading.Event()
 
     def deliver_due(self, now: datetime | None = None) -> DeliveryReport:
-        """Send every due webhook once, in batches, until none is due."""
-        report = DeliveryReport()
-        while batch := self.outbox.claim(now or utcnow(), BATCH, LEASE):
+        """Send every webhook due at ``now`` once, in batches, until none is due; the next
+        attempt of a failed one is due a backoff after ``now``."""
+        now, report = now or utcnow(), DeliveryReport()
+        while batch := self.outbox.claim(now, BATCH, LEASE):
             for webhook in batch:
                 error = self.send(webhook)
                 if error is None:
-                    self.outbox.delivered(webhook, utcnow())
+                    self.outbox.delivered(webhook, now)
                     report.delivered += 1
                 else:
-                    retry_at = utcnow() + retry_after(webhook.attempts + 1)
-                    self.outbox.failed(webhook, error, retry_at)
+                    self.outbox.failed(webhook, error, now + retry_after(webhook.attempts + 1))
                     report.failed += 1
         return report
 
