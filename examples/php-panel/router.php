@@ -3,30 +3,11 @@
 
 declare(strict_types=1);
 
+require __DIR__ . '/lib/config.php';
 require __DIR__ . '/lib/signing.php';
 require __DIR__ . '/lib/db.php';
 require __DIR__ . '/lib/service.php';
 require __DIR__ . '/lib/pages.php';
-
-/** Settings from the environment; the secret is the one `panel-ssl serve` has. */
-function config(): array
-{
-    static $config = null;
-    if ($config === null) {
-        $file = getenv('PANEL_SSL_BRIDGE_SECRET_FILE');
-        $secret = $file ? trim((string) file_get_contents($file)) : (string) getenv('PANEL_SSL_BRIDGE_SECRET');
-        if (strlen($secret) < 32) {
-            http_response_code(500);
-            exit('Set PANEL_SSL_BRIDGE_SECRET (or PANEL_SSL_BRIDGE_SECRET_FILE) to the SSL service\'s bridge secret, 32 characters or more.');
-        }
-        $config = [
-            'secret' => $secret,
-            'service_url' => rtrim(getenv('PANEL_SSL_SERVICE_URL') ?: 'http://127.0.0.1:8001', '/'),
-            'database' => getenv('PHP_PANEL_DATABASE') ?: __DIR__ . '/panel.sqlite',
-        ];
-    }
-    return $config;
-}
 
 $method = $_SERVER['REQUEST_METHOD'];
 $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);

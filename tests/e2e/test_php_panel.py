@@ -17,6 +17,7 @@ import json
 import re
 import socket
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -304,3 +305,19 @@ def test_the_php_receiver_keeps_each_webhook_once_and_refuses_forged_ones(stack)
     kept = panel_rows(stack, "SELECT webhook_id, deliveries FROM webhooks")
     assert kept == [("msg_1", 3)]
     assert panel_rows(stack, "SELECT order_id, status FROM ssl_orders") == [(7, "issued")]
+
+
+def test_the_php_cron_script_posts_a_signed_tick(stack):
+    def cron(**env) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["php", str(demo.HERE / "cron.php")],
+            env={**stack.panel_env(), **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    done = cron()
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"ok": True})
+    forged = cron(PANEL_SSL_BRIDGE_SECRET="a secret the service does not know, 40+ chars")
+    assert forged.returncode == 1 and json.loads(forged.stdout)["ok"] is False

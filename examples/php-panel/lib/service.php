@@ -153,7 +153,7 @@ function remember_order(array $order, string $event_at): void
 function post_event(string $name, array $payload): array
 {
     $url = config()['service_url'] . "/ssl/bridge/events/$name";
-    $body = json_encode($payload);
+    $body = json_encode((object) $payload); // {} when empty, as the service expects an object
     $headers = ['Content-Type' => 'application/json'] + bridge_headers(config()['secret'], $body, time());
     $lines = array_map(fn ($key, $value) => "$key: $value", array_keys($headers), $headers);
     $context = stream_context_create(['http' => [
