@@ -171,6 +171,7 @@ def test_a_reseller_orders_in_the_php_panel_and_hears_the_signed_webhook(
     # one approval mail for one order; the issuance kept once, delivered once
     issued_hooks = "SELECT deliveries FROM webhooks WHERE type = 'certificate.issued'"
     assert panel_rows(stack, issued_hooks) == [(1,)]
+    assert panel_rows(stack, "SELECT MAX(deliveries) FROM webhooks") == [(1,)]  # none twice
 
     # bob, in his own browser, sees neither alice's mail nor her webhooks
     bobs = browser.new_context()
