@@ -16,7 +16,7 @@ from panel_ssl_plugin.providers.sectigo import SectigoProvider
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
-from panel_ssl_plugin.store import TABLE_PREFIX
+from panel_ssl_plugin.store import TABLE_PREFIX, Outbox
 from panel_ssl_plugin.web import create_blueprint
 
 ORDER_POPUP = PopupSize(760, 880)
@@ -91,4 +91,6 @@ def panel_renewal_due(
 
 @hookimpl
 def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
-    polling.poll_due(runtime_for(pm).orders, now)
+    runtime = runtime_for(pm)
+    polling.poll_due(runtime.orders, now)
+    Outbox(runtime.engine).prune(now)  # every host queues webhooks (store.py says why)

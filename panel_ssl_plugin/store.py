@@ -677,6 +677,7 @@ class Store:
 # --- the webhook outbox ---------------------------------------------------------------------------
 
 STATUS_CHANGED, CERTIFICATE_ISSUED = "order.status_changed", "certificate.issued"
+OUTBOX_KEEP = timedelta(days=30)  # how long the outbox keeps a webhook delivered, or never tried
 
 
 def webhook_payload(event_type: str, data: dict[str, Any], at: datetime) -> str:
@@ -697,8 +698,8 @@ def _queue_webhooks(conn: sa.Connection, order: OrderRecord, old: str) -> None:
 
     Queued whatever the host is: the transition may be made by any process (the service, a
     cron poller, an event script), and only some of them know where webhooks go; a row costs
-    one INSERT per status change, and undelivered rows of a host without webhooks are pruned
-    (bridge/records.py)."""
+    one INSERT per status change, and the rows of a host without webhooks are pruned by the
+    plugin's tick (Outbox.prune)."""
     now, public = utcnow(), order.public()
     events = [(STATUS_CHANGED, {**public, "old": old, "new": str(order.status)})]
     if order.status == "issued":
@@ -818,10 +819,10 @@ class Outbox:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar_one()
 
-    def prune(self, now: datetime, keep: timedelta) -> int:
-        """Delete webhooks delivered more than ``keep`` ago, and those nobody has tried to
+    def prune(self, now: datetime) -> int:
+        """Delete webhooks delivered more than OUTBOX_KEEP ago, and those nobody has tried to
         deliver for that long (a host without webhooks); how many."""
-        cutoff = now - keep
+        cutoff = now - OUTBOX_KEEP
         with self.engine.begin() as conn:
             return conn.execute(
                 webhook_outbox.delete().where(

@@ -55,6 +55,7 @@ class FakePanel:
         self.webhooks: list[tuple[str, dict]] = []  # (webhook-id, body), verified
         self.webhooks_down = False
         self.refuse: str | None = None  # an error the bridge endpoint answers every call with
+        self.answers: dict[str, Any] = {}  # a result per method, instead of the ones below
         self._server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -77,6 +78,8 @@ class FakePanel:
         call = json.loads(request.get_data())
         method, params = call["method"], call["params"]
         self.calls.append((method, params))
+        if method in self.answers:
+            return _json({"result": self.answers[method]})
         if method == "account_profile":
             return _json({"result": self.profiles.get(params["account_id"])})
         if method == "account_contacts":

@@ -8,6 +8,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from panel_ssl_plugin.bridge.settings import BridgeSettings
 from panel_ssl_plugin.bridge.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -107,3 +108,27 @@ def test_an_unsigned_or_unknown_event_does_nothing(sqlite_url, panel):
     unsigned = app.test_client().post("/ssl/bridge/events/tick", json={})
     assert unsigned.status_code == 401
     assert post_event(app, "reboot", {}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("environment", "words"),
+    [
+        ({}, "no bridge secret"),
+        ({"PANEL_SSL_BRIDGE_URL": "http://panel/bridge"}, "no secret"),
+        ({"PANEL_SSL_BRIDGE_SECRET": "short"}, "at least 32 characters"),
+        ({"PANEL_SSL_BRIDGE_SECRET_FILE": "/nonexistent/secret"}, "cannot be read"),
+    ],
+)
+def test_serve_says_what_to_set(sqlite_url, monkeypatch, environment, words):
+    for name in ("PANEL_SSL_BRIDGE_URL", "PANEL_SSL_BRIDGE_SECRET", "PANEL_SSL_BRIDGE_SECRET_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["serve", "--database-url", sqlite_url], env={**environment})
+    assert result.exit_code == 2
+    assert words in result.output
+
+
+def test_the_secret_may_come_from_a_file_and_never_shows(tmp_path):
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    settings = BridgeSettings.from_env({"PANEL_SSL_BRIDGE_SECRET_FILE": str(tmp_path / "secret")})
+    assert settings.secret == SECRET
+    assert SECRET not in repr(settings)

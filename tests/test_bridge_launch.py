@@ -7,6 +7,7 @@ import base64
 import json
 import threading
 import time
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -14,9 +15,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from panel_ssl_plugin.bridge.records import SESSION_LIFETIME
 from panel_ssl_plugin.bridge.tokens import CLAIMS
 from panel_ssl_plugin.bridge.web import COOKIE
-from panel_ssl_plugin.store import bridge_grants, bridge_sessions
+from panel_ssl_plugin.store import bridge_grants, bridge_launches, bridge_sessions, utcnow
 from tests.bridge_panel import FakePanel, launch_token, service
 
 
@@ -202,3 +204,18 @@ def test_the_panels_refusal_is_said_in_words(bridged, panel):
     response = client.get("/ssl/accounts/7/order")
     assert response.status_code == 502
     assert "Your panel refused account_profile: Client 7 is suspended." in response.text
+
+
+def test_a_session_ends_and_the_tick_forgets_it(bridged, sqlite_url):
+    client = bridged.test_client()
+    client.get("/ssl/launch", query_string={"token": launch_token()})
+    pm = bridged.extensions["panel_ssl"]
+    later = utcnow() + SESSION_LIFETIME
+    pm.hook.panel_tick(pm=pm, now=later - timedelta(minutes=1))
+    assert sessions(sqlite_url) == 1
+    pm.hook.panel_tick(pm=pm, now=later)
+    assert sessions(sqlite_url) == 0
+    assert client.get("/ssl/accounts/7/order").status_code == 401
+    with sa.create_engine(sqlite_url).connect() as conn:
+        assert conn.execute(sa.select(bridge_grants)).all() == []
+        assert conn.execute(sa.select(bridge_launches)).all() == []

@@ -164,3 +164,15 @@ def test_twenty_deliverers_at_once_send_each_webhook_once(row_locking_database_u
     assert len(counts) == 9
     assert set(counts.values()) == {1}
     panel.stop()
+
+
+def test_the_tick_prunes_what_is_delivered_or_never_tried_for_a_month(sqlite_url):
+    panel = FakePanel()
+    app = service(sqlite_url, panel, webhook_url=None)  # a host that never delivers
+    issue(app, panel)
+    pm = app.extensions["panel_ssl"]
+    pm.hook.panel_tick(pm=pm, now=utcnow() + timedelta(days=29))
+    assert len(outbox(sqlite_url)) == 3
+    pm.hook.panel_tick(pm=pm, now=utcnow() + timedelta(days=31))
+    assert outbox(sqlite_url) == []
+    panel.stop()

@@ -22,7 +22,7 @@ from panel_ssl_plugin.bridge.hooks import BridgeHost
 from panel_ssl_plugin.bridge.records import BridgeRecords
 from panel_ssl_plugin.bridge.settings import BridgeSettings
 from panel_ssl_plugin.bridge.web import create_bridge_blueprint
-from panel_ssl_plugin.bridge.webhooks import KEEP, Deliverer
+from panel_ssl_plugin.bridge.webhooks import Deliverer
 from panel_ssl_plugin.hookspecs import AdminPage, hookimpl
 from panel_ssl_plugin.logs import redact_logs
 from panel_ssl_plugin.runtime import runtime_for
@@ -35,9 +35,8 @@ DELIVERY_SECONDS = 30.0  # webhooks are retried this often at least; a transitio
 class ServiceWork:
     """The service's hookimpls beside the BridgeHost: its admin page, and what a tick does."""
 
-    def __init__(self, records: BridgeRecords, outbox: Outbox, deliverer: Deliverer | None):
+    def __init__(self, records: BridgeRecords, deliverer: Deliverer | None):
         self.records = records
-        self.outbox = outbox
         self.deliverer = deliverer
 
     @hookimpl
@@ -58,7 +57,6 @@ class ServiceWork:
         request, and a panel serving one request at a time (``php -S``) could not take a
         webhook while it waits for this one's answer."""
         self._wake()
-        self.outbox.prune(now, KEEP)
         self.records.forget_expired(now)
 
     @hookimpl
@@ -91,7 +89,7 @@ def create_service(
     if settings.webhook_url:
         deliverer = Deliverer(outbox, settings.webhook_url, settings.secret, http)
     pm.register(BridgeHost(client), name="bridge")
-    pm.register(ServiceWork(records, outbox, deliverer), name="bridge-service")
+    pm.register(ServiceWork(records, deliverer), name="bridge-service")
 
     app = flask.Flask(__name__, template_folder="templates")
     app.config.update(SECRET_KEY=flask_secret(settings.secret), SESSION_COOKIE_SAMESITE="Lax")

@@ -25,7 +25,6 @@ MAX_RETRY = timedelta(hours=6)
 LEASE = timedelta(minutes=2)  # longer than an attempt can take (TIMEOUT), so leases never overlap
 TIMEOUT = 10.0
 BATCH = 50
-KEEP = timedelta(days=30)
 
 
 def retry_after(attempts: int) -> timedelta:
