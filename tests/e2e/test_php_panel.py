@@ -19,8 +19,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -322,3 +324,33 @@ def test_the_php_cron_script_posts_a_signed_tick(stack):
     assert (done.returncode, json.loads(done.stdout)) == (0, {"ok": True})
     forged = cron(PANEL_SSL_BRIDGE_SECRET="a secret the service does not know, 40+ chars")
     assert forged.returncode == 1 and json.loads(forged.stdout)["ok"] is False
+
+
+def race(count: int, work) -> list:
+    """``work()`` from ``count`` threads released together by a barrier."""
+    barrier = threading.Barrier(count)
+
+    def run():
+        barrier.wait()
+        return work()
+
+    with ThreadPoolExecutor(count) as pool:
+        return [future.result() for future in [pool.submit(run) for _ in range(count)]]
+
+
+def test_twenty_first_requests_seed_the_php_panel_once(stack):
+    assert not (stack.data / "panel.sqlite").exists()  # nothing asked the panel yet
+    answers = race(20, lambda: bridge_call(stack, "account_profile", {"account_id": BAKERY}))
+    assert {(a.status_code, a.json()["result"]["name"]) for a in answers} == {
+        (200, "Bäckerei Müller")
+    }
+    assert panel_rows(stack, "SELECT COUNT(*) FROM users") == [(3,)]
+    assert panel_rows(stack, "SELECT COUNT(*) FROM clients") == [(3,)]
+
+
+def test_twenty_deliveries_of_one_webhook_at_once_keep_it_once(stack):
+    order = {"id": 7, "account_id": BAKERY, "domain": DOMAIN, "status": "issued"}
+    event = {"type": "certificate.issued", "timestamp": "2026-11-29T10:00:00+00:00", "data": order}
+    answers = race(20, lambda: post_webhook(stack, "msg_raced", event).status_code)
+    assert answers == [200] * 20
+    assert panel_rows(stack, "SELECT webhook_id, deliveries FROM webhooks") == [("msg_raced", 20)]
