@@ -31,10 +31,17 @@ function csrf_field(): string
     return '<input type="hidden" name="csrf" value="' . h(csrf_token()) . '">';
 }
 
+/** A form field as text ('' when missing, or when a crafted request sends a list). */
+function posted(string $name): string
+{
+    $value = $_POST[$name] ?? '';
+    return is_string($value) ? $value : '';
+}
+
 /** Every POST from a page carries the session's token, so another site cannot post for you. */
 function check_csrf(): void
 {
-    if (!hash_equals(csrf_token(), (string) ($_POST['csrf'] ?? ''))) {
+    if (!hash_equals(csrf_token(), posted('csrf'))) {
         page_error(400, 'This form has expired; go back, reload the page and try again.');
     }
 }
@@ -97,8 +104,8 @@ function login_page(): never
 {
     if ($_SERVER['REQUEST_METHOD'] === 'POST') {
         check_csrf();
-        $rows = query('SELECT * FROM users WHERE username = ?', [(string) ($_POST['username'] ?? '')]);
-        if ($rows && password_verify((string) ($_POST['password'] ?? ''), $rows[0]['password_hash'])) {
+        $rows = query('SELECT * FROM users WHERE username = ?', [posted('username')]);
+        if ($rows && password_verify(posted('password'), $rows[0]['password_hash'])) {
             session_regenerate_id(true);
             $_SESSION['user_id'] = $rows[0]['id'];
             redirect('/clients');
@@ -201,7 +208,7 @@ function bill_renewal(array $user, string $client_id): never
     $client = client_for($user, $client_id) ?? page_error(404, 'You have no client with this number.');
     $reply = post_event('renewal-due', [
         'account_id' => (string) $client['id'],
-        'certificate_id' => (int) ($_POST['certificate_id'] ?? 0),
+        'certificate_id' => (int) posted('certificate_id'),
         'period_months' => 12,
     ]);
     flash(($reply['ok'] ?? false)
