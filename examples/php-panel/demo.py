@@ -31,6 +31,7 @@ from panel_ssl_plugin.runtime import runtime_for
 HERE = Path(__file__).resolve().parent
 PANEL_SSL = Path(sys.executable).with_name("panel-ssl")
 SERVICE_PORT, PANEL_PORT = 8001, 8080
+TICK_SECONDS = 30  # as `panel-ssl demo` checks the minipanel's pending orders
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,13 @@ def stop(processes: list[subprocess.Popen]) -> None:
         process.wait(timeout=10)
 
 
+def tick(demo: Demo) -> None:
+    """What the panel's cron does: cron.php posts the signed tick event."""
+    with (demo.data / "logs" / "cron.log").open("ab") as log:
+        command = [shutil.which("php") or "php", str(HERE / "cron.php")]
+        subprocess.run(command, env=demo.panel_env(), stdout=log, stderr=log, check=False)
+
+
 def main() -> None:
     demo = Demo(HERE / "data", SERVICE_PORT, PANEL_PORT)
     prepare(demo)
@@ -178,9 +186,11 @@ def main() -> None:
     print(f"SSL service: {demo.service_url}/  (database {demo.database_url})")
     print(f"PHP panel:   {demo.panel_url}/  log in as alice, bob or admin (password = user name)")
     print(f"Logs: {demo.data / 'logs'}   Ctrl-C stops both.")
+    print(f"Pending orders are checked every {TICK_SECONDS} s: `php cron.php`, as a panel's cron.")
     try:
         while all(process.poll() is None for process in processes):
-            time.sleep(1)
+            tick(demo)
+            time.sleep(TICK_SECONDS)
     except KeyboardInterrupt:
         pass
     finally:
