@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import pluggy
 import requests
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from panel_ssl_plugin import events, hookspecs, polling, schema
 from panel_ssl_plugin.bridge import service
@@ -373,7 +374,13 @@ def bridge_settings() -> BridgeSettings:
     "--bind", default="127.0.0.1:8080", show_default=True, help="Address and port to listen on."
 )
 @click.option("--threads", default=8, show_default=True, help="Requests served at once.")
-def serve(host: Host, bind: str, threads: int) -> None:
+@click.option(
+    "--behind-proxy",
+    is_flag=True,
+    help="Trust one reverse proxy's X-Forwarded-Proto/-Host/-Prefix headers (TLS, the public "
+    "address in approval links, a Secure session cookie).",
+)
+def serve(host: Host, bind: str, threads: int, behind_proxy: bool) -> None:
     """Serve the popups to a panel in any language, under waitress (the bridge).
 
     The panel signs launch links and answers the plugin's calls at PANEL_SSL_BRIDGE_URL with
@@ -384,6 +391,8 @@ def serve(host: Host, bind: str, threads: int) -> None:
 
     settings = bridge_settings()
     app = service.create_service(host.runtime().pm, settings)
+    if behind_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
     service.start_delivery(app)
     click.echo(f"panel-ssl service on http://{bind}/ssl/ (bridge: {settings.url or 'none'})")
     waitress.serve(app, listen=bind, threads=threads, ident="panel-ssl")

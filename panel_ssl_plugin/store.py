@@ -680,7 +680,7 @@ STATUS_CHANGED, CERTIFICATE_ISSUED = "order.status_changed", "certificate.issued
 OUTBOX_KEEP = timedelta(days=30)  # how long the outbox keeps a webhook delivered, or never tried
 
 
-def webhook_payload(event_type: str, data: dict[str, Any], at: datetime) -> str:
+def _webhook_body(event_type: str, data: dict[str, Any], at: datetime) -> str:
     """The body of one webhook, fixed when it is queued: every retry sends these bytes."""
     body = {"type": event_type, "timestamp": at.isoformat(), "data": data}
     return json.dumps(body, default=_json_value, sort_keys=True)
@@ -710,7 +710,7 @@ def _queue_webhooks(conn: sa.Connection, order: OrderRecord, old: str) -> None:
                 message_id=f"msg_{uuid.uuid4().hex}",
                 event_type=event_type,
                 order_id=order.id,
-                payload=webhook_payload(event_type, data, now),
+                payload=_webhook_body(event_type, data, now),
                 created_at=now,
                 next_attempt_at=now,
                 attempts=0,

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from panel_ssl_plugin.bridge.records import SESSION_LIFETIME
 from panel_ssl_plugin.bridge.tokens import CLAIMS
 from panel_ssl_plugin.bridge.web import COOKIE
+from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import bridge_grants, bridge_launches, bridge_sessions, utcnow
 from tests.bridge_panel import FakePanel, launch_token, service
 
@@ -219,3 +220,21 @@ def test_a_session_ends_and_the_tick_forgets_it(bridged, sqlite_url):
     with sa.create_engine(sqlite_url).connect() as conn:
         assert conn.execute(sa.select(bridge_grants)).all() == []
         assert conn.execute(sa.select(bridge_launches)).all() == []
+
+
+def test_a_page_looks_its_session_up_once_and_a_style_sheet_not_at_all(bridged):
+    client = bridged.test_client()
+    client.get("/ssl/launch", query_string={"token": launch_token(target="certs")})
+    engine = runtime_for(bridged.extensions["panel_ssl"]).engine
+    lookups: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if "FROM ssl_bridge_sessions" in statement:
+            lookups.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    assert client.get("/ssl/accounts/7/certs").status_code == 200
+    assert len(lookups) == 1
+    assert client.get("/ssl/static/panel_ssl.css").status_code == 200
+    assert len(lookups) == 1
+    sa.event.remove(engine, "before_cursor_execute", count)

@@ -35,3 +35,17 @@ def test_order_approve_list_and_webhook_through_the_bridge(sqlite_url):
     assert issued[0]["data"]["domain"] == "www.xn--bcher-kva.example"  # stored as A-label
     assert issued[0]["data"]["account_id"] == "7"
     panel.stop()
+
+
+def test_approval_links_lead_to_the_public_url_when_one_is_set(sqlite_url, monkeypatch):
+    monkeypatch.setenv("PANEL_SSL_PUBLIC_URL", "https://ssl.panel.example")
+    panel = FakePanel()
+    client = service(sqlite_url, panel).test_client()
+    client.get("/ssl/launch", query_string={"token": launch_token()})
+    assert submit(client, "7").status_code == 200
+    assert "https://ssl.panel.example/ssl/providers/" in panel.mails[-1]["body"]
+    monkeypatch.delenv("PANEL_SSL_PUBLIC_URL")
+    client.get("/ssl/launch", query_string={"token": launch_token(account="8")})
+    assert submit(client, "8").status_code == 200
+    assert "http://localhost/ssl/providers/" in panel.mails[-1]["body"]  # this request's host
+    panel.stop()

@@ -107,9 +107,10 @@ class BridgeHost:
     def host_permission_allowed(self, actor: Actor, action: str, account_id: str | None) -> bool:
         return may(current_session(), actor, action, account_id)
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def host_public_url(self) -> str | None:
-        """This service's own address while a request runs (approval links lead here)."""
+        """This service's own address while a request runs (approval links lead here), unless
+        the host configured one (``PANEL_SSL_PUBLIC_URL``), which answers first."""
         return flask.request.host_url.rstrip("/") if flask.has_request_context() else None
 
     @hookimpl

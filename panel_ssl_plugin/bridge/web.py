@@ -49,7 +49,10 @@ def create_bridge_blueprint(
 
     @blueprint.before_app_request
     def load_session() -> None:
+        """The request's launch session: one query, none for a style sheet or script."""
         cookie = flask.request.cookies.get(COOKIE)
+        if (flask.request.endpoint or "").endswith(".static"):
+            cookie = None
         setattr(flask.g, SESSION_KEY, records.session(cookie, utcnow()) if cookie else None)
 
     @blueprint.get("/launch")
