@@ -116,9 +116,10 @@ function db(): PDO
         $pdo = new PDO("sqlite:$path", null, null, [
             PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
             PDO::ATTR_DEFAULT_FETCH_MODE => PDO::FETCH_ASSOC,
-            PDO::ATTR_TIMEOUT => 10, // several php -S workers share the file
+            // several php -S workers share the file: a statement waits up to 10 s for a lock.
+            // (No WAL: switching a new file to it fails while another worker has it open.)
+            PDO::ATTR_TIMEOUT => 10,
         ]);
-        $pdo->exec('PRAGMA journal_mode = WAL');
         $pdo->exec('PRAGMA foreign_keys = ON');
         $pdo->exec(SCHEMA);
         seed_demo($pdo);
