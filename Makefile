@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo php-demo test lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/panel-ssl demo
+
+# The plugin as a service beside a panel in another language (needs php-cli and php-sqlite3).
+php-demo: $(STAMP)
+	$(BIN)/python examples/php-panel/demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
