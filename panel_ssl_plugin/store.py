@@ -133,9 +133,10 @@ orders = sa.Table(
     sa.Column("san_approvers", sa.Text),
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("flight"),
-    sa.Index("ix_ssl_orders_account_created", "account_id", "created_at"),
-    sa.Index("ix_ssl_orders_status_next_check", "status", "next_check_at"),
-    sa.Index("ix_ssl_orders_not_after", "not_after"),
+    # the indexes of the list, the poller's claim, and expiry and renewal (migration 0004)
+    sa.Index("ix_ssl_orders_account_list", "account_id", "root_id", "created_at", "id"),
+    sa.Index("ix_ssl_orders_next_check", "next_check_at", "id"),
+    sa.Index("ix_ssl_orders_status_not_after", "status", "not_after"),
     sa.Index("ix_ssl_orders_provider_ref", "provider_account_id", "provider_order_id"),
     sa.Index("ix_ssl_orders_renewal_of", "renewal_of"),
     sa.Index("ix_ssl_orders_reissue_of", "reissue_of"),
