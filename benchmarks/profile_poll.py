@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from pyinstrument import Profiler
 
-from benchmarks.setup import fresh_database, gogetssl_account, host, seed_pending
+from benchmarks.setup import fresh_database, gogetssl_account, host
 from benchmarks.simproc import SimProcess
 from panel_ssl_plugin import polling
 from panel_ssl_plugin.polling import poll_due
+from tests.seeding import seed_pending
 
 
 class InThisThread:
@@ -45,7 +46,7 @@ def main(count: int = 1000) -> None:
     with SimProcess(latency=0.05) as sim, fresh_database() as url:
         runtime = host(url)
         account = gogetssl_account(runtime, sim.url)
-        seed_pending(runtime, sim, account, count, due=now)
+        seed_pending(runtime, sim.clone, account, count, due=now)
         profiler = Profiler(interval=0.001)
         polling.ThreadPoolExecutor = InThisThread
         with profiler:

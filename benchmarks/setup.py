@@ -1,8 +1,6 @@
 """What the benchmarks stand on: PostgreSQL databases, hosts, and many orders seeded fast.
 
-Seeding places one order for real (key, CSR, the provider's create call), then copies its row
-and the simulator's order under new ids: a thousand orders in a second instead of a minute, each
-one a real order the simulator answers for.
+Many due orders are seeded by tests/seeding.py (one placed, the rest copied).
 """
 
 from __future__ import annotations
@@ -11,15 +9,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 import sqlalchemy as sa
 
-from panel_ssl_plugin import hookimpls, schema, store
+from panel_ssl_plugin import hookimpls, schema
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.minipanel import create_app
 from panel_ssl_plugin.runtime import Runtime, runtime_for
-from tests.ordering import draft
 from tests.providers.gogetssl_sim import PASSWORD, USER
 
 POSTGRES = os.environ.get(
@@ -60,36 +56,3 @@ def host(url: str, *plugins: object) -> Runtime:
 def gogetssl_account(runtime: Runtime, sim_url: str, provider_key: str = "gogetssl") -> int:
     settings = {"base_url": sim_url, "username": USER, "password": PASSWORD}
     return runtime.accounts.create(provider_key, f"GoGetSSL {uuid.uuid4().hex[:6]}", settings)
-
-
-def seed_pending(runtime: Runtime, sim, account_id: int, count: int, due: datetime) -> list[int]:
-    """``count`` pending orders on one provider account, all due at ``due``; their ids."""
-    template = runtime.orders.place(
-        draft(account_id, product_id="71", domain="seed.example.com"), "bench"
-    ).order
-    provider_ids = [template.provider_order_id, *sim.clone(template.provider_order_id, count - 1)]
-    row = {
-        column: value
-        for column, value in store._encode(template.__dict__).items()
-        if column not in ("id", "idempotency_key", "provider_order_id", "domain")
-    }
-    rows = [
-        {
-            **row,
-            "idempotency_key": uuid.uuid4().hex,
-            "provider_order_id": provider_id,
-            "domain": f"site{n}.example.com",
-        }
-        for n, provider_id in enumerate(provider_ids[1:], start=1)
-    ]
-    with runtime.engine.begin() as conn:
-        conn.execute(store.orders.insert(), rows)
-        conn.execute(
-            store.orders.update()
-            .where(store.orders.c.provider_account_id == account_id)
-            .values(status="pending", next_check_at=due, lease_until=None)
-        )
-        ids = conn.execute(
-            sa.select(store.orders.c.id).where(store.orders.c.provider_account_id == account_id)
-        ).scalars()
-        return list(ids)

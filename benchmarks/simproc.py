@@ -9,7 +9,6 @@ whatever the poller does meanwhile.
 from __future__ import annotations
 
 import multiprocessing
-from dataclasses import replace
 from typing import Any
 
 from tests.providers.gogetssl_sim import GoGetSSLSim
@@ -35,16 +34,7 @@ class _Control:
         self.sim = sim
 
     def clone(self, order_id: str, count: int) -> list[str]:
-        """``count`` copies of a placed order under new ids: seeding without HTTP round trips."""
-        with self.sim._lock:
-            template = self.sim.orders[order_id]
-            ids = []
-            for _ in range(count):
-                new_id = str(self.sim._next_id)
-                self.sim._next_id += 1
-                self.sim.orders[new_id] = replace(template, id=new_id)
-                ids.append(new_id)
-        return ids
+        return self.sim.clone(order_id, count)
 
     def approve(self, order_ids: list[str]) -> None:
         for order_id in order_ids:

@@ -30,7 +30,7 @@ from panel_ssl_plugin.minipanel.demo import prepare_demo
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected
 from panel_ssl_plugin.providers.base import ProviderError
 from panel_ssl_plugin.runtime import HostMisconfigured, Runtime, runtime_for
-from panel_ssl_plugin.store import make_engine
+from panel_ssl_plugin.store import PollerBusy, make_engine
 
 DEFAULT_DEMO_DB = "sqlite:///panel-ssl-demo.db"
 KEYS_VARIABLE = "PANEL_SSL_SECRET_KEYS"
@@ -236,18 +236,25 @@ def parse_duration(value: str) -> timedelta:
 
 @main.command()
 @with_host
-@click.option("--limit", default=500, show_default=True, help="Most orders to check this run.")
-@click.option("--workers", default=4, show_default=True, help="Provider calls at once.")
-def poll(host: Host, limit: int, workers: int) -> None:
-    """Check every order whose next check is due, then expire ended certificates."""
-    orders = host.runtime().orders
-    now = datetime.now(UTC)
-    claimed = polling.claim_due(orders, now, limit=limit)
-    with click.progressbar(length=len(claimed), label="Checking orders", show_pos=True) as bar:
-        report = polling.check_claimed(
-            orders, claimed, now=now, workers=workers, on_done=lambda _: bar.update(1)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Most orders to check this run [default: all due]."
+)
+@click.option(
+    "--batch", default=polling.CLAIM_SIZE, show_default=True, type=click.IntRange(min=1),
+    help="Orders claimed at a time.",
+)  # fmt: skip
+@click.option(
+    "--workers", default=polling.WORKERS, show_default=True, type=click.IntRange(min=1),
+    help="Provider calls at once.",
+)  # fmt: skip
+def poll(host: Host, limit: int | None, batch: int, workers: int) -> None:
+    """Check every order whose next check is due, in batches, then expire ended certificates."""
+    try:
+        report = polling.poll_due(
+            host.runtime().orders, datetime.now(UTC), limit=limit, batch=batch, workers=workers
         )
-    report.expired = polling.expire_ended(orders, now)
+    except PollerBusy as busy:
+        raise click.ClickException(str(busy)) from None
     click.echo(report.summary())
 
 

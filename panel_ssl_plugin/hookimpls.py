@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import flask
@@ -16,8 +17,10 @@ from panel_ssl_plugin.providers.sectigo import SectigoProvider
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
-from panel_ssl_plugin.store import TABLE_PREFIX
+from panel_ssl_plugin.store import TABLE_PREFIX, PollerBusy
 from panel_ssl_plugin.web import create_blueprint
+
+log = logging.getLogger(__name__)
 
 ORDER_POPUP = PopupSize(760, 880)
 LIST_POPUP = PopupSize(1000, 720)
@@ -91,4 +94,11 @@ def panel_renewal_due(
 
 @hookimpl
 def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
-    polling.poll_due(runtime_for(pm).orders, now)
+    """Every order due, in batches, with the host's PANEL_SSL_POLL_* settings (polling.py)."""
+    settings = polling.PollSettings.from_env()
+    try:
+        polling.poll_due(
+            runtime_for(pm).orders, now, workers=settings.workers, batch=settings.batch
+        )
+    except PollerBusy as busy:  # the previous tick, or a cron poller, is still at it
+        log.warning("panel_tick skipped: %s", busy)

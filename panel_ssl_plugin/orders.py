@@ -354,16 +354,7 @@ class OrderService:
     ) -> OrderRecord:
         """Record a provider's answer; an issued certificate is verified before it is accepted."""
         now = now or utcnow()
-        values: dict[str, Any] = {
-            "provider_status": status.raw_status[:100],
-            "status_detail": status.detail,
-            "last_checked_at": now,
-            "check_failures": 0,
-        }
-        if status.data is not None:
-            values["provider_data"] = status.data
-        if status.validation:
-            values["validation"] = tasks_json(status.validation)
+        values = {**_answered(status), "last_checked_at": now, "check_failures": 0}
         new_state = status.state
         if new_state == OrderState.ISSUED and order.status != OrderState.ISSUED:
             problem = self._verify_issued(order, status, adapter)
@@ -380,6 +371,22 @@ class OrderService:
         return self.sending.settle(
             order, actor, event, values["status_detail"], order.status, **values
         )
+
+    def unchanged_by(self, order: OrderRecord, answer: ProviderStatus | ProviderError) -> bool:
+        """Whether recording ``answer`` would change nothing about a pending order but when it
+        was checked: no transition, no new detail, data or validation tasks. Most answers of a
+        polling round are such; the poller records them all at once (record_checked)."""
+        if not isinstance(answer, ProviderStatus) or order.status != OrderState.PENDING:
+            return False
+        if answer.state != OrderState.PENDING:
+            return False
+        return all(getattr(order, name) == value for name, value in _answered(answer).items())
+
+    def record_checked(self, orders: list[OrderRecord], now: datetime) -> list[OrderRecord]:
+        """Record for pending orders whose answer changed nothing (unchanged_by) that they were
+        checked, and ask again after the first backoff, as apply_status would: one statement
+        for them all. No transition, so no notification."""
+        return self.store.mark_checked(orders, now, next_check_at=now + backoff(0))
 
     def _verify_issued(self, order: OrderRecord, status: ProviderStatus, adapter: Provider) -> str:
         """Why an issued certificate cannot be accepted, or "" when it checks out."""
@@ -526,3 +533,17 @@ class OrderService:
                 "once that is known."
             )
         return f"A {order.status} order cannot be cancelled."
+
+
+def _answered(status: ProviderStatus) -> dict[str, Any]:
+    """The columns a provider's answer sets whatever the order's state: what it says about the
+    order, its data and its validation tasks (when it sent them)."""
+    values: dict[str, Any] = {
+        "provider_status": status.raw_status[:100],
+        "status_detail": status.detail,
+    }
+    if status.data is not None:
+        values["provider_data"] = status.data
+    if status.validation:
+        values["validation"] = tasks_json(status.validation)
+    return values

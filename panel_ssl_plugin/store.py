@@ -7,10 +7,13 @@ DATETIME has no time zone, so every timestamp is stored as naive UTC and handed 
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -171,10 +174,13 @@ def make_engine(database: sa.Engine | str) -> sa.Engine:
 
     The rows hold contacts and encrypted keys, so a database error must not carry them into
     a log: ``hide_parameters`` keeps the SQL in the message and leaves the values out.
+    No ping before each checkout (a round trip per statement group, a tenth of a poll round):
+    connections are recycled before a server's idle timeout (MariaDB's is 8 hours), and one
+    dropped by a server restart fails its statement once and is replaced.
     """
     if isinstance(database, sa.Engine):
         return database
-    return sa.create_engine(database, pool_pre_ping=True, hide_parameters=True)
+    return sa.create_engine(database, pool_recycle=3600, hide_parameters=True)
 
 
 # --- records --------------------------------------------------------------------------------------
@@ -295,6 +301,22 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in values.items()}
 
 
+def _as_read(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as reading them back would give them: JSON through JSON, times in UTC, plain
+    strings. A write then knows its row without reading it again (a statement less, every time
+    an order moves)."""
+    read: dict[str, Any] = {}
+    for name, value in _encode(values).items():
+        if name in JSON_COLUMNS:
+            value = json.loads(value)
+        elif isinstance(value, datetime):
+            value = value.astimezone(UTC)
+        elif isinstance(value, str):
+            value = str(value)  # a StrEnum reads back as its text
+        read[name] = value
+    return read
+
+
 class DuplicateOrder(Exception):
     """An order with this idempotency key, or a follow-up holding this flight slot, exists
     already; ``order_id`` is that order."""
@@ -306,6 +328,10 @@ class DuplicateOrder(Exception):
 
 class StaleOrder(Exception):
     """The order changed since it was read (another request or poller got there first)."""
+
+
+class PollerBusy(RuntimeError):
+    """Another poller works on this SQLite database now (Store.poller_lock)."""
 
 
 SORTABLE = {
@@ -557,16 +583,73 @@ class Store:
         """
         if "status" in values and values["status"] not in IN_FLIGHT:
             values["flight"] = None
+        values.update(version=order.version + 1, updated_at=utcnow())
         with self.engine.begin() as conn:
             result = conn.execute(
                 orders.update()
                 .where(orders.c.id == order.id, orders.c.version == order.version)
-                .values(version=order.version + 1, updated_at=utcnow(), **_encode(values))
+                .values(**_encode(values))
             )
             if result.rowcount != 1:
                 raise StaleOrder(order.id)
             self._event(conn, order.id, actor, event, detail)
-        return self.order(order.id)
+        return replace(order, **_as_read(values))
+
+    def mark_checked(
+        self, records: list[OrderRecord], now: datetime, next_check_at: datetime
+    ) -> list[OrderRecord]:
+        """Record that the provider's answer changed nothing about these orders but when they
+        were checked and when to ask again: one UPDATE for all (the poller's bulk path), no
+        event (``last_checked_at`` says it). Each order is a compare-and-set on its version, as
+        in update_order; the ones that moved on meanwhile are read back as they are now."""
+        if not records:
+            return []
+        values = {
+            "last_checked_at": now, "next_check_at": next_check_at, "check_failures": 0,
+            "lease_until": None, "updated_at": utcnow(),
+        }  # fmt: skip
+        versions = [(record.id, record.version) for record in records]
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                orders.update()
+                .where(sa.tuple_(orders.c.id, orders.c.version).in_(versions))
+                .values(version=orders.c.version + 1, **values)
+            )
+        if result.rowcount != len(records):
+            return self.orders_by_id([record.id for record in records])
+        read = _as_read(values)
+        return [replace(record, version=record.version + 1, **read) for record in records]
+
+    def orders_by_id(self, order_ids: list[int]) -> list[OrderRecord]:
+        query = orders.select().where(orders.c.id.in_(order_ids)).order_by(orders.c.id)
+        with self.engine.connect() as conn:
+            return [_order(row) for row in conn.execute(query)]
+
+    @contextmanager
+    def poller_lock(self) -> Iterator[None]:
+        """Hold while polling. SQLite has no row locks, so two pollers on one SQLite database
+        would claim the same orders and ask the provider twice about each: there one poller at
+        a time holds a lock file beside the database (released by the system if it dies), and
+        another gets PollerBusy at once. PostgreSQL and MariaDB share the work by row locks
+        (claim_due): nothing to hold."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+            yield
+            return
+        path = Path(f"{database}.poller-lock")
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PollerBusy(
+                    f"Another poller is checking orders on this SQLite database now (it holds "
+                    f"{path}). SQLite cannot share the work between pollers: run one at a time, "
+                    "or use PostgreSQL or MariaDB to run several."
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def add_event(self, order_id: int, actor: str, event: str, detail: str = "") -> None:
         with self.engine.begin() as conn:

@@ -4,16 +4,29 @@ never timed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from panel_ssl_plugin import schema
+from panel_ssl_plugin.cli import main
+from panel_ssl_plugin.encryption import Vault
+from panel_ssl_plugin.hookspecs import hookimpl
+from panel_ssl_plugin.polling import PollSettings, poll_due
 from panel_ssl_plugin.store import Store, make_engine, orders
+
+from .providers.gogetssl_sim import PASSWORD, USER
+from .seeding import seed_pending
+from .test_polling import poller_runtime
 
 LEASE = timedelta(minutes=5)
 
@@ -89,3 +102,163 @@ def test_two_claims_at_once_each_get_their_share(row_locking_database_url):
     assert len(claimed["first"]) == 50
     assert len(claimed["second"]) == 50, "the second poller found nothing to claim"
     assert not set(claimed["first"]) & set(claimed["second"])
+
+
+# --- a polling round -----------------------------------------------------------------------------
+
+
+KEY = Vault.generate_key()
+CRON_ENV = {"PANEL_SSL_SECRET_KEYS": KEY}  # what `panel-ssl poll` needs besides the database
+
+
+def gogetssl_host(url: str, sim) -> tuple:
+    """A host process on ``url`` (tables migrated) with one GoGetSSL account on ``sim``."""
+    schema.upgrade(url)
+    runtime = poller_runtime(url, [KEY])
+    settings = {"base_url": sim.url, "username": USER, "password": PASSWORD}
+    return runtime, runtime.accounts.create("gogetssl", "GoGetSSL", settings)
+
+
+@contextmanager
+def counted_sql(engine: sa.Engine) -> Iterator[list[str]]:
+    """Every SQL statement ``engine`` sends while inside, in order."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_round_where_nothing_changed_costs_a_statement_per_batch(database_url, gogetssl_sim):
+    """Unchanged answers are recorded with one UPDATE per chunk, not an UPDATE, an event, a
+    re-read and a commit per order; the orders are checked all the same."""
+    runtime, account = gogetssl_host(database_url, gogetssl_sim)
+    ids = seed_pending(runtime, gogetssl_sim.clone, account, 200, due=datetime.now(UTC))
+    poll_due(runtime.orders, datetime.now(UTC))  # the first answer is news: "processing"
+    now = datetime.now(UTC) + timedelta(hours=1)
+    before = {i: runtime.orders.get(i) for i in ids}
+    asked = Counter(gogetssl_sim.order_calls)
+
+    with counted_sql(runtime.engine) as statements:
+        report = poll_due(runtime.orders, now, workers=4)
+
+    assert report.claimed == 200 and report.by_status == {"pending": 200}
+    assert len(statements) / 200 <= 0.1, statements
+    for order_id, old in before.items():
+        order = runtime.orders.get(order_id)
+        assert order.last_checked_at == now and order.next_check_at > now
+        assert order.version == old.version + 1 and order.lease_until is None
+        assert gogetssl_sim.order_calls[order.provider_order_id] - asked[old.provider_order_id] == 1
+
+
+def test_changed_answers_still_move_their_orders_one_by_one(database_url, gogetssl_sim):
+    """In the same chunk as unchanged ones: issued and refused orders make their transition,
+    with its event and one notification each."""
+    runtime, account = gogetssl_host(database_url, gogetssl_sim)
+    now = datetime.now(UTC)
+    ids = seed_pending(runtime, gogetssl_sim.clone, account, 60, due=now)
+    # the first is the order placed for real: its certificate names its domain
+    issued, rejected = runtime.orders.get(ids[0]), runtime.orders.get(ids[7])
+    gogetssl_sim.approve(issued.provider_order_id)
+    gogetssl_sim.reject(rejected.provider_order_id)
+    changes = []
+    runtime.pm.register(StatusListener(changes))
+
+    report = poll_due(runtime.orders, now, workers=4)
+
+    assert report.by_status == {"pending": 58, "issued": 1, "failed": 1}
+    assert sorted(changes) == [(issued.id, "issued"), (rejected.id, "failed")]
+    assert runtime.orders.events(issued.id)[-1].event == "issued"
+
+
+class StatusListener:
+    """A host plugin that writes down every status change it hears."""
+
+    def __init__(self, changes: list):
+        self.changes = changes
+
+    @hookimpl
+    def ssl_order_status_changed(self, order, old, new) -> None:
+        self.changes.append((order["id"], new))
+
+
+def test_one_poll_run_clears_everything_due_in_batches(sqlite_url, gogetssl_sim):
+    """``panel-ssl poll`` checks every due order, claiming ``--batch`` at a time; ``--limit``
+    stops it earlier."""
+    runtime, account = gogetssl_host(sqlite_url, gogetssl_sim)
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    ids = seed_pending(runtime, gogetssl_sim.clone, account, 70, due=now)
+    env = CRON_ENV
+    limited = CliRunner().invoke(
+        main, ["poll", "--database-url", sqlite_url, "--limit", "30", "--batch", "20"], env=env
+    )
+    assert limited.exit_code == 0, limited.output
+    assert "Checked 30 orders" in limited.output
+
+    result = CliRunner().invoke(
+        main, ["poll", "--database-url", sqlite_url, "--batch", "20"], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Checked 40 orders" in result.output
+    assert all(runtime.orders.get(i).last_checked_at is not None for i in ids)
+
+
+def test_one_tick_clears_everything_due_with_the_hosts_settings(
+    sqlite_url, gogetssl_sim, monkeypatch
+):
+    runtime, account = gogetssl_host(sqlite_url, gogetssl_sim)
+    now = datetime.now(UTC)
+    ids = seed_pending(runtime, gogetssl_sim.clone, account, 120, due=now)
+    monkeypatch.setenv("PANEL_SSL_POLL_BATCH", "25")
+    monkeypatch.setenv("PANEL_SSL_POLL_WORKERS", "3")
+    with counted_sql(runtime.engine) as statements:
+        runtime.pm.hook.panel_tick(pm=runtime.pm, now=now)
+    assert all(runtime.orders.get(i).last_checked_at == now for i in ids)
+    claims = [s for s in statements if "next_check_at <=" in s]
+    assert len(claims) == 120 // 25 + 2  # 5 batches, then one that finds nothing due
+
+
+def test_poll_settings_from_the_environment_say_what_is_wrong():
+    assert PollSettings.from_env({}) == PollSettings()
+    assert PollSettings.from_env({"PANEL_SSL_POLL_WORKERS": "16"}).workers == 16
+    with pytest.raises(ValueError, match="PANEL_SSL_POLL_BATCH must be a whole number"):
+        PollSettings.from_env({"PANEL_SSL_POLL_BATCH": "-3"})
+
+
+LOCK_HOLDER = """
+import sys
+from panel_ssl_plugin.store import Store, make_engine
+with Store(make_engine(sys.argv[1])).poller_lock():
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_second_poller_on_sqlite_refuses_and_says_why(sqlite_url, gogetssl_sim):
+    """SQLite has no row locks: two pollers would ask the provider twice about each order. The
+    second one, in another process, refuses and nothing is asked."""
+    runtime, account = gogetssl_host(sqlite_url, gogetssl_sim)
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    seed_pending(runtime, gogetssl_sim.clone, account, 10, due=now)
+    asked = sum(gogetssl_sim.order_calls.values())
+    env = CRON_ENV
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, sqlite_url],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        result = CliRunner().invoke(main, ["poll", "--database-url", sqlite_url], env=env)
+        assert result.exit_code == 1
+        assert "Another poller is checking orders on this SQLite database" in result.output
+        assert sum(gogetssl_sim.order_calls.values()) == asked
+    finally:
+        holder.communicate("")
+    after = CliRunner().invoke(main, ["poll", "--database-url", sqlite_url], env=env)
+    assert "Checked 10 orders" in after.output, after.output
