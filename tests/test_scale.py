@@ -4,16 +4,20 @@ never timed."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -21,6 +25,7 @@ from panel_ssl_plugin import schema
 from panel_ssl_plugin.cli import main
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.hookspecs import hookimpl
+from panel_ssl_plugin.orders import CACHE_SECONDS, DCV_DOMAINS
 from panel_ssl_plugin.polling import PollSettings, poll_due
 from panel_ssl_plugin.store import Store, make_engine, orders
 
@@ -262,3 +267,72 @@ def test_a_second_poller_on_sqlite_refuses_and_says_why(sqlite_url, gogetssl_sim
         holder.communicate("")
     after = CliRunner().invoke(main, ["poll", "--database-url", sqlite_url], env=env)
     assert "Checked 10 orders" in after.output, after.output
+
+
+def test_the_demo_is_served_by_waitress(tmp_path):
+    """Not Flask's development server: a host copying the demo copies a real WSGI server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        str(Path(sys.executable).with_name("panel-ssl")), "demo", "--port", str(port),
+        "--database-url", f"sqlite:///{tmp_path / 'demo.db'}",
+    ]  # fmt: skip
+    demo = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                reply = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert reply.status_code == 200
+        assert reply.headers["Server"] == "waitress"
+    finally:
+        demo.terminate()
+        demo.wait(10)
+
+
+# --- caches -------------------------------------------------------------------------------------
+
+
+def test_popups_opened_at_once_in_a_fresh_process_fetch_the_products_once(sqlite_url, gogetssl_sim):
+    """8 order popups at once: one of them logs in, asks the balance and the products; the
+    others wait for that answer (before: 3 calls each)."""
+    _, account = gogetssl_host(sqlite_url, gogetssl_sim)
+    fresh = poller_runtime(sqlite_url, [KEY])  # a new process: no adapter, nothing cached
+    barrier, products = threading.Barrier(8), []
+
+    def popup() -> None:
+        barrier.wait()
+        products.append(fresh.orders.products(account))
+
+    threads = [threading.Thread(target=popup) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(products) == 8 and all(p == products[0] for p in products)
+    assert sum(gogetssl_sim.path_calls.values()) == 3, gogetssl_sim.path_calls
+
+
+def test_the_approver_cache_is_bounded_by_size_and_age(sqlite_url, monkeypatch):
+    """20,000 distinct domains keep at most DCV_DOMAINS answers per adapter; older than
+    CACHE_SECONDS, an answer is asked again."""
+    schema.upgrade(sqlite_url)
+    runtime = poller_runtime(sqlite_url, [KEY])
+    account = runtime.accounts.create("sandbox", "Sandbox", {})
+    for n in range(20_000):
+        runtime.orders.dcv_emails(account, f"site{n}.example.com")
+    assert len(runtime.orders._dcv) == DCV_DOMAINS
+
+    adapter = runtime.accounts.adapter(account)
+    asked = []
+    monkeypatch.setattr(adapter, "dcv_emails", lambda domain: asked.append(domain) or [])
+    runtime.orders.dcv_emails(account, "site19999.example.com")
+    assert asked == []  # kept
+    cache = runtime.orders._dcv._caches[adapter]
+    cache.expire(cache.timer() + CACHE_SECONDS + 1)
+    runtime.orders.dcv_emails(account, "site19999.example.com")
+    assert asked == ["site19999.example.com"]  # too old: asked again
