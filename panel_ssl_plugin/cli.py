@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 import pluggy
+import waitress
 
 from panel_ssl_plugin import hookspecs, polling, schema
 from panel_ssl_plugin.encryption import DecryptionError, InvalidKey
@@ -104,7 +105,7 @@ def demo(port: int, database_url: str) -> None:
     click.echo(f"Database: {location}")
     click.echo("Demo users (password = user name): admin, alice, bob")
     click.echo(f"MiniPanel: {public_url}/  (pending orders are checked every {TICK_SECONDS:g} s)")
-    app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+    waitress.serve(app, host="127.0.0.1", port=port, threads=8)
 
 
 # --- the periodic work, outside the panel's own process -------------------------------------------

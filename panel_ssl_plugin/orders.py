@@ -108,22 +108,40 @@ class _Answers:
     """Provider answers that change slowly (products, DCV lists), kept a few minutes, at most
     ``size`` per adapter. They belong to the adapter object, not to its ``id()``, which Python
     hands to a new object once the old one is gone; an adapter goes when its account's settings
-    change, and its answers go with it."""
+    change, and its answers go with it.
+
+    One fetch per answer: callers asking at once for one not kept yet (popups opened together
+    in a fresh process) wait for the first caller's fetch instead of each asking the provider.
+    """
 
     def __init__(self, size: int, seconds: float = CACHE_SECONDS):
         self.size, self.seconds = size, seconds
         self._caches: weakref.WeakKeyDictionary[Provider, TTLCache] = weakref.WeakKeyDictionary()
+        self._fetching: weakref.WeakKeyDictionary[Provider, dict[Any, threading.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     def get(self, adapter: Provider, key: Any, make: Callable[[], Any]) -> Any:
         with self._lock:
             cache = self._caches.setdefault(adapter, TTLCache(self.size, self.seconds))
             hit = cache.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-        value = make()
-        with self._lock:
-            cache[key] = value
+            if hit is not _MISSING:
+                return hit
+            fetching = self._fetching.setdefault(adapter, {})
+            flight = fetching.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                hit = cache.get(key, _MISSING)
+            if hit is not _MISSING:  # fetched by the caller this one waited for
+                return hit
+            try:
+                value = make()
+                with self._lock:
+                    cache[key] = value
+            finally:
+                with self._lock:
+                    fetching.pop(key, None)
         return value
 
     def __len__(self) -> int:
