@@ -501,7 +501,9 @@ def row_popups(sim: SimProcess) -> Row:
 NOT_MEASURED = [
     ["List SSL Certs page 1, 10,000 certificates vs 50", "—", "—", "not measured in this run",
      "≤ 1.2x, ≤ 3 plugin queries; last page ≤ 1.3x first",
-     "**missed**: the list still counts and pages by OFFSET (not changed in this work)"],
+     "**missed**: 4 plugin queries whatever the size (tests/test_scale.py counts them) and "
+     "no provider account decrypted, but the page still counts the client's orders and "
+     "pages by OFFSET; keyset pages would take a pager without page numbers"],
     ["order submit POST vs key + CSR + provider call alone", "—", "—", "not measured in this run",
      "≤ 3x, ≤ 6 SQL, one connection per request",
      "**missed**: not changed in this work beyond writes that no longer re-read their row"],

@@ -141,6 +141,10 @@ class ProviderAccounts:
         records = self.store.provider_accounts(enabled_only=enabled_only)
         return [self._account(r) for r in records]
 
+    def labels(self) -> dict[int, str]:
+        """Every account's label by id, nothing decrypted: what a list of orders shows."""
+        return {record.id: record.label for record in self.store.provider_accounts()}
+
     def get(self, account_id: int) -> ProviderAccount:
         record = self.store.provider_account(account_id)
         if record is None:

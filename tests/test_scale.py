@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,10 +28,14 @@ from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.orders import CACHE_SECONDS, DCV_DOMAINS
 from panel_ssl_plugin.polling import PollSettings, poll_due
+from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import Store, make_engine, orders
+from panel_ssl_plugin.store import _encode as store_encode
 
+from .ordering import draft
 from .providers.gogetssl_sim import PASSWORD, USER
 from .seeding import seed_pending
+from .test_minipanel import client_ids
 from .test_polling import poller_runtime
 
 LEASE = timedelta(minutes=5)
@@ -336,3 +341,53 @@ def test_the_approver_cache_is_bounded_by_size_and_age(sqlite_url, monkeypatch):
     cache.expire(cache.timer() + CACHE_SECONDS + 1)
     runtime.orders.dcv_emails(account, "site19999.example.com")
     assert asked == ["site19999.example.com"]  # too old: asked again
+
+
+# --- the list ------------------------------------------------------------------------------------
+
+
+def copies(runtime, order, count: int, **values) -> None:
+    """``count`` copies of an order's row (the list reads rows; no provider is asked)."""
+    kept = {k: v for k, v in store_encode(asdict(order)).items() if k not in ("id", "flight")}
+    rows = [{**kept, "idempotency_key": uuid.uuid4().hex, **values} for _ in range(count)]
+    with runtime.engine.begin() as conn:
+        conn.execute(orders.insert(), rows)
+
+
+def list_page_sql(app, client, account_id: str) -> list[str]:
+    """The plugin's statements for page 1 of a client's list (the minipanel shares the engine
+    and asks for its own tables too)."""
+    runtime = runtime_for(app.extensions["hosting_panel"])
+    with counted_sql(runtime.engine) as statements:
+        reply = client.get(f"/ssl/accounts/{account_id}/certs")
+    assert reply.status_code == 200
+    return [statement for statement in statements if "ssl_" in statement]
+
+
+def test_a_list_page_costs_the_same_queries_for_3_certificates_or_300(app, as_user):
+    """However many certificates, renewal generations and provider accounts: the page asks a
+    fixed number of plugin queries, and decrypts no provider account's settings."""
+    alice, bakery = as_user("alice"), str(client_ids(app, "alice")[0])
+    runtime = runtime_for(app.extensions["hosting_panel"])
+    account = runtime.accounts.all()[0].id
+    first = runtime.orders.place(draft(account, account_id=bakery), "alice").order
+    copies(runtime, first, 2)
+    few = list_page_sql(app, alice, bakery)
+
+    copies(runtime, first, 300)
+    with runtime.engine.connect() as conn:
+        newest = conn.execute(sa.select(sa.func.max(orders.c.id))).scalar_one()
+    renewed = newest
+    for _ in range(3):  # three generations of renewals under the newest certificate
+        copies(runtime, first, 1, root_id=newest, renewal_of=renewed)
+        with runtime.engine.connect() as conn:
+            renewed = conn.execute(sa.select(sa.func.max(orders.c.id))).scalar_one()
+    for n in range(5):
+        runtime.accounts.create("sandbox", f"Sandbox {n}", {})
+    opened = []
+    decrypt = runtime.vault.decrypt_json
+    runtime.vault.decrypt_json = lambda token: opened.append(token) or decrypt(token)
+    many = list_page_sql(app, alice, bakery)
+
+    assert len(many) == len(few) <= 4, many
+    assert opened == []

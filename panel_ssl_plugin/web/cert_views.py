@@ -244,7 +244,7 @@ def _follows(order: OrderRecord) -> str:
 
 
 def provider_labels() -> dict[int, str]:
-    return {account.id: account.label for account in current_runtime().accounts.all()}
+    return current_runtime().accounts.labels()
 
 
 @dataclass(frozen=True)
