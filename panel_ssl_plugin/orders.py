@@ -82,17 +82,12 @@ class OrderNotFound(LookupError):
 
 @dataclass(frozen=True)
 class AccountPage:
-    """A page of the List SSL Certs popup: (order, its renewals and reissues) rows and where
-    we are."""
+    """A page of the List SSL Certs popup: (order, its renewals and reissues) rows, and the
+    orders the pages next to it start from (None where there is no such page)."""
 
     rows: list[tuple[OrderRecord, list[OrderRecord]]]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+    next_after: int | None = None
+    previous_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -233,22 +228,26 @@ class OrderService:
         *,
         sort: str = "created",
         descending: bool = True,
-        page: int = 1,
         per_page: int = 25,
+        after: int | None = None,
+        before: int | None = None,
     ) -> AccountPage:
         """One page of an account's certificates, each with every renewal and reissue made of
-        it since."""
-        page = max(1, page)
-        originals, total = self.store.account_orders(
-            account_id,
-            sort=sort,
-            descending=descending,
-            limit=per_page,
-            offset=(page - 1) * per_page,
-        )
+        it since: the first page, the one after order ``after`` or the one before ``before``
+        (store.account_orders)."""
+        originals, more = self.store.account_orders(
+            account_id, sort=sort, descending=descending, limit=per_page, after=after,
+            before=before,
+        )  # fmt: skip
         chains = self.store.follow_up_chains([order.id for order in originals])
         rows = [(order, chains[order.id]) for order in originals]
-        return AccountPage(rows=rows, total=total, page=page, per_page=per_page)
+        has_next = more if before is None else True
+        has_previous = more if before is not None else after is not None
+        return AccountPage(
+            rows=rows,
+            next_after=originals[-1].id if originals and has_next else None,
+            previous_before=originals[0].id if originals and has_previous else None,
+        )
 
     def events(self, order_id: int) -> list[EventRecord]:
         """The order's audit trail, oldest first."""

@@ -340,6 +340,16 @@ SORTABLE = {
     "status": orders.c.status,
     "expires": orders.c.not_after,
 }
+# Orders not issued have no end yet: they sort as ending last, so every row has a sort key
+NO_END = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _sort_column(sort: str, table: sa.FromClause = orders) -> sa.ColumnElement:
+    """The column a list sorts by, in ``table`` (orders or an alias of it)."""
+    column = table.c[SORTABLE.get(sort, orders.c.created_at).name]
+    if column.name == "not_after":
+        return sa.func.coalesce(column, sa.literal(NO_END, UTCDateTime))
+    return column
 
 
 class Store:
@@ -561,22 +571,37 @@ class Store:
         sort: str = "created",
         descending: bool = True,
         limit: int = 25,
-        offset: int = 0,
-    ) -> tuple[list[OrderRecord], int]:
-        """One page of an account's original orders (no follow-ups, none discarded), and how
-        many there are."""
+        after: int | None = None,
+        before: int | None = None,
+    ) -> tuple[list[OrderRecord], bool]:
+        """One page of an account's original orders (no follow-ups, none discarded) in the
+        order of ``sort`` then id, and whether more lie beyond it.
+
+        Keyset pages, not OFFSET: the page after the order ``after``, or the one before the
+        order ``before`` (ids of orders on the page next to it). A last page costs what the
+        first does, and nothing counts the account's orders."""
         discarded = sa.exists().where(
             order_events.c.order_id == orders.c.id, order_events.c.event == DISCARDED
         )
-        where = sa.and_(orders.c.account_id == account_id, orders.c.root_id.is_(None), ~discarded)
-        column = SORTABLE.get(sort, orders.c.created_at)
-        order_by = (column.desc(), orders.c.id.desc()) if descending else (column, orders.c.id)
+        where = [orders.c.account_id == account_id, orders.c.root_id.is_(None), ~discarded]
+        column = _sort_column(sort)
+        forward = descending if before is None else not descending
+        edge = after if after is not None else before
+        if edge is not None:
+            other = orders.alias("edge")
+            value = sa.select(_sort_column(sort, other)).where(other.c.id == edge)
+            value = value.scalar_subquery()
+            if forward:
+                beyond = sa.or_(column < value, sa.and_(column == value, orders.c.id < edge))
+            else:
+                beyond = sa.or_(column > value, sa.and_(column == value, orders.c.id > edge))
+            where.append(beyond)
+        order_by = (column.desc(), orders.c.id.desc()) if forward else (column, orders.c.id)
+        query = orders.select().where(*where).order_by(*order_by).limit(limit + 1)
         with self.engine.connect() as conn:
-            total = conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
-            rows = conn.execute(
-                orders.select().where(where).order_by(*order_by).limit(limit).offset(offset)
-            )
-            return [_order(row) for row in rows], total
+            found = [_order(row) for row in conn.execute(query)]
+        page = found[:limit]
+        return (page if before is None else page[::-1]), len(found) > limit
 
     def update_order(
         self, order: OrderRecord, actor: str, event: str, detail: str = "", **values: Any
