@@ -137,7 +137,7 @@ orders = sa.Table(
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("flight"),
     # the indexes of the list, the poller's claim, and expiry and renewal (migration 0004)
-    sa.Index("ix_ssl_orders_account_list", "account_id", "root_id", "created_at", "id"),
+    sa.Index("ix_ssl_orders_account_list", "account_id", "created_at", "id"),
     sa.Index("ix_ssl_orders_next_check", "next_check_at", "id"),
     sa.Index("ix_ssl_orders_status_not_after", "status", "not_after"),
     sa.Index("ix_ssl_orders_provider_ref", "provider_account_id", "provider_order_id"),

@@ -45,7 +45,7 @@ def test_indexes_the_queries_need(database_url):
     indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("ssl_orders")}
     # the list's keyset pages, the poller's claim, expiry and renewal (migration 0004)
     assert {
-        ("account_id", "root_id", "created_at", "id"),
+        ("account_id", "created_at", "id"),
         ("next_check_at", "id"),
         ("status", "not_after"),
     } <= indexed

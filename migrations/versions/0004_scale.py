@@ -8,9 +8,10 @@
 - ``ix_ssl_orders_status_not_after`` (status, not_after) replaces (not_after): expiry and
   renewal ask for issued certificates ending before a moment, and expired ones, which pile up
   year after year, no longer lie in the way.
-- ``ix_ssl_orders_account_list`` (account_id, root_id, created_at, id) replaces
-  (account_id, created_at): a client's list is its original orders (root_id NULL), newest first,
-  paged by (created_at, id).
+- ``ix_ssl_orders_account_list`` (account_id, created_at, id) replaces (account_id, created_at):
+  a client's list is its original orders newest first, paged by keyset on (created_at, id), and
+  read in index order it stops after a page. (root_id is not in it: PostgreSQL cannot order by
+  the columns after one matched by IS NULL, and would sort every order of the client.)
 
 Revision ID: 0004_panel_ssl_scale
 Revises: 0003_panel_ssl_order_details
@@ -36,7 +37,7 @@ REPLACED = (
     ),
     (
         ("ix_ssl_orders_account_created", ["account_id", "created_at"]),
-        ("ix_ssl_orders_account_list", ["account_id", "root_id", "created_at", "id"]),
+        ("ix_ssl_orders_account_list", ["account_id", "created_at", "id"]),
     ),
 )
 
