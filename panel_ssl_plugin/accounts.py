@@ -10,12 +10,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import flask
 import pluggy
 
 from panel_ssl_plugin.encryption import DecryptionError, Vault
+from panel_ssl_plugin.links import public_link
 from panel_ssl_plugin.providers.base import Provider, ProviderUnavailable
 from panel_ssl_plugin.store import ProviderAccountRecord, Store
 
@@ -88,16 +87,15 @@ class _Bridge:
         self._accounts.save_settings(self._account_id, settings)
 
     def callback_url(self, token: str) -> str:
-        """The host's public address, and the path where the plugin is mounted: Flask's, during
-        a request (where links are mailed); "/ssl" outside one (a cron process has no app)."""
-        public = self._hook.host_public_url() or ""
-        if not (flask.has_request_context() and "panel_ssl" in flask.current_app.blueprints):
-            return f"{public}/ssl/providers/{self._account_id}/callback/{token}"
-        path = flask.url_for(
-            "panel_ssl.provider_callback", provider_account_id=self._account_id, token=token
+        """Where the provider's mail sends the approver (links.public_link)."""
+        account_id = self._account_id
+        return public_link(
+            self._accounts.pm,
+            "provider_callback",
+            f"/providers/{account_id}/callback/{token}",
+            provider_account_id=account_id,
+            token=token,
         )
-        origin = urlsplit(public) if public else urlsplit(flask.request.host_url)
-        return f"{origin.scheme}://{origin.netloc}{path}"
 
 
 class ProviderAccounts:

@@ -8,18 +8,21 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 import pluggy
+import requests
 import waitress
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from panel_ssl_plugin import hookspecs, polling, schema
+from panel_ssl_plugin import events, hookspecs, polling, schema
+from panel_ssl_plugin.bridge import service
+from panel_ssl_plugin.bridge.settings import BridgeMisconfigured, BridgeSettings
+from panel_ssl_plugin.bridge.webhooks import Deliverer
 from panel_ssl_plugin.encryption import DecryptionError, InvalidKey
-from panel_ssl_plugin.followups import RenewalRefused
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.minipanel.app import (
     create_app,
@@ -28,15 +31,13 @@ from panel_ssl_plugin.minipanel.app import (
     start_ticker,
 )
 from panel_ssl_plugin.minipanel.demo import prepare_demo
-from panel_ssl_plugin.orders import OrderNotFound, OrderRejected
-from panel_ssl_plugin.providers.base import ProviderError
-from panel_ssl_plugin.runtime import HostMisconfigured, Runtime, runtime_for
-from panel_ssl_plugin.store import PollerBusy, make_engine
+from panel_ssl_plugin.reminders import Reminders
+from panel_ssl_plugin.runtime import Runtime, runtime_for
+from panel_ssl_plugin.store import Outbox, PollerBusy, make_engine
 
 DEFAULT_DEMO_DB = "sqlite:///panel-ssl-demo.db"
 KEYS_VARIABLE = "PANEL_SSL_SECRET_KEYS"
 TICK_SECONDS = 30.0  # the demo polls pending orders this often, as a host's cron would
-REFUSALS = (OrderNotFound, OrderRejected, RenewalRefused, ProviderError, HostMisconfigured)
 
 database_option = click.option(
     "--database-url",
@@ -249,14 +250,22 @@ def parse_duration(value: str) -> timedelta:
     help="Provider calls at once.",
 )  # fmt: skip
 def poll(host: Host, limit: int | None, batch: int, workers: int) -> None:
-    """Check every order whose next check is due, in batches, then expire ended certificates."""
+    """Check every order whose next check is due, in batches, then expire ended certificates
+    and send the expiry reminders due."""
+    orders, now = host.runtime().orders, datetime.now(UTC)
     try:
-        report = polling.poll_due(
-            host.runtime().orders, datetime.now(UTC), limit=limit, batch=batch, workers=workers
-        )
+        report = polling.poll_due(orders, now, limit=limit, batch=batch, workers=workers)
     except PollerBusy as busy:
         raise click.ClickException(str(busy)) from None
     click.echo(report.summary())
+    click.echo(Reminders(orders).run(now).summary())
+
+
+@main.command()
+@with_host
+def remind(host: Host) -> None:
+    """Send the expiry reminders that are due (poll sends them too)."""
+    click.echo(Reminders(host.runtime().orders).run(datetime.now(UTC)).summary())
 
 
 @main.command()
@@ -316,40 +325,23 @@ def event() -> None:
     """Events from a host's billing, scheduler or client records: JSON on stdin, JSON on stdout.
 
     Exit 0 done, 1 refused (the reply says why), 2 bad input or configuration. The scripts in
-    hooks/ are thin wrappers of these commands.
+    hooks/ are thin wrappers of these commands; the service takes the same JSON over HTTP.
     """
 
 
-def _event_reply(host: Host, work: Callable[[pluggy.PluginManager, dict], dict]) -> None:
-    """Run ``work(pm, payload)`` and answer in JSON, failures included, in words."""
+def _event_reply(host: Host, name: str) -> None:
+    """Run event ``name`` (events.py) on stdin's JSON and answer in JSON, failures in words."""
     try:
         payload = json.loads(sys.stdin.read() or "{}")
-        if not isinstance(payload, dict):
-            raise ValueError("the input must be a JSON object")
-        runtime = host.runtime()
-        reply = work(runtime.pm, payload)
-    except REFUSALS as error:
-        _answer(1, error=str(error) or type(error).__name__)
+        code, reply = events.handle(name, host.runtime().pm, payload)
+    except events.REFUSALS as error:
+        code, reply = events.failure(events.REFUSED, str(error) or type(error).__name__)
     except click.ClickException as error:
-        _answer(2, error=error.format_message())
-    except (ValueError, KeyError, TypeError) as error:
-        _answer(2, error=f"bad input: {error}")
-    _answer(0, **reply)
-
-
-def _answer(code: int, **reply: object) -> None:
-    click.echo(json.dumps({"ok": code == 0, **reply}))
+        code, reply = events.failure(events.BAD_INPUT, error.format_message())
+    except ValueError as error:
+        code, reply = events.failure(events.BAD_INPUT, f"bad input: {error}")
+    click.echo(json.dumps(reply))
     sys.exit(code)
-
-
-def _field(payload: dict, name: str, kind: type, what: str):
-    """A payload field, or ValueError naming it and what it is for."""
-    if payload.get(name) in (None, ""):
-        raise ValueError(f"{name} is missing: {what}")
-    try:
-        return kind(payload[name])
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {kind.__name__}: {what}") from None
 
 
 @event.command("renewal-due")
@@ -359,39 +351,82 @@ def event_renewal_due(host: Host) -> None:
 
     Nothing is assumed: a missing period_months is refused, since it is what was billed.
     """
-
-    def work(pm: pluggy.PluginManager, payload: dict) -> dict:
-        results = pm.hook.panel_renewal_due(
-            pm=pm,
-            account_id=_field(payload, "account_id", str, "the client the certificate is of"),
-            certificate_id=_field(payload, "certificate_id", int, "the certificate to renew"),
-            period_months=_field(payload, "period_months", int, "how many months were billed"),
-        )
-        return {"renewal_order_id": results[0] if results else None}
-
-    _event_reply(host, work)
+    _event_reply(host, "renewal-due")
 
 
 @event.command("tick")
 @with_host
 def event_tick(host: Host) -> None:
     """{} → poll due orders now (what panel_tick does inside a Python host)."""
-
-    def work(pm: pluggy.PluginManager, payload: dict) -> dict:
-        pm.hook.panel_tick(pm=pm, now=datetime.now(UTC))
-        return {}
-
-    _event_reply(host, work)
+    _event_reply(host, "tick")
 
 
 @event.command("account-updated")
 @with_host
 def event_account_updated(host: Host) -> None:
     """{"account_id": "42"} → every plugin hears that the client's record changed."""
+    _event_reply(host, "account-updated")
 
-    def work(pm: pluggy.PluginManager, payload: dict) -> dict:
-        account_id = _field(payload, "account_id", str, "the client whose record changed")
-        pm.hook.panel_account_updated(pm=pm, account_id=account_id)
-        return {}
 
-    _event_reply(host, work)
+# --- the service (panel_ssl_plugin/bridge) --------------------------------------------------------
+
+
+def bridge_settings() -> BridgeSettings:
+    """The bridge's settings from the environment, or a usage error saying what to set."""
+    try:
+        settings = BridgeSettings.from_env()
+    except BridgeMisconfigured as error:
+        raise click.UsageError(str(error)) from None
+    if settings is None:
+        raise click.UsageError(
+            "no bridge secret: set PANEL_SSL_BRIDGE_SECRET (or PANEL_SSL_BRIDGE_SECRET_FILE), "
+            "the string your panel signs launch links and calls with, and PANEL_SSL_BRIDGE_URL"
+        )
+    return settings
+
+
+@main.command()
+@with_host
+@click.option(
+    "--bind", default="127.0.0.1:8080", show_default=True, help="Address and port to listen on."
+)
+@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
+@click.option(
+    "--behind-proxy",
+    is_flag=True,
+    help="Trust one reverse proxy's X-Forwarded-Proto/-Host/-Prefix headers (TLS, the public "
+    "address in approval links, a Secure session cookie).",
+)
+def serve(host: Host, bind: str, threads: int, behind_proxy: bool) -> None:
+    """Serve the popups to a panel in any language, under waitress (the bridge).
+
+    The panel signs launch links and answers the plugin's calls at PANEL_SSL_BRIDGE_URL with
+    PANEL_SSL_BRIDGE_SECRET; webhooks go to PANEL_SSL_WEBHOOK_URL. See the README's bridge
+    section.
+    """
+    import waitress
+
+    settings = bridge_settings()
+    app = service.create_service(host.runtime().pm, settings)
+    if behind_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
+    service.start_delivery(app)
+    click.echo(f"panel-ssl service on http://{bind}/ssl/ (bridge: {settings.url or 'none'})")
+    waitress.serve(app, listen=bind, threads=threads, ident="panel-ssl")
+
+
+@main.group()
+def webhooks() -> None:
+    """The webhook outbox of the service (PANEL_SSL_WEBHOOK_URL)."""
+
+
+@webhooks.command("deliver")
+@with_host
+def webhooks_deliver(host: Host) -> None:
+    """Send every due webhook now (the service does this by itself, too)."""
+    settings = bridge_settings()
+    if not settings.webhook_url:
+        raise click.UsageError("no webhook address: set PANEL_SSL_WEBHOOK_URL")
+    engine = host.runtime().engine
+    deliverer = Deliverer(Outbox(engine), settings.webhook_url, settings.secret, requests.Session())
+    click.echo(deliverer.deliver_due().summary())

@@ -14,10 +14,11 @@ from panel_ssl_plugin.providers.acme import AcmeProvider
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
 from panel_ssl_plugin.providers.sandbox import SandboxProvider
 from panel_ssl_plugin.providers.sectigo import SectigoProvider
+from panel_ssl_plugin.reminders import Reminders
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
-from panel_ssl_plugin.store import TABLE_PREFIX, PollerBusy
+from panel_ssl_plugin.store import TABLE_PREFIX, Outbox, PollerBusy
 from panel_ssl_plugin.web import create_blueprint
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,13 @@ def panel_renewal_due(
 
 @hookimpl
 def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
-    """Every order due, in batches, with the host's PANEL_SSL_POLL_* settings (polling.py)."""
+    """Polls every order due, in batches, with the host's PANEL_SSL_POLL_* settings
+    (polling.py); prunes the webhook outbox; sends expiry reminders."""
+    runtime = runtime_for(pm)
     settings = polling.PollSettings.from_env()
     try:
-        polling.poll_due(
-            runtime_for(pm).orders, now, workers=settings.workers, batch=settings.batch
-        )
+        polling.poll_due(runtime.orders, now, workers=settings.workers, batch=settings.batch)
     except PollerBusy as busy:  # the previous tick, or a cron poller, is still at it
-        log.warning("panel_tick skipped: %s", busy)
+        log.warning("panel_tick skipped polling: %s", busy)
+    Outbox(runtime.engine).prune(now)  # every host queues webhooks (store.py says why)
+    Reminders(runtime.orders).run(now)

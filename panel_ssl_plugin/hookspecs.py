@@ -262,8 +262,9 @@ def panel_account_updated(pm: pluggy.PluginManager, account_id: str) -> None:
 def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
     """Periodic work. Called by the host's scheduler every minute or so.
 
-    The SSL plugin polls providers for orders whose next check is due and expires certificates
-    past their end date. ``now`` is an aware UTC datetime.
+    The SSL plugin polls providers for orders whose next check is due, expires certificates
+    past their end date and sends the expiry reminders that are due. ``now`` is an aware UTC
+    datetime.
 
     Example::
 
@@ -422,7 +423,9 @@ def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
 
     Called by the SSL plugin when a commercial provider (GoGetSSL, Sectigo) validates by HTTP
     file and the host owns the site's document root. Return ``True`` once it is served; return
-    ``None`` and the plugin shows the user which file to upload instead.
+    ``None`` and the plugin shows the user which file to upload instead. The order popup's
+    pre-flight check publishes a small probe the same way
+    (``.well-known/pki-validation/panel-ssl-probe-<random>.txt``) and fetches it back.
 
     Example::
 
@@ -464,6 +467,22 @@ def host_send_mail(to: str, subject: str, body: str) -> bool | None:
         def host_send_mail(to, subject, body):
             smtp.send_message(make_message(to, subject, body))
             return True
+    """
+
+
+@hookspec(firstresult=True)
+def host_reseller_email(account_id: str) -> str | None:
+    """The e-mail address of the reseller who looks after the client ``account_id``.
+
+    Called by the SSL plugin when it sends an expiry reminder on a provider account whose
+    reminders go to the reseller too: the reseller gets a copy of the client's mail. Return
+    ``None`` when the client has no reseller, or the reseller wants no copies.
+
+    Example::
+
+        @hookimpl
+        def host_reseller_email(account_id):
+            return db.get_client(account_id).reseller.email
     """
 
 

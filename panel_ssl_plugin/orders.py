@@ -23,10 +23,11 @@ import pluggy
 from cachetools import TTLCache
 
 from panel_ssl_plugin import drafts, keys, names
-from panel_ssl_plugin.accounts import ProviderAccounts
+from panel_ssl_plugin.accounts import ProviderAccounts, UnknownProviderAccount
 from panel_ssl_plugin.downloads import Download, DownloadRefused, Material, make_download
 from panel_ssl_plugin.drafts import OrderDraft, OrderInvalid
 from panel_ssl_plugin.encryption import DecryptionError, Vault
+from panel_ssl_plugin.preflight import Finding, Plan, Preflight
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
     DcvMethod,
@@ -78,6 +79,22 @@ UNREADABLE_KEY = (
 
 class OrderNotFound(LookupError):
     pass
+
+
+def _names(typed: str, wildcard: bool) -> list[str]:
+    """The A-label of a name as typed, or none while it is not a domain name."""
+    try:
+        return [names.normalize_domain(typed, allow_wildcard=wildcard)]
+    except names.InvalidInput:
+        return []
+
+
+def _emails(typed: str) -> list[str]:
+    """An e-mail address as typed, normalized, or none while it is not one."""
+    try:
+        return [names.normalize_email(typed)]
+    except names.InvalidInput:
+        return []
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,7 @@ class OrderService:
         self.sending = Sending(pm, store, accounts)
         self._products = _Answers(size=1)
         self._dcv = _Answers(size=DCV_DOMAINS)
+        self.preflight = Preflight.from_environment()
 
     # --- what the order form offers ------------------------------------------------------------
 
@@ -182,6 +200,66 @@ class OrderService:
             return invalid.errors
         return {}
 
+    # --- pre-flight: what DNS says before anything is paid for ---------------------------------
+
+    def preflight_findings(self, draft: OrderDraft) -> list[Finding]:
+        """Every pre-flight check of a draft as typed (step 1, live): names that are not yet
+        domain names and approvers not yet chosen are left out, the form says what is wrong."""
+        try:
+            product = self.product(draft.provider_account_id, draft.product_id)
+        except (UnknownProviderAccount, ProviderError):
+            return []
+        wildcard = bool(product and product.wildcard)
+        order_names = _names(draft.domain, wildcard)
+        if not order_names:
+            return []
+        typed = [("approver_email", draft.approver_email)]
+        typed += [("san_approvers", address) for address in draft.san_approvers.values()]
+        plan = self._plan(
+            draft.provider_account_id,
+            product,
+            order_names + [n for name in draft.sans for n in _names(name, wildcard)],
+            draft.dcv_method,
+            tuple((field, email) for field, address in typed for email in _emails(address)),
+        )
+        return self.preflight.check(plan)
+
+    def _plan(
+        self,
+        provider_account_id: int,
+        product: Product | None,
+        order_names: list[str],
+        dcv_method: str,
+        approvers: tuple[tuple[str, str], ...] = (),
+    ) -> Plan:
+        adapter = self.accounts.adapter(provider_account_id)
+        brand = product.brand if product and product.brand else adapter.name
+        return Plan(
+            names=tuple(dict.fromkeys(order_names)),
+            ca=brand[:1].upper() + brand[1:],
+            issuers=adapter.caa_issuers(product) if product else (),
+            dcv_method=dcv_method,
+            approvers=approvers,
+            publish=adapter.host.publish_http_file,
+        )
+
+    def _refuse_by_caa(self, values: dict[str, Any]) -> None:
+        """OrderInvalid, naming the records, when CAA certainly forbids the product's CA for
+        one of the order's names: the CA would refuse it after it was paid for. DNS that cannot
+        tell lets the order through."""
+        product = self.product(values["provider_account_id"], values["product_id"])
+        plan = self._plan(
+            values["provider_account_id"],
+            product,
+            [values["domain"], *values["sans"]],
+            values["dcv_method"],
+        )
+        errors: dict[str, list[str]] = {}
+        for refusal in self.preflight.refusals(plan):
+            errors.setdefault(refusal.field, []).append(refusal.message)
+        if errors:
+            raise OrderInvalid({field: " ".join(texts) for field, texts in errors.items()})
+
     # --- placing -------------------------------------------------------------------------------
 
     def place(self, draft: OrderDraft, actor: str) -> Placed:
@@ -195,6 +273,7 @@ class OrderService:
         if existing is not None and existing.status != OrderState.DRAFT:
             return Placed(existing, duplicate=True)
         values = drafts.checked(draft, self)
+        self._refuse_by_caa(values)
         key_pem, csr = drafts.key_and_csr(draft, values)
         values.update(
             csr=csr,

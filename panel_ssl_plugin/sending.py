@@ -119,7 +119,9 @@ class Sending:
     ) -> OrderRecord:
         """Record the end of a worker's turn (the lease goes) and tell the host when the state
         moved from ``old``, what it was before the turn began."""
-        settled = self.store.update_order(order, actor, event, detail, lease_until=None, **values)
+        settled = self.store.update_order(
+            order, actor, event, detail, announce_from=old, lease_until=None, **values
+        )
         if settled.status != old:
             self.notify(settled, old)
         return settled

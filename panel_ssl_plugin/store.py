@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -156,6 +157,92 @@ order_events = sa.Table(
     sa.Column("event", sa.String(40), nullable=False),
     sa.Column("detail", sa.Text, nullable=False, default=""),
     sa.Index("ix_ssl_order_events_order_at", "order_id", "at"),
+)
+
+# --- the bridge (panel_ssl_plugin/bridge, revision 0006) ------------------------------------------
+# What `panel-ssl serve` remembers lives in the database, so several service processes act as
+# one. The queries of the first three are in bridge/records.py; the outbox is written here, in
+# the transaction of the order's transition, and delivered by bridge/webhooks.py.
+
+bridge_launches = sa.Table(  # launch token ids already used, kept until the token expires
+    "ssl_bridge_launches",
+    metadata,
+    sa.Column("jti", sa.String(128), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_ssl_bridge_launches_expires_at", "expires_at"),
+)
+
+bridge_sessions = sa.Table(  # a launch token's session: the cookie holds a token, this its hash
+    "ssl_bridge_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("actor_id", sa.String(100), nullable=False),
+    sa.Column("actor_name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("token_hash"),
+    sa.Index("ix_ssl_bridge_sessions_expires_at", "expires_at"),
+)
+
+bridge_grants = sa.Table(  # the accounts a session was granted, one launch token each
+    "ssl_bridge_grants",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.Integer,
+        sa.ForeignKey("ssl_bridge_sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("account_id", sa.String(64), primary_key=True),
+)
+
+webhook_outbox = sa.Table(  # webhooks to the panel, written in the transition's transaction
+    "ssl_webhook_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("ssl_orders.id"), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.UniqueConstraint("message_id"),
+    sa.Index("ix_ssl_webhook_outbox_due", "delivered_at", "next_attempt_at"),
+    sa.Index("ix_ssl_webhook_outbox_order_id", "order_id"),
+)
+
+# Expiry reminders (reminders.py). A schedule per provider account, and the global one in the
+# row of GLOBAL_SCHEDULE (0, an id no account has); NULL in a column: as the global schedule says.
+reminder_schedules = sa.Table(
+    "ssl_reminder_schedules",
+    metadata,
+    sa.Column("provider_account_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("days", sa.String(100)),  # "30,14,7,3,1"; "" sends none
+    sa.Column("copy_reseller", sa.Boolean),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per certificate and threshold, written before the mail leaves: the unique constraint
+# lets one worker send it. ``claim`` and ``claim_until`` hold a worker's lease while it sends;
+# ``sent_at`` is set once the host accepted the mail, and then nothing sends it again.
+reminders = sa.Table(
+    "ssl_reminders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("ssl_orders.id"), nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("claim", sa.String(32), nullable=False),
+    sa.Column("claim_until", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("recipients", sa.String(600), nullable=False, default=""),
+    sa.UniqueConstraint("order_id", "days"),
 )
 
 
@@ -606,13 +693,22 @@ class Store:
         return (page if before is None else page[::-1]), len(found) > limit
 
     def update_order(
-        self, order: OrderRecord, actor: str, event: str, detail: str = "", **values: Any
+        self,
+        order: OrderRecord,
+        actor: str,
+        event: str,
+        detail: str = "",
+        *,
+        announce_from: str | None = None,
+        **values: Any,
     ) -> OrderRecord:
         """Change an order and log the event in one transaction; StaleOrder if it moved on.
 
         The version column makes this a compare-and-set: two requests that read the same order
         cannot both apply a transition. A status that leaves flight frees the chain's flight
-        slot in the same statement.
+        slot in the same statement. With ``announce_from`` (the status the host last heard of),
+        a status that differs from it also puts its webhooks in the outbox, in the same
+        transaction: committed together, so a crash after the commit loses no notification.
         """
         if "status" in values and values["status"] not in IN_FLIGHT:
             values["flight"] = None
@@ -626,7 +722,10 @@ class Store:
             if result.rowcount != 1:
                 raise StaleOrder(order.id)
             self._event(conn, order.id, actor, event, detail)
-        return replace(order, **_as_read(values))
+            updated = replace(order, **_as_read(values))
+            if announce_from is not None and updated.status != announce_from:
+                _queue_webhooks(conn, updated, str(announce_from))
+        return updated
 
     def mark_checked(
         self, records: list[OrderRecord], now: datetime, next_check_at: datetime
@@ -718,3 +817,167 @@ class Store:
                 order_id=order_id, at=utcnow(), actor=actor[:100], event=event[:40], detail=detail
             )
         )
+
+
+# --- the webhook outbox ---------------------------------------------------------------------------
+
+STATUS_CHANGED, CERTIFICATE_ISSUED = "order.status_changed", "certificate.issued"
+OUTBOX_KEEP = timedelta(days=30)  # how long the outbox keeps a webhook delivered, or never tried
+
+
+def _webhook_body(event_type: str, data: dict[str, Any], at: datetime) -> str:
+    """The body of one webhook, fixed when it is queued: every retry sends these bytes."""
+    body = {"type": event_type, "timestamp": at.isoformat(), "data": data}
+    return json.dumps(body, default=_json_value, sort_keys=True)
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _queue_webhooks(conn: sa.Connection, order: OrderRecord, old: str) -> None:
+    """The webhooks of one transition, as the hooks ssl_order_status_changed and
+    ssl_certificate_issued hear it after the commit.
+
+    Queued whatever the host is: the transition may be made by any process (the service, a
+    cron poller, an event script), and only some of them know where webhooks go; a row costs
+    one INSERT per status change, and the rows of a host without webhooks are pruned by the
+    plugin's tick (Outbox.prune)."""
+    now, public = utcnow(), order.public()
+    events = [(STATUS_CHANGED, {**public, "old": old, "new": str(order.status)})]
+    if order.status == "issued":
+        events.append((CERTIFICATE_ISSUED, public))
+    for event_type, data in events:
+        conn.execute(
+            webhook_outbox.insert().values(
+                message_id=f"msg_{uuid.uuid4().hex}",
+                event_type=event_type,
+                order_id=order.id,
+                payload=_webhook_body(event_type, data, now),
+                created_at=now,
+                next_attempt_at=now,
+                attempts=0,
+                last_error="",
+            )
+        )
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    """One webhook of the outbox; ``payload`` is the exact body every attempt sends."""
+
+    id: int
+    message_id: str
+    event_type: str
+    order_id: int
+    payload: str
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    lease_until: datetime | None
+    delivered_at: datetime | None
+    last_error: str
+
+
+class Outbox:
+    """The webhook outbox's queries for its deliverers (bridge/webhooks.py) and admin page."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[WebhookRecord]:
+        """Lease up to ``limit`` webhooks due for an attempt, so no other deliverer sends them
+        while this one does; as Store.claim_due, with SKIP LOCKED where there are row locks."""
+        due = sa.and_(
+            webhook_outbox.c.delivered_at.is_(None),
+            webhook_outbox.c.next_attempt_at <= now,
+            sa.or_(webhook_outbox.c.lease_until.is_(None), webhook_outbox.c.lease_until < now),
+        )
+        with self.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(webhook_outbox.c.id)
+                    .where(due)
+                    .order_by(webhook_outbox.c.next_attempt_at, webhook_outbox.c.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not ids:
+                return []
+            lease_until = now + lease
+            conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.id.in_(ids))
+                .values(lease_until=lease_until)
+            )
+            rows = conn.execute(
+                webhook_outbox.select()
+                .where(webhook_outbox.c.id.in_(ids))
+                .order_by(webhook_outbox.c.id)
+            )
+            return [WebhookRecord(**row._mapping) for row in rows]
+
+    def delivered(self, webhook: WebhookRecord, now: datetime) -> None:
+        self._finish(webhook, delivered_at=now, attempts=webhook.attempts + 1, last_error="")
+
+    def failed(self, webhook: WebhookRecord, error: str, retry_at: datetime) -> None:
+        self._finish(
+            webhook, attempts=webhook.attempts + 1, last_error=error, next_attempt_at=retry_at
+        )
+
+    def _finish(self, webhook: WebhookRecord, **values: Any) -> None:
+        """End this deliverer's lease with the attempt's outcome; only while it holds the lease,
+        so a deliverer whose lease ran out cannot overwrite the next one's result."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_outbox.update()
+                .where(
+                    webhook_outbox.c.id == webhook.id,
+                    webhook_outbox.c.lease_until == webhook.lease_until,
+                )
+                .values(lease_until=None, **values)
+            )
+
+    def undelivered(self, limit: int = 100) -> tuple[list[WebhookRecord], int]:
+        """Webhooks not delivered yet, those tried most often first, and how many there are."""
+        waiting = webhook_outbox.c.delivered_at.is_(None)
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(webhook_outbox).where(waiting)
+            ).scalar_one()
+            rows = conn.execute(
+                webhook_outbox.select()
+                .where(waiting)
+                .order_by(webhook_outbox.c.attempts.desc(), webhook_outbox.c.id)
+                .limit(limit)
+            )
+            return [WebhookRecord(**row._mapping) for row in rows], total
+
+    def failing(self) -> int:
+        """How many webhooks were tried and are not delivered yet."""
+        query = sa.select(sa.func.count()).where(
+            webhook_outbox.c.delivered_at.is_(None), webhook_outbox.c.attempts > 0
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def prune(self, now: datetime) -> int:
+        """Delete webhooks delivered more than OUTBOX_KEEP ago, and those nobody has tried to
+        deliver for that long (a host without webhooks); how many."""
+        cutoff = now - OUTBOX_KEEP
+        with self.engine.begin() as conn:
+            return conn.execute(
+                webhook_outbox.delete().where(
+                    sa.or_(
+                        webhook_outbox.c.delivered_at < cutoff,
+                        sa.and_(
+                            webhook_outbox.c.delivered_at.is_(None),
+                            webhook_outbox.c.attempts == 0,
+                            webhook_outbox.c.next_attempt_at < cutoff,
+                        ),
+                    )
+                )
+            ).rowcount

@@ -53,6 +53,7 @@ ACCESS = {
     "panel_ssl.static": EVERYONE,
     "panel_ssl.certs": OWNER,
     "panel_ssl.dcv_emails": OWNER,
+    "panel_ssl.preflight": OWNER,
     "panel_ssl.order": OWNER,
     "panel_ssl.order_contact": OWNER,
     "panel_ssl.cert": OWNER,
@@ -72,6 +73,7 @@ ACCESS = {
     "panel_ssl.admin_provider_edit": ADMIN,
     "panel_ssl.admin_provider_switch": ADMIN,
     "panel_ssl.admin_provider_test": ADMIN,
+    "panel_ssl.admin_reminders": ADMIN,
 }
 REFUSED = {401, 403, 404}
 PRIVATE = "alice-private"  # in the name of every one of alice's certificates

@@ -16,7 +16,18 @@ from panel_ssl_plugin import hookimpls, hookspecs, schema
 from panel_ssl_plugin.cli import main
 from panel_ssl_plugin.store import orders, provider_accounts
 
-PLUGIN_TABLES = {"ssl_provider_accounts", "ssl_orders", "ssl_order_events", schema.VERSION_TABLE}
+PLUGIN_TABLES = {
+    "ssl_provider_accounts",
+    "ssl_orders",
+    "ssl_order_events",
+    "ssl_bridge_launches",
+    "ssl_bridge_sessions",
+    "ssl_bridge_grants",
+    "ssl_webhook_outbox",
+    "ssl_reminder_schedules",
+    "ssl_reminders",
+    schema.VERSION_TABLE,
+}
 
 
 def tables(url: str) -> set[str]:

@@ -740,3 +740,87 @@ def test_gogetssl_outage_keeps_the_order(alice, bakery, runtime, gogetssl, goget
     assert runtime.orders.check(order.id).status == "pending"
     assert "Order received" in post(alice, step2_url(bakery), contact, "submit").text
     assert len(gogetssl_sim.orders) == 1
+
+
+# --- pre-flight checks: what DNS says before the provider is paid ------------------------------
+
+CAA_OTHER_CA = 'xn--bcher-kva.example. 60 CAA 0 issue "letsencrypt.org"'
+
+
+def test_a_caa_record_naming_another_ca_stops_submit_before_the_provider(
+    alice, bakery, runtime, script, scripted, local_dns
+):
+    local_dns.add(CAA_OTHER_CA)
+    response = submit(alice, bakery, {"provider_account_id": str(scripted)})
+    assert response.status_code == 422 and "Step 1 of 2" in response.text
+    refusal = errors_of(response.text, "domain")
+    assert "CAA forbids Sandbox (sandbox.panel-ssl.test) to issue for www.bücher.example" in refusal
+    assert "xn--bcher-kva.example CAA 0 issue &#34;letsencrypt.org&#34;" in refusal
+    values = FormReader(response.text).values
+    assert values["domain"] == DOMAIN and values["provider_account_id"] == str(scripted)
+    assert script.placed == [] and all_orders(runtime) == []
+
+    local_dns.clear()  # the domain's owner drops the record: asked afresh at submit
+    local_dns.add('xn--bcher-kva.example. 60 CAA 0 issue "sandbox.panel-ssl.test"')
+    placed = post(alice, step2_url(bakery), response.text, "contact")
+    assert post(alice, step2_url(bakery), placed.text, "submit").status_code == 200
+    assert len(script.placed) == 1 and [o.status for o in all_orders(runtime)] == ["pending"]
+
+
+def test_dns_that_cannot_answer_never_stops_an_order(
+    alice, bakery, runtime, script, scripted, local_dns
+):
+    local_dns.servfail.add("xn--bcher-kva.example")
+    response = submit(alice, bakery, {"provider_account_id": str(scripted)})
+    assert response.status_code == 200 and len(script.placed) == 1
+
+
+def preflight(client, account: str, **changes) -> list[dict]:
+    page = client.get(step1_url(account)).text
+    response = post(client, f"/ssl/accounts/{account}/preflight", page, "", **changes)
+    assert response.status_code == 200, response.text
+    return response.json["findings"]
+
+
+def test_preflight_shows_the_caa_refusal_and_the_approver_without_mx(alice, bakery, local_dns):
+    local_dns.add(CAA_OTHER_CA, "mail.example. 60 MX 10 mx.mail.example.")
+    findings = preflight(alice, bakery, domain=DOMAIN, approver_email=APPROVER)
+    by_field = {f["field"]: f for f in findings}
+    assert by_field["domain"]["level"] == "blocked"
+    assert 'CAA 0 issue "letsencrypt.org"' in by_field["domain"]["message"]
+    assert by_field["approver_email"]["level"] == "warning"
+    assert "bücher.example has no MX record" in by_field["approver_email"]["message"]
+    fine = preflight(alice, bakery, domain="shop.mail.example", approver_email="admin@mail.example")
+    assert [(f["field"], f["level"]) for f in fine] == [("domain", "ok"), ("approver_email", "ok")]
+
+
+def test_preflight_of_a_half_typed_form_says_nothing(alice, bakery):
+    assert preflight(alice, bakery, domain="not a domain") == []
+
+
+def test_without_javascript_the_lookup_button_shows_the_checks(alice, bakery, local_dns):
+    local_dns.add(CAA_OTHER_CA)
+    page = alice.get(step1_url(bakery)).text
+    changes = {"domain": DOMAIN, "approver_email": APPROVER}  # chosen, then looked up again
+    response = post(alice, step1_url(bakery), page, "lookup", **changes)
+    assert response.status_code == 200
+    assert '<li class="preflight-blocked">CAA forbids Sandbox' in response.text
+    assert "xn--bcher-kva.example CAA 0 issue &#34;letsencrypt.org&#34;" in response.text
+    assert '<li class="preflight-warning">bücher.example has no MX record' in response.text
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"domain": "bad\x00name.example"},
+        {"domain": "a" * 10_000},
+        {"domain": "shop.example", "sans": "\x00 ;; " + "b." * 200 + "example"},
+        {"domain": "shop.example", "approver_email": "admin@\x00.example"},
+        {"domain": "shop.example", "approver_email": "@"},
+        {"domain": "shop.example", "provider_account_id": "9" * 30},
+        {"domain": "shop.example", "product_id": "<script>"},
+    ],
+)
+def test_preflight_answers_any_input_without_a_500(alice, bakery, changes):
+    for finding in preflight(alice, bakery, **changes):
+        assert finding["level"] in {"ok", "warning", "blocked"}

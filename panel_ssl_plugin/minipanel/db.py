@@ -454,13 +454,17 @@ def _dummy_hash() -> str:
 
 def _assign_mail(conn: sa.Connection, mail_id: int, to: str, body: str) -> None:
     """A mail concerns the client of the order it names: sent to that order's approver, with the
-    provider's id for the order as a word of its text. The contract's ``host_send_mail`` has no
-    account, so this is how the host knows. Naming no order, or orders of two clients: the mail
-    stays the admin's alone."""
+    provider's id for the order as a word of its text. Naming no order, a mail to one of a
+    client's contacts (an expiry reminder) is that client's. The contract's ``host_send_mail``
+    has no account, so this is how the host knows. Anything else, or two clients: the mail stays
+    the admin's alone."""
     query = sa.select(ssl_orders.c.client_id, ssl_orders.c.provider_order_id).where(
         ssl_orders.c.approver_email == to, ssl_orders.c.provider_order_id.is_not(None)
     )
     words = set(_WORD.findall(body))
     owners = {row.client_id for row in conn.execute(query) if row.provider_order_id in words}
+    if not owners:
+        query = sa.select(contacts.c.client_id).where(contacts.c.email == to)
+        owners = set(conn.execute(query).scalars())
     if len(owners) == 1:
         conn.execute(mail_clients.insert().values(mail_id=mail_id, client_id=owners.pop()))

@@ -76,6 +76,7 @@ from panel_ssl_plugin.keys import (
     load_certificates,
     load_csr,
 )
+from panel_ssl_plugin.providers import caa
 from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
@@ -119,24 +120,32 @@ UNFINALIZED_STATUSES = frozenset({messages.STATUS_PENDING, messages.STATUS_READY
 
 
 class DirectoryPreset(NamedTuple):
-    """A well-known ACME CA; ``eab_required`` tells the admin to fetch EAB credentials first."""
+    """A well-known ACME CA; ``eab_required`` tells the admin to fetch EAB credentials first,
+    ``caa`` are the CA's CAA issuer names (the order popup's pre-flight checks them)."""
 
     label: str
     url: str
     eab_required: bool = False
+    caa: tuple[str, ...] = ()
 
 
 DIRECTORY_PRESETS: dict[str, DirectoryPreset] = {
     "letsencrypt": DirectoryPreset(
-        "Let's Encrypt", "https://acme-v02.api.letsencrypt.org/directory"
+        "Let's Encrypt",
+        "https://acme-v02.api.letsencrypt.org/directory",
+        caa=caa.LETS_ENCRYPT,
     ),
     "letsencrypt_staging": DirectoryPreset(
-        "Let's Encrypt (staging)", "https://acme-staging-v02.api.letsencrypt.org/directory"
+        "Let's Encrypt (staging)",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+        caa=caa.LETS_ENCRYPT,
     ),
-    "zerossl": DirectoryPreset("ZeroSSL", "https://acme.zerossl.com/v2/DV90", True),
-    "buypass": DirectoryPreset("Buypass Go SSL", "https://api.buypass.com/acme/directory"),
+    "zerossl": DirectoryPreset("ZeroSSL", "https://acme.zerossl.com/v2/DV90", True, caa.SECTIGO),
+    "buypass": DirectoryPreset(
+        "Buypass Go SSL", "https://api.buypass.com/acme/directory", caa=caa.BUYPASS
+    ),
     "google": DirectoryPreset(
-        "Google Trust Services", "https://dv.acme-v02.api.pki.goog/directory", True
+        "Google Trust Services", "https://dv.acme-v02.api.pki.goog/directory", True, caa.GOOGLE
     ),
 }
 
@@ -224,6 +233,11 @@ class AcmeProvider(Provider):
                 **common,
             ),
         ]
+
+    def caa_issuers(self, product: Product) -> tuple[str, ...]:
+        """The preset CA's CAA names; a custom directory's CA is not known (not checked)."""
+        preset = DIRECTORY_PRESETS.get(self.settings.get("directory", ""))
+        return preset.caa if preset else ()
 
     def dcv_emails(self, domain: str) -> list[str]:
         """Always empty: ACME proves control by http-01 or dns-01, never by approver e-mail."""

@@ -306,10 +306,21 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     SettingsForm: ClassVar[type[wtforms.Form]]
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # The CAA issuer domain names (RFC 8659) of the CA behind each product, by the product's
+    # brand in lower case; "*" answers for every brand not named. The order popup's pre-flight
+    # checks a domain's CAA records against them; a CA named by none is not checked.
+    caa_identifiers: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, settings: dict[str, Any], host: ProviderHost):
         self.settings = settings
         self.host = host
+
+    def caa_issuers(self, product: Product) -> tuple[str, ...]:
+        """The names a CAA ``issue`` record must carry to let ``product``'s CA issue; empty
+        when this adapter does not know them. An adapter whose CA depends on its settings (ACME)
+        overrides this."""
+        table = self.caa_identifiers
+        return table.get(product.brand.lower(), table.get("*", ()))
 
     def test_connection(self) -> str:
         """Call the provider with the saved settings and say what came back, for the admin."""

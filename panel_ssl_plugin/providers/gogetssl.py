@@ -95,6 +95,7 @@ from cryptography.hazmat.primitives import serialization
 from wtforms import validators
 
 from panel_ssl_plugin import keys
+from panel_ssl_plugin.providers import caa
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
     Addon,
@@ -141,6 +142,12 @@ STATUS_MAP: dict[str, OrderState] = {
 
 # Web server list 1 belongs to the Comodo/Sectigo brands, list 2 to every other brand.
 SECTIGO_BRANDS = frozenset({"comodo", "sectigo"})
+# The CA behind each brand GoGetSSL sells, by its CAA issuer names.
+CAA_BY_BRAND: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(SECTIGO_BRANDS, caa.SECTIGO),
+    **dict.fromkeys(("digicert", "geotrust", "rapidssl", "thawte", "symantec"), caa.DIGICERT),
+    "certum": caa.CERTUM,
+}
 
 # Our server type key → fragments of GoGetSSL's web server names (lowercase, letters and digits
 # only), best first; "other" is always the last resort.
@@ -195,6 +202,7 @@ class GoGetSSLProvider(Provider):
     name = "GoGetSSL"
     SettingsForm = GoGetSSLSettingsForm
     secret_fields = ("password",)
+    caa_identifiers = CAA_BY_BRAND
     url_presets: ClassVar[dict[str, str]] = URL_PRESETS
     listing_limit = 100  # orders per page of GET /orders/ssl/all
 

@@ -70,13 +70,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import wtforms
 from cryptography import x509
 from wtforms import validators
 
 from panel_ssl_plugin import keys, names
+from panel_ssl_plugin.providers import caa
 from panel_ssl_plugin.providers.base import (
     Addon,
     DcvMethod,
@@ -410,6 +411,7 @@ class SandboxProvider(Provider):
     name = "Sandbox (local test CA)"
     SettingsForm = SandboxSettingsForm
     secret_fields = (*_CA_FIELDS, "link_secret")
+    caa_identifiers: ClassVar[dict[str, tuple[str, ...]]] = {"*": caa.SANDBOX}
 
     @cached_property
     def _ca(self) -> _Authority:

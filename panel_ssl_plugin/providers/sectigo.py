@@ -112,7 +112,7 @@ from cryptography.hazmat.primitives import serialization
 from wtforms import validators
 
 from panel_ssl_plugin import keys
-from panel_ssl_plugin.providers import http
+from panel_ssl_plugin.providers import caa, http
 from panel_ssl_plugin.providers.base import (
     Addon,
     DcvMethod,
@@ -512,6 +512,7 @@ class SectigoProvider(Provider):
     name = "Sectigo (Comodo) reseller"
     SettingsForm = SectigoSettingsForm
     secret_fields = ("login_password",)
+    caa_identifiers: ClassVar[dict[str, tuple[str, ...]]] = {"*": caa.SECTIGO}
     BASE_URL_PRESETS: ClassVar[dict[str, str]] = BASE_URL_PRESETS
 
     def __init__(self, settings: dict[str, Any], host: ProviderHost):

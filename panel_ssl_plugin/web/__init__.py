@@ -12,12 +12,12 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from panel_ssl_plugin.hookspecs import Actor
+from panel_ssl_plugin.links import URL_PREFIX
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import HostMisconfigured, Runtime, runtime_for
 from panel_ssl_plugin.store import MAX_ID
 from panel_ssl_plugin.web.headers import add_security_headers
 
-URL_PREFIX = "/ssl"
 LAYOUT, ADMIN_LAYOUT = "panel_ssl/layout.html", "panel_ssl/admin_layout.html"
 JSON_ENDPOINTS = frozenset({"panel_ssl.dcv_emails"})  # answered to scripts, not to people
 

@@ -22,8 +22,16 @@ from wtforms import validators
 
 from panel_ssl_plugin.accounts import ProviderAccount, ProviderAccounts, UnknownProviderAccount
 from panel_ssl_plugin.providers.base import Provider, ProviderError
+from panel_ssl_plugin.reminders import (
+    DEFAULT_DAYS,
+    GLOBAL_SCHEDULE,
+    Reminders,
+    ScheduleInvalid,
+    format_days,
+    parse_days,
+)
 from panel_ssl_plugin.web import current_runtime, require
-from panel_ssl_plugin.web.forms import ButtonForm, PlainText, posted
+from panel_ssl_plugin.web.forms import ButtonForm, PlainText, choices, posted
 
 ADMIN = "ssl.admin"
 LIST_TEMPLATE = "panel_ssl/admin/providers.html"
@@ -56,10 +64,53 @@ class AccountForm(FlaskForm):
         description="panel-ssl renew-due renews this account's certificates before they end.",
     )
 
+    reminder_days = wtforms.StringField(
+        "Expiry reminders (days before the end)",
+        [validators.Length(max=100)],
+        description="Like 30,14,7,3,1. Empty: the global schedule; none: no reminders.",
+    )
+    reminder_copy = wtforms.SelectField(
+        "Copy of each reminder to the client's reseller",
+        choices=choices([("", "As the global setting says"), ("yes", "Yes"), ("no", "No")]),
+        default="",
+    )
+
     def validate_is_default(self, field: wtforms.Field) -> None:
         """Making an account the default enables it, which would overrule an unticked box."""
         if field.data and not self.enabled.data:
             raise validators.ValidationError("The default account must be enabled.")
+
+    def validate_reminder_days(self, field: wtforms.Field) -> None:
+        _checked_days(field)
+
+
+class GlobalRemindersForm(FlaskForm):
+    """The schedule of every provider account without one of its own."""
+
+    days = wtforms.StringField(
+        "Days before a certificate ends",
+        [validators.InputRequired(), validators.Length(max=100)],
+        description="Like 30,14,7,3,1; none sends no reminders.",
+    )
+    copy_reseller = wtforms.BooleanField("Send the client's reseller a copy")
+
+    def validate_days(self, field: wtforms.Field) -> None:
+        _checked_days(field)
+
+
+def _checked_days(field: wtforms.Field) -> None:
+    try:
+        parse_days(field.data or "")
+    except ScheduleInvalid as error:
+        raise validators.ValidationError(str(error)) from None
+
+
+def _save_reminders(form: AccountForm, provider_account_id: int) -> None:
+    """The account's own schedule; an empty value follows the global one."""
+    days = (form.reminder_days.data or "").strip()
+    copy = {"yes": True, "no": False}.get(form.reminder_copy.data)
+    reminders = Reminders(current_runtime().orders)
+    reminders.save_schedule(provider_account_id, parse_days(days) if days else None, copy)
 
 
 @dataclass(frozen=True)
@@ -90,6 +141,9 @@ def register(blueprint: flask.Blueprint) -> None:
         methods=["POST"],
     )
     blueprint.add_url_rule(
+        "/admin/reminders", "admin_reminders", save_global_reminders, methods=["POST"]
+    )
+    blueprint.add_url_rule(
         f"{prefix}/<ssl_id:account_id>/test",
         "admin_provider_test",
         check_connection,
@@ -100,13 +154,34 @@ def register(blueprint: flask.Blueprint) -> None:
 def list_accounts() -> str:
     """The one page an admin needs to see which accounts orders can go to."""
     require(ADMIN)
-    accounts = current_runtime().accounts
+    runtime = current_runtime()
+    schedule = Reminders(runtime.orders).schedules().default
+    reminders = GlobalRemindersForm(
+        data={"days": format_days(schedule.days) or "none", "copy_reseller": schedule.copy_reseller}
+    )
     return flask.render_template(
         LIST_TEMPLATE,
-        accounts=accounts.all(),
-        provider_types={key: cls.name for key, cls in accounts.classes.items()},
+        accounts=runtime.accounts.all(),
+        provider_types={key: cls.name for key, cls in runtime.accounts.classes.items()},
         panel_ssl_csrf=generate_csrf(),
+        reminders=reminders,
+        default_days=format_days(DEFAULT_DAYS),
     )
+
+
+def save_global_reminders() -> Response:
+    """The global schedule; a value that cannot be used is said on the list page."""
+    require(ADMIN)
+    form = GlobalRemindersForm()
+    if not form.validate_on_submit():
+        errors = [error for field in form for error in field.errors]
+        return _back_to_list(f"Expiry reminders not saved: {' '.join(errors)}", "error")
+    reminders = Reminders(current_runtime().orders)
+    days = parse_days(form.days.data)
+    reminders.save_schedule(GLOBAL_SCHEDULE, days, form.copy_reseller.data)
+    if not days:
+        return _back_to_list("No expiry reminders are sent (unless an account has its own).")
+    return _back_to_list(f"Expiry reminders go out {format_days(days)} days before the end.")
 
 
 def new_account() -> str | Response:
@@ -118,7 +193,7 @@ def new_account() -> str | Response:
     form = _account_form(cls)
     if not form.validate_on_submit():
         return _render_form(form, cls, set(), f"New {cls.name} account")
-    accounts.create(
+    account_id = accounts.create(
         key,
         form.label.data,
         form.settings.data,
@@ -126,6 +201,7 @@ def new_account() -> str | Response:
         is_default=form.is_default.data,
         auto_renew=form.auto_renew.data,
     )
+    _save_reminders(form, account_id)
     _warn_plain_http(form)
     return _back_to_list(f"{form.label.data} is added.")
 
@@ -151,6 +227,7 @@ def edit_account(account_id: int) -> str | Response:
         enabled=form.enabled.data,
         auto_renew=form.auto_renew.data,
     )
+    _save_reminders(form, account_id)
     if form.is_default.data:
         accounts.set_default(account_id)
     _warn_plain_http(form)
@@ -234,12 +311,16 @@ def _plain_text_only(form: wtforms.Form) -> None:
 
 
 def _form_data(account: ProviderAccount, cls: type[Provider]) -> dict[str, Any]:
+    schedules = Reminders(current_runtime().orders).schedules()
+    days, copy = schedules.own.get(account.id, (None, None))
     return {
         "label": account.label,
         "enabled": account.enabled,
         "is_default": account.is_default,
         "auto_renew": account.auto_renew,
         "settings": account.public_settings(cls),
+        "reminder_days": "" if days is None else format_days(days) or "none",
+        "reminder_copy": {True: "yes", False: "no"}.get(copy, ""),
     }
 
 

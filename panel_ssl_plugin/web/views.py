@@ -11,7 +11,7 @@ itself, so a host without CSRFProtect is covered too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import flask
 from flask.typing import ResponseReturnValue
@@ -21,6 +21,7 @@ from panel_ssl_plugin.accounts import ProviderAccount
 from panel_ssl_plugin.drafts import NO_PROVIDER_ACCOUNT, OrderInvalid
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected, Placed
+from panel_ssl_plugin.preflight import Finding
 from panel_ssl_plugin.providers.base import (
     SERVER_TYPES,
     DcvMethod,
@@ -76,6 +77,9 @@ def register(blueprint: flask.Blueprint) -> None:
     )
     blueprint.add_url_rule(
         "/accounts/<ssl_account:account_id>/dcv-emails", "dcv_emails", dcv_emails
+    )
+    blueprint.add_url_rule(
+        "/accounts/<ssl_account:account_id>/preflight", "preflight", preflight, methods=["POST"]
     )
 
 
@@ -222,7 +226,8 @@ def order(account_id: str) -> ResponseReturnValue:
     """Step 1. GET opens a fresh popup; POST draws it again with the posted values.
 
     A POST comes from "back" on step 2, from a changed provider or product, or from the
-    "Look up approval emails" button that stands in for the live lookup without JavaScript.
+    "Look up approval emails" button that stands in for the live lookups without JavaScript
+    (the approvers and the pre-flight checks).
     """
     _, profile = _client(account_id)
     if flask.request.method == "GET":
@@ -233,7 +238,7 @@ def order(account_id: str) -> ResponseReturnValue:
             form.prefill_from(earlier)
     else:
         form = posted(OrderForm)
-    return _step1(account_id, form)
+    return _step1(account_id, form, checked=flask.request.form.get("action") == "lookup")
 
 
 def _earlier_order(account_id: str) -> OrderRecord | None:
@@ -283,6 +288,20 @@ def dcv_emails(account_id: str) -> ResponseReturnValue:
     return {"domain": lookup.domain, "emails": emails}
 
 
+def preflight(account_id: str) -> ResponseReturnValue:
+    """The pre-flight checks of step 1 as typed (the form is posted as it stands), as JSON:
+    ``{"findings": [{"check", "field", "level", "message"}]}``, each shown beside its field.
+
+    Nothing is stopped here: a CAA refusal found now is asked again at submit, and stops it.
+    """
+    _client(account_id)
+    form = posted(OrderForm)
+    if _enabled_account(form.provider_account_id.data) is None:
+        return {"findings": []}
+    findings = current_runtime().orders.preflight_findings(form.draft(account_id))
+    return {"findings": [asdict(finding) for finding in findings]}
+
+
 # --- step 1 -----------------------------------------------------------------------------------
 
 
@@ -291,6 +310,8 @@ def _step1(
     form: OrderForm,
     errors: dict[str, str] | None = None,
     alert: str = "",
+    *,
+    checked: bool = False,
 ) -> ResponseReturnValue:
     offer = _offer(form)
     if offer is None:
@@ -314,8 +335,19 @@ def _step1(
         alert=" ".join([alert, *unseen]),
         hidden=form.hidden_values(STEP2_FIELDS),
         san_row=_san_row_template(),
+        findings=_findings_by_field(account_id, form, offer) if checked else {},
     )
     return page, UNPROCESSABLE if alert else 200
+
+
+def _findings_by_field(account_id: str, form: OrderForm, offer: Offer) -> dict[str, list[Finding]]:
+    """The pre-flight findings, each under the field the page shows it beside (the domain's
+    when that field is not on the page), as order.js places them."""
+    by_field: dict[str, list[Finding]] = {}
+    for finding in current_runtime().orders.preflight_findings(form.draft(account_id)):
+        field = "domain" if finding.field in offer.unseen else finding.field
+        by_field.setdefault(field, []).append(finding)
+    return by_field
 
 
 def _fill_approvers(form: OrderForm, offer: Offer) -> None:

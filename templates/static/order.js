@@ -147,6 +147,8 @@
     if (emails.some(function (email) { return email.value === wanted; })) {
       this.select.value = wanted;
     }
+    // the pre-flight checks follow the chosen approver, however it was chosen
+    this.select.dispatchEvent(new Event("change", { bubbles: true }));
   };
 
   function followDomain(form) {
@@ -225,6 +227,113 @@
     return row;
   };
 
+  // --- step 1: the pre-flight checks ----------------------------------------------------------
+
+  // What DNS says about the form as it stands (CAA, the approver's mailbox, HTTP or DNS
+  // validation), each finding listed beside its field; the same orange spinner as the approver
+  // lookup shows beside the domain meanwhile. A newer question cancels the older one; a check
+  // that fails says so and blocks nothing (the panel asks CAA again at submit).
+  function Preflight(form) {
+    this.form = form;
+    this.url = form.dataset.preflightUrl;
+    this.domain = form.querySelector("#domain");
+    this.status = document.getElementById("domain-status");
+    this.timer = null;
+    this.controller = null;
+  }
+
+  Preflight.prototype.start = function () {
+    var self = this;
+    var later = function () { self.schedule(); };
+    this.domain.addEventListener("input", later);
+    ["#sans", "#dcv_method", "#approver_email", "#san_approvers-rows"].forEach(function (selector) {
+      var element = self.form.querySelector(selector);
+      if (element) element.addEventListener(selector === "#sans" ? "input" : "change", later);
+    });
+    if (this.domain.value.trim()) this.schedule();
+  };
+
+  Preflight.prototype.schedule = function () {
+    var self = this;
+    window.clearTimeout(this.timer);
+    if (this.controller) this.controller.abort();
+    this.controller = null;
+    if (!this.domain.value.trim()) {
+      this.show([]);
+      this.idle();
+      return;
+    }
+    this.busy();
+    this.timer = window.setTimeout(function () {
+      self.fetch();
+    }, DEBOUNCE_MS);
+  };
+
+  Preflight.prototype.fetch = function () {
+    var self = this;
+    var controller = new AbortController();
+    this.controller = controller;
+    window
+      .fetch(this.url, {
+        method: "POST",
+        body: new URLSearchParams(new FormData(this.form)),
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+        signal: controller.signal,
+      })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (body) {
+        if (controller.signal.aborted) return;
+        self.controller = null;
+        self.idle();
+        self.show(body.findings || []);
+      })
+      .catch(function (error) {
+        if (controller.signal.aborted || error.name === "AbortError") return;
+        self.controller = null;
+        self.idle();
+        self.show([{ field: "domain", level: "warning", message: "Could not run the checks." }]);
+      });
+  };
+
+  Preflight.prototype.busy = function () {
+    var spinner = document.createElement("span");
+    var words = document.createElement("span");
+    spinner.className = "spinner";
+    spinner.setAttribute("aria-hidden", "true");
+    words.className = "visually-hidden";
+    words.textContent = "Checking the domain's DNS…";
+    this.status.replaceChildren(spinner, words);
+    this.status.dataset.state = "busy";
+  };
+
+  Preflight.prototype.idle = function () {
+    this.status.replaceChildren();
+    this.status.dataset.state = "idle";
+  };
+
+  // Each finding goes to its field's list (the domain's when the field is not on the page);
+  // a message the page already shows as that field's error is not repeated.
+  Preflight.prototype.show = function (findings) {
+    var lists = this.form.querySelectorAll("ul.preflight");
+    lists.forEach(function (list) { list.replaceChildren(); });
+    findings.forEach(function (finding) {
+      var field = String(finding.field);
+      var list = document.getElementById(field + "-preflight") ||
+        document.getElementById("domain-preflight");
+      var shown = document.getElementById(field + "-errors");
+      var message = String(finding.message);
+      if (shown && shown.textContent.indexOf(message) !== -1) return;
+      var item = document.createElement("li");
+      item.className = "preflight-" + String(finding.level);
+      item.textContent = message;
+      list.appendChild(item);
+    });
+  };
+
   // --- step 1: rows that depend on other choices ---------------------------------------------
 
   function redrawOnChange(form, selector) {
@@ -255,6 +364,7 @@
     toggleApproverRows(form);
     if (form.querySelector("#approver_email")) followDomain(form);
     if (form.querySelector("#san_approvers-rows")) new SanApprovers(form).start();
+    new Preflight(form).start();
   }
 
   // --- step 2: contacts and the key ------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""What the bridge remembers between requests: used launch tokens, sessions and their accounts.
+
+The only SQL of the bridge besides the outbox (store.py, since it is written in an order's
+transaction). Every guarantee is the database's: a token id is a primary key, so of twenty
+processes presenting one token at once exactly one starts a session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from panel_ssl_plugin.bridge.tokens import Launch
+from panel_ssl_plugin.hookspecs import Actor
+from panel_ssl_plugin.store import bridge_grants, bridge_launches, bridge_sessions
+
+SESSION_LIFETIME = timedelta(hours=8)  # a working day; a new launch link starts a new one
+KEEP_USED = timedelta(minutes=5)  # a used token id is kept this long past the token's exp
+
+
+@dataclass(frozen=True)
+class Session:
+    """A launch session: who it is, and the accounts its launch tokens named."""
+
+    id: int
+    actor: Actor
+    accounts: frozenset[str] = frozenset()
+
+
+class _UsedBefore(Exception):
+    """The launch token's id is in the table already."""
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class BridgeRecords:
+    """The queries of the bridge's own tables, on the host's engine."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def launch(self, launch: Launch, cookie: str | None, now: datetime) -> str | None:
+        """Use ``launch`` once and grant its account to a session: the one ``cookie`` names
+        when it is the same actor's and still open, else a new one. Returns the cookie to set,
+        or None when the token was used before (nothing is granted then).
+
+        One transaction: the token's id is inserted first, so a replay fails on the primary
+        key before anything else is written, and a crash afterwards leaves no half session.
+        """
+        try:
+            with self.engine.begin() as conn:
+                self._use(conn, launch)
+                session = self._open(conn, cookie, now) if cookie else None
+                if session is None or session.actor != launch.actor:
+                    cookie = secrets.token_urlsafe(32)
+                    session = Session(self._start(conn, launch.actor, cookie, now), launch.actor)
+                if launch.account not in session.accounts:
+                    grant = {"session_id": session.id, "account_id": launch.account}
+                    conn.execute(bridge_grants.insert().values(grant))
+        except _UsedBefore:
+            return None
+        return cookie
+
+    @staticmethod
+    def _use(conn: sa.Connection, launch: Launch) -> None:
+        try:
+            conn.execute(
+                bridge_launches.insert().values(
+                    jti=launch.jti, expires_at=launch.expires_at + KEEP_USED
+                )
+            )
+        except sa.exc.IntegrityError:
+            raise _UsedBefore from None  # leaving the block rolls the transaction back
+
+    def session(self, cookie: str, now: datetime) -> Session | None:
+        """The open session ``cookie`` names, or None."""
+        with self.engine.connect() as conn:
+            return self._open(conn, cookie, now)
+
+    @staticmethod
+    def _open(conn: sa.Connection, cookie: str, now: datetime) -> Session | None:
+        row = conn.execute(
+            bridge_sessions.select().where(
+                bridge_sessions.c.token_hash == _hash(cookie), bridge_sessions.c.expires_at > now
+            )
+        ).first()
+        if row is None:
+            return None
+        accounts = conn.execute(
+            sa.select(bridge_grants.c.account_id).where(bridge_grants.c.session_id == row.id)
+        ).scalars()
+        actor = Actor(row.actor_id, row.actor_name, row.role)
+        return Session(row.id, actor, frozenset(accounts))
+
+    @staticmethod
+    def _start(conn: sa.Connection, actor: Actor, cookie: str, now: datetime) -> int:
+        return conn.execute(
+            bridge_sessions.insert().values(
+                token_hash=_hash(cookie),
+                actor_id=actor.id,
+                actor_name=actor.name,
+                role=actor.role,
+                created_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+        ).inserted_primary_key[0]
+
+    def forget_expired(self, now: datetime) -> None:
+        """Delete ended sessions with their grants, and token ids whose tokens expired (they
+        are refused for their exp now). Run from the tick, apart from the launches: a range
+        delete beside the launch inserts would make MariaDB's gap locks collide."""
+        ended = sa.select(bridge_sessions.c.id).where(bridge_sessions.c.expires_at <= now)
+        with self.engine.begin() as conn:
+            conn.execute(bridge_grants.delete().where(bridge_grants.c.session_id.in_(ended)))
+            conn.execute(bridge_sessions.delete().where(bridge_sessions.c.expires_at <= now))
+            conn.execute(bridge_launches.delete().where(bridge_launches.c.expires_at < now))

@@ -1,0 +1,91 @@
+"""The README's bridge section cannot drift: its table of methods is the hookspecs' host hooks
+with their arguments, each documented answer goes through the bridge as the plugin reads it,
+and its webhook receiver verifies what the service sends."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pluggy
+import pytest
+import requests
+
+from panel_ssl_plugin import hookspecs
+from panel_ssl_plugin.bridge.client import METHODS, BridgeClient
+from panel_ssl_plugin.bridge.hooks import BridgeHost
+from panel_ssl_plugin.bridge.webhooks import signer
+from panel_ssl_plugin.hookspecs import AccountProfile, Contact
+from tests.bridge_panel import SECRET, FakePanel
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+TABLE = README[README.index("<!-- bridge-methods") : README.index("<!-- /bridge-methods -->")]
+ROW = re.compile(r"^\| `(\w+)` \| `(.+?)` \| `(.+?)`", re.M)
+ROWS = {method: (json.loads(params), json.loads(result)) for method, params, result in
+        ROW.findall(TABLE)}  # fmt: skip
+READS_AS = {
+    "account_profile": AccountProfile,
+    "account_contacts": list,
+    "publish_http_challenge": bool,
+    "publish_http_file": bool,
+    "publish_dns_record": bool,
+    "send_mail": bool,
+    "reseller_email": str,
+}
+
+
+def test_the_table_has_every_bridged_hook_once():
+    assert list(ROWS) == list(METHODS) == list(READS_AS)
+    assert len(ROW.findall(TABLE)) == len(METHODS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_row_names_the_hookspecs_arguments(method):
+    spec = inspect.signature(getattr(hookspecs, f"host_{method}"))
+    params, _ = ROWS[method]
+    assert list(params) == list(spec.parameters)
+    implementation = inspect.signature(getattr(BridgeHost, f"host_{method}"))
+    assert list(implementation.parameters)[1:] == list(spec.parameters)
+
+
+@pytest.fixture
+def panel():
+    panel = FakePanel()
+    yield panel
+    panel.stop()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_documented_answer_reads_as_the_hook_returns(method, panel):
+    params, result = ROWS[method]
+    panel.answers[method] = result
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    client = BridgeClient(f"{panel.url}/bridge", SECRET, 5.0, requests.Session())
+    pm.register(BridgeHost(client))
+    answer = getattr(pm.hook, f"host_{method}")(**params)
+    assert panel.calls == [(method, params)]
+    assert isinstance(answer, READS_AS[method])
+    if method == "account_profile":
+        assert (answer.address, answer.extra) == ("Hauptstraße 12", {"email": result["email"]})
+    if method == "account_contacts":
+        assert answer[0] == Contact(**result[0])
+
+
+def test_the_readme_receiver_verifies_what_the_service_sends():
+    block = README[README.index("A receiver in Python:") :]
+    code = re.search(r"```python\n(.*?)```", block, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(code, namespace)
+    body, now = '{"type": "certificate.issued"}', datetime.now(UTC)
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signer(SECRET).sign("msg_1", now, body),
+    }
+    assert namespace["verified"](SECRET, body.encode(), headers) == json.loads(body)
+    with pytest.raises(Exception, match="No matching signature"):
+        namespace["verified"]("x" * 40, body.encode(), headers)
