@@ -439,6 +439,12 @@ def _sort_column(sort: str, table: sa.FromClause = orders) -> sa.ColumnElement:
     return column
 
 
+# MariaDB must read the claim in index order to stop after the rows it takes: when many orders
+# are due its optimizer prefers scanning and sorting the table, which locks every row, and a
+# poller claiming at the same time then finds nothing (migration 0004).
+CLAIM_INDEX_HINT = "FORCE INDEX (ix_ssl_orders_next_check)"
+
+
 class Store:
     """Every query of the plugin, on the host's engine."""
 
@@ -587,6 +593,8 @@ class Store:
                     .order_by(orders.c.next_check_at, orders.c.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
+                    .with_hint(orders, CLAIM_INDEX_HINT, "mysql")
+                    .with_hint(orders, CLAIM_INDEX_HINT, "mariadb")
                 ).scalars()
             )
             if not ids:
