@@ -7,6 +7,7 @@ so an admin never has to see or retype a password to change a label.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,7 @@ class ProviderAccounts:
         # Adapters hold an HTTP session and cached products: one per account, rebuilt when the
         # account's settings change (every save writes a new ciphertext, part of the key).
         self._adapters: dict[tuple[int, str], Provider] = {}
+        self._adapters_lock = threading.Lock()  # one adapter per account, however many ask
 
     def _account(self, record: ProviderAccountRecord) -> ProviderAccount:
         cls = self.classes.get(record.provider_key)
@@ -136,6 +138,10 @@ class ProviderAccounts:
         """Accounts, the default first, then by label."""
         records = self.store.provider_accounts(enabled_only=enabled_only)
         return [self._account(r) for r in records]
+
+    def labels(self) -> dict[int, str]:
+        """Every account's label by id, nothing decrypted: what a list of orders shows."""
+        return {record.id: record.label for record in self.store.provider_accounts()}
 
     def get(self, account_id: int) -> ProviderAccount:
         record = self.store.provider_account(account_id)
@@ -214,18 +220,20 @@ class ProviderAccounts:
         if record is None or record.provider_key not in self.classes:
             raise UnknownProviderAccount(account_id)
         key = (record.id, record.settings_encrypted)
-        adapter = self._adapters.get(key)
-        if adapter is None:
-            self._adapters = {k: v for k, v in self._adapters.items() if k[0] != record.id}
-            cls = self.classes[record.provider_key]
-            settings = self._settings(record)
-            bridge = _Bridge(self, record.id)
-            adapter = (
-                cls(settings, bridge)
-                if settings is not None
-                else _Locked(cls, record.label, bridge)
-            )
-            self._adapters[key] = adapter
+        with self._adapters_lock:
+            adapter = self._adapters.get(key)
+            return adapter if adapter is not None else self._new_adapter(key, record)
+
+    def _new_adapter(self, key: tuple[int, str], record: ProviderAccountRecord) -> Provider:
+        """A fresh adapter for the account's current settings; the old one is dropped."""
+        self._adapters = {k: v for k, v in self._adapters.items() if k[0] != record.id}
+        cls = self.classes[record.provider_key]
+        settings = self._settings(record)
+        bridge = _Bridge(self, record.id)
+        adapter = (
+            cls(settings, bridge) if settings is not None else _Locked(cls, record.label, bridge)
+        )
+        self._adapters[key] = adapter
         return adapter
 
     def test_connection(self, account_id: int) -> str:

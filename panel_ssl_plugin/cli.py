@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import pluggy
 import requests
+import waitress
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from panel_ssl_plugin import events, hookspecs, polling, schema
@@ -32,7 +33,7 @@ from panel_ssl_plugin.minipanel.app import (
 from panel_ssl_plugin.minipanel.demo import prepare_demo
 from panel_ssl_plugin.reminders import Reminders
 from panel_ssl_plugin.runtime import Runtime, runtime_for
-from panel_ssl_plugin.store import Outbox, make_engine
+from panel_ssl_plugin.store import Outbox, PollerBusy, make_engine
 
 DEFAULT_DEMO_DB = "sqlite:///panel-ssl-demo.db"
 KEYS_VARIABLE = "PANEL_SSL_SECRET_KEYS"
@@ -105,7 +106,7 @@ def demo(port: int, database_url: str) -> None:
     click.echo(f"Database: {location}")
     click.echo("Demo users (password = user name): admin, alice, bob")
     click.echo(f"MiniPanel: {public_url}/  (pending orders are checked every {TICK_SECONDS:g} s)")
-    app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+    waitress.serve(app, host="127.0.0.1", port=port, threads=8)
 
 
 # --- the periodic work, outside the panel's own process -------------------------------------------
@@ -237,18 +238,25 @@ def parse_duration(value: str) -> timedelta:
 
 @main.command()
 @with_host
-@click.option("--limit", default=500, show_default=True, help="Most orders to check this run.")
-@click.option("--workers", default=4, show_default=True, help="Provider calls at once.")
-def poll(host: Host, limit: int, workers: int) -> None:
-    """Check every order whose next check is due, then expire ended certificates."""
-    orders = host.runtime().orders
-    now = datetime.now(UTC)
-    claimed = polling.claim_due(orders, now, limit=limit)
-    with click.progressbar(length=len(claimed), label="Checking orders", show_pos=True) as bar:
-        report = polling.check_claimed(
-            orders, claimed, now=now, workers=workers, on_done=lambda _: bar.update(1)
-        )
-    report.expired = polling.expire_ended(orders, now)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Most orders to check this run [default: all due]."
+)
+@click.option(
+    "--batch", default=polling.CLAIM_SIZE, show_default=True, type=click.IntRange(min=1),
+    help="Orders claimed at a time.",
+)  # fmt: skip
+@click.option(
+    "--workers", default=polling.WORKERS, show_default=True, type=click.IntRange(min=1),
+    help="Provider calls at once.",
+)  # fmt: skip
+def poll(host: Host, limit: int | None, batch: int, workers: int) -> None:
+    """Check every order whose next check is due, in batches, then expire ended certificates
+    and send the expiry reminders due."""
+    orders, now = host.runtime().orders, datetime.now(UTC)
+    try:
+        report = polling.poll_due(orders, now, limit=limit, batch=batch, workers=workers)
+    except PollerBusy as busy:
+        raise click.ClickException(str(busy)) from None
     click.echo(report.summary())
     click.echo(Reminders(orders).run(now).summary())
 

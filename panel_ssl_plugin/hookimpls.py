@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import flask
@@ -17,8 +18,10 @@ from panel_ssl_plugin.reminders import Reminders
 from panel_ssl_plugin.resources import resource_path
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.schema import BRANCH_LABEL, VERSION_TABLE
-from panel_ssl_plugin.store import TABLE_PREFIX, Outbox
+from panel_ssl_plugin.store import TABLE_PREFIX, Outbox, PollerBusy
 from panel_ssl_plugin.web import create_blueprint
+
+log = logging.getLogger(__name__)
 
 ORDER_POPUP = PopupSize(760, 880)
 LIST_POPUP = PopupSize(1000, 720)
@@ -92,7 +95,13 @@ def panel_renewal_due(
 
 @hookimpl
 def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
+    """Polls every order due, in batches, with the host's PANEL_SSL_POLL_* settings
+    (polling.py); prunes the webhook outbox; sends expiry reminders."""
     runtime = runtime_for(pm)
-    polling.poll_due(runtime.orders, now)
+    settings = polling.PollSettings.from_env()
+    try:
+        polling.poll_due(runtime.orders, now, workers=settings.workers, batch=settings.batch)
+    except PollerBusy as busy:  # the previous tick, or a cron poller, is still at it
+        log.warning("panel_tick skipped polling: %s", busy)
     Outbox(runtime.engine).prune(now)  # every host queues webhooks (store.py says why)
     Reminders(runtime.orders).run(now)

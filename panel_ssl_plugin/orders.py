@@ -99,17 +99,12 @@ def _emails(typed: str) -> list[str]:
 
 @dataclass(frozen=True)
 class AccountPage:
-    """A page of the List SSL Certs popup: (order, its renewals and reissues) rows and where
-    we are."""
+    """A page of the List SSL Certs popup: (order, its renewals and reissues) rows, and the
+    orders the pages next to it start from (None where there is no such page)."""
 
     rows: list[tuple[OrderRecord, list[OrderRecord]]]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+    next_after: int | None = None
+    previous_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,22 +120,40 @@ class _Answers:
     """Provider answers that change slowly (products, DCV lists), kept a few minutes, at most
     ``size`` per adapter. They belong to the adapter object, not to its ``id()``, which Python
     hands to a new object once the old one is gone; an adapter goes when its account's settings
-    change, and its answers go with it."""
+    change, and its answers go with it.
+
+    One fetch per answer: callers asking at once for one not kept yet (popups opened together
+    in a fresh process) wait for the first caller's fetch instead of each asking the provider.
+    """
 
     def __init__(self, size: int, seconds: float = CACHE_SECONDS):
         self.size, self.seconds = size, seconds
         self._caches: weakref.WeakKeyDictionary[Provider, TTLCache] = weakref.WeakKeyDictionary()
+        self._fetching: weakref.WeakKeyDictionary[Provider, dict[Any, threading.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     def get(self, adapter: Provider, key: Any, make: Callable[[], Any]) -> Any:
         with self._lock:
             cache = self._caches.setdefault(adapter, TTLCache(self.size, self.seconds))
             hit = cache.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-        value = make()
-        with self._lock:
-            cache[key] = value
+            if hit is not _MISSING:
+                return hit
+            fetching = self._fetching.setdefault(adapter, {})
+            flight = fetching.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                hit = cache.get(key, _MISSING)
+            if hit is not _MISSING:  # fetched by the caller this one waited for
+                return hit
+            try:
+                value = make()
+                with self._lock:
+                    cache[key] = value
+            finally:
+                with self._lock:
+                    fetching.pop(key, None)
         return value
 
     def __len__(self) -> int:
@@ -294,22 +307,26 @@ class OrderService:
         *,
         sort: str = "created",
         descending: bool = True,
-        page: int = 1,
         per_page: int = 25,
+        after: int | None = None,
+        before: int | None = None,
     ) -> AccountPage:
         """One page of an account's certificates, each with every renewal and reissue made of
-        it since."""
-        page = max(1, page)
-        originals, total = self.store.account_orders(
-            account_id,
-            sort=sort,
-            descending=descending,
-            limit=per_page,
-            offset=(page - 1) * per_page,
-        )
+        it since: the first page, the one after order ``after`` or the one before ``before``
+        (store.account_orders)."""
+        originals, more = self.store.account_orders(
+            account_id, sort=sort, descending=descending, limit=per_page, after=after,
+            before=before,
+        )  # fmt: skip
         chains = self.store.follow_up_chains([order.id for order in originals])
         rows = [(order, chains[order.id]) for order in originals]
-        return AccountPage(rows=rows, total=total, page=page, per_page=per_page)
+        has_next = more if before is None else True
+        has_previous = more if before is not None else after is not None
+        return AccountPage(
+            rows=rows,
+            next_after=originals[-1].id if originals and has_next else None,
+            previous_before=originals[0].id if originals and has_previous else None,
+        )
 
     def events(self, order_id: int) -> list[EventRecord]:
         """The order's audit trail, oldest first."""
@@ -433,16 +450,7 @@ class OrderService:
     ) -> OrderRecord:
         """Record a provider's answer; an issued certificate is verified before it is accepted."""
         now = now or utcnow()
-        values: dict[str, Any] = {
-            "provider_status": status.raw_status[:100],
-            "status_detail": status.detail,
-            "last_checked_at": now,
-            "check_failures": 0,
-        }
-        if status.data is not None:
-            values["provider_data"] = status.data
-        if status.validation:
-            values["validation"] = tasks_json(status.validation)
+        values = {**_answered(status), "last_checked_at": now, "check_failures": 0}
         new_state = status.state
         if new_state == OrderState.ISSUED and order.status != OrderState.ISSUED:
             problem = self._verify_issued(order, status, adapter)
@@ -459,6 +467,22 @@ class OrderService:
         return self.sending.settle(
             order, actor, event, values["status_detail"], order.status, **values
         )
+
+    def unchanged_by(self, order: OrderRecord, answer: ProviderStatus | ProviderError) -> bool:
+        """Whether recording ``answer`` would change nothing about a pending order but when it
+        was checked: no transition, no new detail, data or validation tasks. Most answers of a
+        polling round are such; the poller records them all at once (record_checked)."""
+        if not isinstance(answer, ProviderStatus) or order.status != OrderState.PENDING:
+            return False
+        if answer.state != OrderState.PENDING:
+            return False
+        return all(getattr(order, name) == value for name, value in _answered(answer).items())
+
+    def record_checked(self, orders: list[OrderRecord], now: datetime) -> list[OrderRecord]:
+        """Record for pending orders whose answer changed nothing (unchanged_by) that they were
+        checked, and ask again after the first backoff, as apply_status would: one statement
+        for them all. No transition, so no notification."""
+        return self.store.mark_checked(orders, now, next_check_at=now + backoff(0))
 
     def _verify_issued(self, order: OrderRecord, status: ProviderStatus, adapter: Provider) -> str:
         """Why an issued certificate cannot be accepted, or "" when it checks out."""
@@ -605,3 +629,17 @@ class OrderService:
                 "once that is known."
             )
         return f"A {order.status} order cannot be cancelled."
+
+
+def _answered(status: ProviderStatus) -> dict[str, Any]:
+    """The columns a provider's answer sets whatever the order's state: what it says about the
+    order, its data and its validation tasks (when it sent them)."""
+    values: dict[str, Any] = {
+        "provider_status": status.raw_status[:100],
+        "status_detail": status.detail,
+    }
+    if status.data is not None:
+        values["provider_data"] = status.data
+    if status.validation:
+        values["validation"] = tasks_json(status.validation)
+    return values

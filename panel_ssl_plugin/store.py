@@ -7,11 +7,14 @@ DATETIME has no time zone, so every timestamp is stored as naive UTC and handed 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,9 +137,10 @@ orders = sa.Table(
     sa.Column("san_approvers", sa.Text),
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("flight"),
-    sa.Index("ix_ssl_orders_account_created", "account_id", "created_at"),
-    sa.Index("ix_ssl_orders_status_next_check", "status", "next_check_at"),
-    sa.Index("ix_ssl_orders_not_after", "not_after"),
+    # the indexes of the list, the poller's claim, and expiry and renewal (migration 0004)
+    sa.Index("ix_ssl_orders_account_list", "account_id", "created_at", "id"),
+    sa.Index("ix_ssl_orders_next_check", "next_check_at", "id"),
+    sa.Index("ix_ssl_orders_status_not_after", "status", "not_after"),
     sa.Index("ix_ssl_orders_provider_ref", "provider_account_id", "provider_order_id"),
     sa.Index("ix_ssl_orders_renewal_of", "renewal_of"),
     sa.Index("ix_ssl_orders_reissue_of", "reissue_of"),
@@ -257,10 +261,13 @@ def make_engine(database: sa.Engine | str) -> sa.Engine:
 
     The rows hold contacts and encrypted keys, so a database error must not carry them into
     a log: ``hide_parameters`` keeps the SQL in the message and leaves the values out.
+    No ping before each checkout (a round trip per statement group, a tenth of a poll round):
+    connections are recycled before a server's idle timeout (MariaDB's is 8 hours), and one
+    dropped by a server restart fails its statement once and is replaced.
     """
     if isinstance(database, sa.Engine):
         return database
-    return sa.create_engine(database, pool_pre_ping=True, hide_parameters=True)
+    return sa.create_engine(database, pool_recycle=3600, hide_parameters=True)
 
 
 # --- records --------------------------------------------------------------------------------------
@@ -381,6 +388,22 @@ def _encode(values: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in values.items()}
 
 
+def _as_read(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as reading them back would give them: JSON through JSON, times in UTC, plain
+    strings. A write then knows its row without reading it again (a statement less, every time
+    an order moves)."""
+    read: dict[str, Any] = {}
+    for name, value in _encode(values).items():
+        if name in JSON_COLUMNS:
+            value = json.loads(value)
+        elif isinstance(value, datetime):
+            value = value.astimezone(UTC)
+        elif isinstance(value, str):
+            value = str(value)  # a StrEnum reads back as its text
+        read[name] = value
+    return read
+
+
 class DuplicateOrder(Exception):
     """An order with this idempotency key, or a follow-up holding this flight slot, exists
     already; ``order_id`` is that order."""
@@ -394,12 +417,32 @@ class StaleOrder(Exception):
     """The order changed since it was read (another request or poller got there first)."""
 
 
+class PollerBusy(RuntimeError):
+    """Another poller works on this SQLite database now (Store.poller_lock)."""
+
+
 SORTABLE = {
     "created": orders.c.created_at,
     "domain": orders.c.domain,
     "status": orders.c.status,
     "expires": orders.c.not_after,
 }
+# Orders not issued have no end yet: they sort as ending last, so every row has a sort key
+NO_END = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _sort_column(sort: str, table: sa.FromClause = orders) -> sa.ColumnElement:
+    """The column a list sorts by, in ``table`` (orders or an alias of it)."""
+    column = table.c[SORTABLE.get(sort, orders.c.created_at).name]
+    if column.name == "not_after":
+        return sa.func.coalesce(column, sa.literal(NO_END, UTCDateTime))
+    return column
+
+
+# MariaDB must read the claim in index order to stop after the rows it takes: when many orders
+# are due its optimizer prefers scanning and sorting the table, which locks every row, and a
+# poller claiming at the same time then finds nothing (migration 0004).
+CLAIM_INDEX_HINT = "FORCE INDEX (ix_ssl_orders_next_check)"
 
 
 class Store:
@@ -550,6 +593,8 @@ class Store:
                     .order_by(orders.c.next_check_at, orders.c.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
+                    .with_hint(orders, CLAIM_INDEX_HINT, "mysql")
+                    .with_hint(orders, CLAIM_INDEX_HINT, "mariadb")
                 ).scalars()
             )
             if not ids:
@@ -572,13 +617,19 @@ class Store:
     def issued_ending_before(
         self, moment: datetime, *, auto_renew_only: bool = False
     ) -> list[OrderRecord]:
-        """Issued orders whose certificate ends before ``moment``, soonest first."""
+        """Issued orders whose certificate ends before ``moment``, soonest first: a range of
+        the (status, not_after) index, however many expired certificates pile up.
+
+        With ``auto_renew_only`` the accounts are read first, not joined: joined, PostgreSQL
+        misjudges how many issued certificates end soon (expired ones' end dates share the
+        statistics) and plans a parallel hash join costing more than the rows it finds."""
         query = orders.select().where(orders.c.status == "issued", orders.c.not_after < moment)
-        if auto_renew_only:
-            query = query.join(
-                provider_accounts, provider_accounts.c.id == orders.c.provider_account_id
-            ).where(provider_accounts.c.auto_renew.is_(True))
         with self.engine.connect() as conn:
+            if auto_renew_only:
+                renewing = sa.select(provider_accounts.c.id).where(
+                    provider_accounts.c.auto_renew.is_(True)
+                )
+                query = query.where(orders.c.provider_account_id.in_(conn.scalars(renewing).all()))
             return [_order(row) for row in conn.execute(query.order_by(orders.c.not_after))]
 
     def follow_up_chains(self, root_ids: list[int]) -> dict[int, list[OrderRecord]]:
@@ -615,22 +666,39 @@ class Store:
         sort: str = "created",
         descending: bool = True,
         limit: int = 25,
-        offset: int = 0,
-    ) -> tuple[list[OrderRecord], int]:
-        """One page of an account's original orders (no follow-ups, none discarded), and how
-        many there are."""
+        after: int | None = None,
+        before: int | None = None,
+    ) -> tuple[list[OrderRecord], bool]:
+        """One page of an account's original orders (no follow-ups, none discarded) in the
+        order of ``sort`` then id, and whether more lie beyond it.
+
+        Keyset pages, not OFFSET: the page after the order ``after``, or the one before the
+        order ``before`` (ids of orders on the page next to it). A last page costs what the
+        first does, and nothing counts the account's orders."""
         discarded = sa.exists().where(
             order_events.c.order_id == orders.c.id, order_events.c.event == DISCARDED
         )
-        where = sa.and_(orders.c.account_id == account_id, orders.c.root_id.is_(None), ~discarded)
-        column = SORTABLE.get(sort, orders.c.created_at)
-        order_by = (column.desc(), orders.c.id.desc()) if descending else (column, orders.c.id)
+        where = [orders.c.account_id == account_id, orders.c.root_id.is_(None), ~discarded]
+        column = _sort_column(sort)
+        forward = descending if before is None else not descending
+        edge = after if after is not None else before
+        if edge is not None:
+            other = orders.alias("edge")
+            value = sa.select(_sort_column(sort, other)).where(other.c.id == edge)
+            value = value.scalar_subquery()
+            # The row comparison is exact; the plain one beside it lets every database read
+            # the page from the index instead of filtering the rows before it.
+            key, edge_key = sa.tuple_(column, orders.c.id), sa.tuple_(value, edge)
+            if forward:
+                where += [column <= value, key < edge_key]
+            else:
+                where += [column >= value, key > edge_key]
+        order_by = (column.desc(), orders.c.id.desc()) if forward else (column, orders.c.id)
+        query = orders.select().where(*where).order_by(*order_by).limit(limit + 1)
         with self.engine.connect() as conn:
-            total = conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
-            rows = conn.execute(
-                orders.select().where(where).order_by(*order_by).limit(limit).offset(offset)
-            )
-            return [_order(row) for row in rows], total
+            found = [_order(row) for row in conn.execute(query)]
+        page = found[:limit]
+        return (page if before is None else page[::-1]), len(found) > limit
 
     def update_order(
         self,
@@ -652,19 +720,76 @@ class Store:
         """
         if "status" in values and values["status"] not in IN_FLIGHT:
             values["flight"] = None
+        values.update(version=order.version + 1, updated_at=utcnow())
         with self.engine.begin() as conn:
             result = conn.execute(
                 orders.update()
                 .where(orders.c.id == order.id, orders.c.version == order.version)
-                .values(version=order.version + 1, updated_at=utcnow(), **_encode(values))
+                .values(**_encode(values))
             )
             if result.rowcount != 1:
                 raise StaleOrder(order.id)
             self._event(conn, order.id, actor, event, detail)
-            updated = _order(conn.execute(orders.select().where(orders.c.id == order.id)).one())
+            updated = replace(order, **_as_read(values))
             if announce_from is not None and updated.status != announce_from:
                 _queue_webhooks(conn, updated, str(announce_from))
         return updated
+
+    def mark_checked(
+        self, records: list[OrderRecord], now: datetime, next_check_at: datetime
+    ) -> list[OrderRecord]:
+        """Record that the provider's answer changed nothing about these orders but when they
+        were checked and when to ask again: one UPDATE for all (the poller's bulk path), no
+        event (``last_checked_at`` says it). Each order is a compare-and-set on its version, as
+        in update_order; the ones that moved on meanwhile are read back as they are now."""
+        if not records:
+            return []
+        values = {
+            "last_checked_at": now, "next_check_at": next_check_at, "check_failures": 0,
+            "lease_until": None, "updated_at": utcnow(),
+        }  # fmt: skip
+        versions = [(record.id, record.version) for record in records]
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                orders.update()
+                .where(sa.tuple_(orders.c.id, orders.c.version).in_(versions))
+                .values(version=orders.c.version + 1, **values)
+            )
+        if result.rowcount != len(records):
+            return self.orders_by_id([record.id for record in records])
+        read = _as_read(values)
+        return [replace(record, version=record.version + 1, **read) for record in records]
+
+    def orders_by_id(self, order_ids: list[int]) -> list[OrderRecord]:
+        query = orders.select().where(orders.c.id.in_(order_ids)).order_by(orders.c.id)
+        with self.engine.connect() as conn:
+            return [_order(row) for row in conn.execute(query)]
+
+    @contextmanager
+    def poller_lock(self) -> Iterator[None]:
+        """Hold while polling. SQLite has no row locks, so two pollers on one SQLite database
+        would claim the same orders and ask the provider twice about each: there one poller at
+        a time holds a lock file beside the database (released by the system if it dies), and
+        another gets PollerBusy at once. PostgreSQL and MariaDB share the work by row locks
+        (claim_due): nothing to hold."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+            yield
+            return
+        path = Path(f"{database}.poller-lock")
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PollerBusy(
+                    f"Another poller is checking orders on this SQLite database now (it holds "
+                    f"{path}). SQLite cannot share the work between pollers: run one at a time, "
+                    "or use PostgreSQL or MariaDB to run several."
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def add_event(self, order_id: int, actor: str, event: str, detail: str = "") -> None:
         with self.engine.begin() as conn:

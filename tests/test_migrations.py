@@ -54,7 +54,12 @@ def test_indexes_the_queries_need(database_url):
     schema.upgrade(database_url)
     inspector = sa.inspect(sa.create_engine(database_url))
     indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("ssl_orders")}
-    assert {("account_id", "created_at"), ("status", "next_check_at"), ("not_after",)} <= indexed
+    # the list's keyset pages, the poller's claim, expiry and renewal (migration 0004)
+    assert {
+        ("account_id", "created_at", "id"),
+        ("next_check_at", "id"),
+        ("status", "not_after"),
+    } <= indexed
     unique = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("ssl_orders")}
     unique |= {
         tuple(ix["column_names"]) for ix in inspector.get_indexes("ssl_orders") if ix["unique"]

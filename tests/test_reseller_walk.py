@@ -119,7 +119,7 @@ def test_discard_takes_a_refused_order_off_the_list_and_keeps_its_history(
     page = text(done)
     assert "The refused order for shop.example.com is discarded." in page
     assert f'data-cert-id="{order.id}"' not in done.text and "kept.example.com" in page
-    assert "Page 1 of 1 · 1 certificate" in page
+    assert "1 certificate" in page and "Next" not in page
 
     kept = runtime.orders.get(order.id)  # for the audit trail
     assert kept.status == "cancelled"
@@ -278,7 +278,7 @@ def test_the_pager_counts_the_rows_it_shows(app, runtime, alice, bakery):
     runtime.follow_ups.renew(first.id, "alice")
     page = text(alice.get(listing(bakery)))
     assert page.count("<tr class=") == 4
-    assert "Page 1 of 1 · 3 certificates · 4 rows with 1 renewal" in page
+    assert "3 certificates · 4 rows with 1 renewal" in page
 
 
 def test_long_domain_names_may_wrap_between_any_letters_only_where_they_must():

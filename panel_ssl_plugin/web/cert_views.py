@@ -244,7 +244,7 @@ def _follows(order: OrderRecord) -> str:
 
 
 def provider_labels() -> dict[int, str]:
-    return {account.id: account.label for account in current_runtime().accounts.all()}
+    return current_runtime().accounts.labels()
 
 
 @dataclass(frozen=True)
@@ -398,10 +398,11 @@ def downloads(order: OrderRecord) -> Downloads:
     )
 
 
-def shown(total: int, chains: list[Chain]) -> str:
-    """ "3 certificates · 4 rows with 1 renewal": the certificates, and the rows this page
-    shows when renewals and reissues stand under them, so the count matches what is seen."""
-    certificates = _count(total, "certificate")
+def shown(chains: list[Chain]) -> str:
+    """ "3 certificates · 4 rows with 1 renewal": what this page shows, the rows counted when
+    renewals and reissues stand under their certificates. The page says nothing of the
+    client's total: counting every order on every page is what keyset pages avoid."""
+    certificates = _count(len(chains), "certificate")
     members = [order for chain in chains for order in chain.orders]
     kinds = [
         (kind, sum(getattr(o, kind.link) is not None for o in members))

@@ -98,13 +98,11 @@ def certs(account_id: str) -> str:
     args = flask.request.args
     sort = args.get("sort") if args.get("sort") in SORTS else "created"
     descending = args.get("dir") != "asc"
+    after, before = query_number("after"), query_number("before")
     page = current_runtime().orders.account_page(
-        account_id,
-        sort=sort,
-        descending=descending,
-        page=query_number("page") or 1,
-        per_page=PER_PAGE,
-    )
+        account_id, sort=sort, descending=descending, per_page=PER_PAGE, after=after,
+        before=None if after else before,
+    )  # fmt: skip
     providers, now = cert_views.provider_labels(), utcnow()
     chains = [Chain((order, *follow_ups)) for order, follow_ups in page.rows]
     failures = current_runtime().orders.failed_tries([o for c in chains for o in c.orders])
@@ -115,9 +113,9 @@ def certs(account_id: str) -> str:
         ]
         groups.append((rows[0], rows[1:]))
 
-    def page_href(number: int) -> str:
+    def page_href(**edge: int) -> str:
         return flask.url_for(
-            ".certs", account_id=account_id, sort=sort, dir=args.get("dir"), page=number
+            ".certs", account_id=account_id, sort=sort, dir=args.get("dir"), **edge
         )
 
     return flask.render_template(
@@ -125,10 +123,11 @@ def certs(account_id: str) -> str:
         account_id=account_id,
         groups=groups,
         headings=cert_views.headings(account_id, sort, descending),
-        page=page,
-        previous_href=page_href(page.page - 1) if page.page > 1 else "",
-        next_href=page_href(page.page + 1) if page.page < page.pages else "",
-        total=cert_views.shown(page.total, chains),
+        paged=bool(after or before),
+        first_href=page_href(),
+        previous_href=page_href(before=page.previous_before) if page.previous_before else "",
+        next_href=page_href(after=page.next_after) if page.next_after else "",
+        shown=cert_views.shown(chains),
         here=here(),
         panel_ssl_csrf=generate_csrf(),
     )
