@@ -7,6 +7,7 @@ DATETIME has no time zone, so every timestamp is stored as naive UTC and handed 
 
 from __future__ import annotations
 
+import contextvars
 import fcntl
 import json
 import uuid
@@ -445,6 +446,13 @@ def _sort_column(sort: str, table: sa.FromClause = orders) -> sa.ColumnElement:
 CLAIM_INDEX_HINT = "FORCE INDEX (ix_ssl_orders_next_check)"
 
 
+# The provider accounts read in this unit of work (see Store.remembering_accounts); None: outside
+# one, every read asks the database.
+_remembered: contextvars.ContextVar[dict[tuple[sa.Engine, int], Any] | None] = (
+    contextvars.ContextVar("panel_ssl_remembered_accounts", default=None)
+)
+
+
 class Store:
     """Every query of the plugin, on the host's engine."""
 
@@ -454,6 +462,7 @@ class Store:
     # --- provider accounts ---------------------------------------------------------------------
 
     def add_provider_account(self, **values: Any) -> int:
+        self._forget_accounts()
         now = utcnow()
         with self.engine.begin() as conn:
             if values.get("is_default"):
@@ -462,7 +471,24 @@ class Store:
                 provider_accounts.insert().values(created_at=now, updated_at=now, **values)
             ).inserted_primary_key[0]
 
+    @contextmanager
+    def remembering_accounts(self) -> Iterator[None]:
+        """Inside, each provider account is read once: placing one order asks for its account
+        in the form, the draft check, the adapter and the sending, and each asked the database.
+        A write to any account forgets what was read, so nothing inside sees an old row."""
+        token = _remembered.set({})
+        try:
+            yield
+        finally:
+            _remembered.reset(token)
+
+    def _forget_accounts(self) -> None:
+        remembered = _remembered.get()
+        if remembered is not None:
+            remembered.clear()
+
     def update_provider_account(self, account_id: int, **values: Any) -> None:
+        self._forget_accounts()
         with self.engine.begin() as conn:
             if values.get("is_default"):
                 conn.execute(provider_accounts.update().values(is_default=False))
@@ -475,11 +501,17 @@ class Store:
     def provider_account(self, account_id: int) -> ProviderAccountRecord | None:
         if not _is_id(account_id):
             return None
+        remembered, key = _remembered.get(), (self.engine, account_id)
+        if remembered is not None and key in remembered:
+            return remembered[key]
         with self.engine.connect() as conn:
             row = conn.execute(
                 provider_accounts.select().where(provider_accounts.c.id == account_id)
             ).first()
-        return ProviderAccountRecord(**row._mapping) if row else None
+        record = ProviderAccountRecord(**row._mapping) if row else None
+        if remembered is not None:
+            remembered[key] = record
+        return record
 
     def provider_accounts(self, *, enabled_only: bool = False) -> list[ProviderAccountRecord]:
         query = provider_accounts.select().order_by(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 import pytest
+import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
 from panel_ssl_plugin import keys
@@ -824,3 +825,24 @@ def test_without_javascript_the_lookup_button_shows_the_checks(alice, bakery, lo
 def test_preflight_answers_any_input_without_a_500(alice, bakery, changes):
     for finding in preflight(alice, bakery, **changes):
         assert finding["level"] in {"ok", "warning", "blocked"}
+
+
+def test_a_submit_reads_its_provider_account_once(app, alice, bakery):
+    """Form, draft check, adapter and sending all ask for the account; the submit reads it
+    once (and again after the sandbox saved its state), the page it leads to once: not once
+    per asker (8 before)."""
+    engine = runtime_for(app.extensions["hosting_panel"]).engine
+    contact_page = to_contact(alice, bakery)
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, *_args) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM ssl_provider_accounts" in statement:
+            reads.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        reply = post(alice, step2_url(bakery), contact_page.text, "submit")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert reply.status_code == 200 and "pending" in reply.text
+    assert len(reads) <= 3, reads

@@ -64,6 +64,19 @@ def create_blueprint(pm: pluggy.PluginManager) -> flask.Blueprint:
         state.app.extensions["panel_ssl"] = pm
         state.app.url_map.converters.update(CONVERTERS)
 
+    @blueprint.before_request
+    def remember_accounts() -> None:
+        """One request reads each provider account once (Store.remembering_accounts)."""
+        scope = current_runtime().accounts.store.remembering_accounts()
+        scope.__enter__()
+        flask.g.panel_ssl_accounts_scope = scope
+
+    @blueprint.teardown_request
+    def forget_accounts(_error: BaseException | None) -> None:
+        scope = flask.g.pop("panel_ssl_accounts_scope", None)
+        if scope is not None:
+            scope.__exit__(None, None, None)
+
     @blueprint.context_processor
     def layout() -> dict[str, str]:
         """Which layout frames this page (see templates/panel_ssl/layout.html)."""
