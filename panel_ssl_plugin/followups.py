@@ -289,7 +289,7 @@ class FollowUps:
             "status": OrderState.SUBMITTED,
         }
         try:
-            follow_up = self.store.order(self.store.add_order(actor, **values))
+            follow_up = self.store.add_order(actor, **values)
         except DuplicateOrder as duplicate:
             return Placed(self.orders.get(duplicate.order_id), duplicate=True)
         self.store.add_event(

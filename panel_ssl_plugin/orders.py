@@ -276,22 +276,17 @@ class OrderService:
         self._refuse_by_caa(values)
         key_pem, csr = drafts.key_and_csr(draft, values)
         values.update(
-            csr=csr,
-            private_key_encrypted=self.vault.encrypt(key_pem) if key_pem else None,
-            status=OrderState.SUBMITTED,
+            csr=csr, private_key_encrypted=self.vault.encrypt(key_pem) if key_pem else None
         )
         try:
-            order = self._store_submitted(existing, values, actor)
+            if existing is None:
+                return Placed(self.sending.submit_new(values, actor))
+            order = self.store.update_order(
+                existing, actor, "resubmitted", status=OrderState.SUBMITTED, **values
+            )
         except (DuplicateOrder, StaleOrder):
             return Placed(self.store.order_by_key(draft.idempotency_key), duplicate=True)
         return Placed(self.sending.submit(order, actor))
-
-    def _store_submitted(
-        self, draft_order: OrderRecord | None, values: dict[str, Any], actor: str
-    ) -> OrderRecord:
-        if draft_order is None:
-            return self.store.order(self.store.add_order(actor, **values))
-        return self.store.update_order(draft_order, actor, "resubmitted", **values)
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -166,6 +166,19 @@ class Sending:
             return self.store.order(order.id)
         return self._send(sending, actor, now, order.status)
 
+    def submit_new(self, values: dict[str, Any], actor: str) -> OrderRecord:
+        """Store a new order already taken for sending, then send it: what ``submit`` does
+        for a stored order, with the write-first in the INSERT itself (one statement, not an
+        INSERT and then the taking UPDATE). Its history still reads submitted, then sending.
+        DuplicateOrder when its idempotency key or flight slot is taken."""
+        now = utcnow()
+        order = self.store.add_order(
+            actor, events=(OrderState.SUBMITTED, "sending"), **values,
+            status=OrderState.UNKNOWN, status_detail=SENDING, sent_at=now,
+            lease_until=now + LEASE, next_check_at=now + LEASE,
+        )  # fmt: skip
+        return self._send(order, actor, now, OrderState.SUBMITTED)
+
     def _send(self, order: OrderRecord, actor: str, now: datetime, old: str) -> OrderRecord:
         """Make the create call of an order this worker holds and record what came of it."""
         adapter = self.accounts.adapter(order.provider_account_id)

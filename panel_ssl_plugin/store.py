@@ -547,17 +547,27 @@ class Store:
 
     # --- orders --------------------------------------------------------------------------------
 
-    def add_order(self, actor: str, **values: Any) -> int:
-        """Insert an order and its first event; DuplicateOrder when its idempotency key or its
-        flight slot is taken (the unique constraints decide, not a read before the insert)."""
+    def add_order(self, actor: str, *, events: tuple[str, ...] = (), **values: Any) -> OrderRecord:
+        """Insert an order and its history's first ``events`` (its status by default) and give
+        it back as stored (RETURNING: no second read); DuplicateOrder when its idempotency key
+        or its flight slot is taken (the unique constraints decide, not a read before it)."""
         now = utcnow()
         try:
             with self.engine.begin() as conn:
-                order_id = conn.execute(
-                    orders.insert().values(created_at=now, updated_at=now, **_encode(values))
-                ).inserted_primary_key[0]
-                self._event(conn, order_id, actor, values["status"], "")
-                return order_id
+                order = _order(
+                    conn.execute(
+                        orders.insert()
+                        .values(created_at=now, updated_at=now, **_encode(values))
+                        .returning(*orders.columns)
+                    ).one()
+                )
+                history = [
+                    {"order_id": order.id, "at": now, "actor": actor[:100], "event": event,
+                     "detail": ""}
+                    for event in events or (str(values["status"]),)
+                ]  # fmt: skip
+                conn.execute(order_events.insert(), history)
+                return order
         except sa.exc.IntegrityError:
             existing = self._holder(values["idempotency_key"], values.get("flight"))
             if existing is None:
