@@ -446,6 +446,25 @@ def _sort_column(sort: str, table: sa.FromClause = orders) -> sa.ColumnElement:
 CLAIM_INDEX_HINT = "FORCE INDEX (ix_ssl_orders_next_check)"
 
 
+def _lease(
+    conn: sa.Connection, table: sa.Table, pick: sa.Select, due: sa.ColumnElement[bool],
+    now: datetime, limit: int, lease: timedelta,
+) -> list[sa.Row]:  # fmt: skip
+    """Lease up to ``limit`` rows of ``table`` that are ``due`` and no worker holds, in
+    ``pick``'s order, and give them back: the poller's orders and the deliverer's webhooks.
+
+    The rows are picked FOR UPDATE SKIP LOCKED where the database has row locks, so workers
+    running at once split the rows instead of waiting on each other, and the lease written in
+    the same transaction keeps them out of later picks until it runs out."""
+    free = sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now)
+    query = pick.where(due, free).limit(limit).with_for_update(skip_locked=True)
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return []
+    conn.execute(table.update().where(table.c.id.in_(ids)).values(lease_until=now + lease))
+    return list(conn.execute(table.select().where(table.c.id.in_(ids)).order_by(table.c.id)))
+
+
 # The provider accounts read in this unit of work (see Store.remembering_accounts); None: outside
 # one, every read asks the database.
 _remembered: contextvars.ContextVar[dict[tuple[sa.Engine, int], Any] | None] = (
@@ -622,30 +641,15 @@ class Store:
         before the provider is asked) keeps the rows out of later claims until it runs out.
         SQLite has no row locks: run one poller there.
         """
-        due = sa.and_(
-            orders.c.status.in_(IN_FLIGHT),
-            orders.c.next_check_at <= now,
-            sa.or_(orders.c.lease_until.is_(None), orders.c.lease_until < now),
+        due = sa.and_(orders.c.status.in_(IN_FLIGHT), orders.c.next_check_at <= now)
+        pick = (
+            sa.select(orders.c.id)
+            .order_by(orders.c.next_check_at, orders.c.id)
+            .with_hint(orders, CLAIM_INDEX_HINT, "mysql")
+            .with_hint(orders, CLAIM_INDEX_HINT, "mariadb")
         )
         with self.engine.begin() as conn:
-            ids = list(
-                conn.execute(
-                    sa.select(orders.c.id)
-                    .where(due)
-                    .order_by(orders.c.next_check_at, orders.c.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                    .with_hint(orders, CLAIM_INDEX_HINT, "mysql")
-                    .with_hint(orders, CLAIM_INDEX_HINT, "mariadb")
-                ).scalars()
-            )
-            if not ids:
-                return []
-            conn.execute(
-                orders.update().where(orders.c.id.in_(ids)).values(lease_until=now + lease)
-            )
-            rows = conn.execute(orders.select().where(orders.c.id.in_(ids)).order_by(orders.c.id))
-            return [_order(row) for row in rows]
+            return [_order(row) for row in _lease(conn, orders, pick, due, now, limit, lease)]
 
     def unknown_orders(self, now: datetime) -> list[OrderRecord]:
         """Orders of unknown outcome that no worker holds now, held ones included."""
@@ -940,34 +944,11 @@ class Outbox:
     def claim(self, now: datetime, limit: int, lease: timedelta) -> list[WebhookRecord]:
         """Lease up to ``limit`` webhooks due for an attempt, so no other deliverer sends them
         while this one does; as Store.claim_due, with SKIP LOCKED where there are row locks."""
-        due = sa.and_(
-            webhook_outbox.c.delivered_at.is_(None),
-            webhook_outbox.c.next_attempt_at <= now,
-            sa.or_(webhook_outbox.c.lease_until.is_(None), webhook_outbox.c.lease_until < now),
-        )
+        table = webhook_outbox
+        due = sa.and_(table.c.delivered_at.is_(None), table.c.next_attempt_at <= now)
+        pick = sa.select(table.c.id).order_by(table.c.next_attempt_at, table.c.id)
         with self.engine.begin() as conn:
-            ids = list(
-                conn.execute(
-                    sa.select(webhook_outbox.c.id)
-                    .where(due)
-                    .order_by(webhook_outbox.c.next_attempt_at, webhook_outbox.c.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                ).scalars()
-            )
-            if not ids:
-                return []
-            lease_until = now + lease
-            conn.execute(
-                webhook_outbox.update()
-                .where(webhook_outbox.c.id.in_(ids))
-                .values(lease_until=lease_until)
-            )
-            rows = conn.execute(
-                webhook_outbox.select()
-                .where(webhook_outbox.c.id.in_(ids))
-                .order_by(webhook_outbox.c.id)
-            )
+            rows = _lease(conn, table, pick, due, now, limit, lease)
             return [WebhookRecord(**row._mapping) for row in rows]
 
     def delivered(self, webhook: WebhookRecord, now: datetime) -> None:

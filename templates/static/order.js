@@ -27,6 +27,19 @@
 
   // One approver dropdown that follows a name: the domain's, or an additional name's.
   // name() is the name to look up; a mistake in it is shown in nameField's error list.
+  // The orange spinner beside a field while a lookup runs, with words for screen readers:
+  // the approver lookup and the pre-flight checks show the same one.
+  function showBusy(status, words) {
+    var spinner = document.createElement("span");
+    var text = document.createElement("span");
+    spinner.className = "spinner";
+    spinner.setAttribute("aria-hidden", "true");
+    text.className = "visually-hidden";
+    text.textContent = words;
+    status.replaceChildren(spinner, text);
+    status.dataset.state = "busy";
+  }
+
   function ApproverLookup(form, select, name, nameField) {
     this.select = select;
     this.status = select.closest(".field").querySelector(".lookup-status");
@@ -94,14 +107,7 @@
   ApproverLookup.prototype.busy = function () {
     this.wanted = this.select.value || this.wanted;
     this.fill([], "Looking up the approval addresses…");
-    var spinner = document.createElement("span");
-    var words = document.createElement("span");
-    spinner.className = "spinner";
-    spinner.setAttribute("aria-hidden", "true");
-    words.className = "visually-hidden";
-    words.textContent = "Looking up the approval addresses…";
-    this.status.replaceChildren(spinner, words);
-    this.status.dataset.state = "busy";
+    showBusy(this.status, "Looking up the approval addresses…");
   };
 
   ApproverLookup.prototype.idle = function () {
@@ -300,14 +306,7 @@
   };
 
   Preflight.prototype.busy = function () {
-    var spinner = document.createElement("span");
-    var words = document.createElement("span");
-    spinner.className = "spinner";
-    spinner.setAttribute("aria-hidden", "true");
-    words.className = "visually-hidden";
-    words.textContent = "Checking the domain's DNS…";
-    this.status.replaceChildren(spinner, words);
-    this.status.dataset.state = "busy";
+    showBusy(this.status, "Checking the domain's DNS…");
   };
 
   Preflight.prototype.idle = function () {
