@@ -76,6 +76,9 @@ class _Bridge:
     def publish_http_file(self, domain: str, path: str, content: str) -> bool:
         return bool(self._hook.host_publish_http_file(domain=domain, path=path, content=content))
 
+    def unpublish_http_file(self, domain: str, path: str) -> bool:
+        return bool(self._hook.host_unpublish_http_file(domain=domain, path=path))
+
     def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
         return bool(
             self._hook.host_publish_dns_record(

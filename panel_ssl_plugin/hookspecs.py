@@ -425,7 +425,8 @@ def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
     file and the host owns the site's document root. Return ``True`` once it is served; return
     ``None`` and the plugin shows the user which file to upload instead. The order popup's
     pre-flight check publishes a small probe the same way
-    (``.well-known/pki-validation/panel-ssl-probe-<random>.txt``) and fetches it back.
+    (``.well-known/pki-validation/panel-ssl-probe-<random>.txt``), fetches it back, and removes
+    it with :func:`host_unpublish_http_file`.
 
     Example::
 
@@ -434,6 +435,25 @@ def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
             target = docroot(domain) / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
+            return True
+    """
+
+
+@hookspec(firstresult=True)
+def host_unpublish_http_file(domain: str, path: str) -> bool | None:
+    """Stop serving ``http://<domain>/<path>``, a file :func:`host_publish_http_file` published.
+
+    Called by the SSL plugin right after the order popup's pre-flight check fetched its probe
+    file back, whether the fetch worked or not, so probes never pile up in a site's document
+    root. ``path`` is the one published, e.g. ``.well-known/pki-validation/panel-ssl-probe-
+    <random>.txt``. Optional: a host that does not implement it keeps the probe files (they are
+    a few bytes each, and say nothing). Return ``True`` once the file is gone.
+
+    Example::
+
+        @hookimpl
+        def host_unpublish_http_file(domain, path):
+            (docroot(domain) / path).unlink(missing_ok=True)
             return True
     """
 

@@ -202,9 +202,10 @@ class OrderService:
 
     # --- pre-flight: what DNS says before anything is paid for ---------------------------------
 
-    def preflight_findings(self, draft: OrderDraft) -> list[Finding]:
-        """Every pre-flight check of a draft as typed (step 1, live): names that are not yet
-        domain names and approvers not yet chosen are left out, the form says what is wrong."""
+    def preflight_findings(self, draft: OrderDraft, actor: str) -> list[Finding]:
+        """Every pre-flight check of a draft as typed (step 1, live), as ``actor``'s work:
+        names that are not yet domain names and approvers not yet chosen are left out, and so
+        are names beyond what the product covers (the form says what is wrong)."""
         try:
             product = self.product(draft.provider_account_id, draft.product_id)
         except (UnknownProviderAccount, ProviderError):
@@ -213,15 +214,18 @@ class OrderService:
         order_names = _names(draft.domain, wildcard)
         if not order_names:
             return []
+        covered = product.max_sans if product else 0
         typed = [("approver_email", draft.approver_email)]
         typed += [("san_approvers", address) for address in draft.san_approvers.values()]
         plan = self._plan(
             draft.provider_account_id,
             product,
-            order_names + [n for name in draft.sans for n in _names(name, wildcard)],
+            order_names + [n for name in draft.sans[:covered] for n in _names(name, wildcard)],
             draft.dcv_method,
-            tuple((field, email) for field, address in typed for email in _emails(address)),
-        )
+            actor,
+            tuple((field, email) for field, address in typed[: covered + 1]
+                  for email in _emails(address)),
+        )  # fmt: skip
         return self.preflight.check(plan)
 
     def _plan(
@@ -230,6 +234,7 @@ class OrderService:
         product: Product | None,
         order_names: list[str],
         dcv_method: str,
+        actor: str,
         approvers: tuple[tuple[str, str], ...] = (),
     ) -> Plan:
         adapter = self.accounts.adapter(provider_account_id)
@@ -241,18 +246,21 @@ class OrderService:
             dcv_method=dcv_method,
             approvers=approvers,
             publish=adapter.host.publish_http_file,
+            unpublish=adapter.host.unpublish_http_file,
+            actor=actor,
         )
 
-    def _refuse_by_caa(self, values: dict[str, Any]) -> None:
-        """OrderInvalid, naming the records, when CAA certainly forbids the product's CA for
-        one of the order's names: the CA would refuse it after it was paid for. DNS that cannot
-        tell lets the order through."""
+    def _refuse_by_caa(self, values: dict[str, Any], actor: str) -> None:
+        """OrderInvalid, naming the records, when CAA forbids the product's CA for one of the
+        order's names (the CA would refuse it after it was paid for), or when CAA could not be
+        read in time for a CA whose names are known (preflight.Preflight.refusals)."""
         product = self.product(values["provider_account_id"], values["product_id"])
         plan = self._plan(
             values["provider_account_id"],
             product,
             [values["domain"], *values["sans"]],
             values["dcv_method"],
+            actor,
         )
         errors: dict[str, list[str]] = {}
         for refusal in self.preflight.refusals(plan):
@@ -273,7 +281,7 @@ class OrderService:
         if existing is not None and existing.status != OrderState.DRAFT:
             return Placed(existing, duplicate=True)
         values = drafts.checked(draft, self)
-        self._refuse_by_caa(values)
+        self._refuse_by_caa(values, actor)
         key_pem, csr = drafts.key_and_csr(draft, values)
         values.update(
             csr=csr, private_key_encrypted=self.vault.encrypt(key_pem) if key_pem else None

@@ -31,6 +31,7 @@ READS_AS = {
     "account_contacts": list,
     "publish_http_challenge": bool,
     "publish_http_file": bool,
+    "unpublish_http_file": bool,
     "publish_dns_record": bool,
     "send_mail": bool,
     "reseller_email": str,

@@ -21,6 +21,7 @@ METHODS = (
     "account_contacts",
     "publish_http_challenge",
     "publish_http_file",
+    "unpublish_http_file",
     "publish_dns_record",
     "send_mail",
     "reseller_email",

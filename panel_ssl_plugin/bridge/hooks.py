@@ -133,6 +133,10 @@ class BridgeHost:
         return self._act("publish_http_file", domain=domain, path=path, content=content)
 
     @hookimpl
+    def host_unpublish_http_file(self, domain: str, path: str) -> bool | None:
+        return self._act("unpublish_http_file", domain=domain, path=path)
+
+    @hookimpl
     def host_publish_dns_record(
         self, domain: str, name: str, record_type: str, value: str
     ) -> bool | None:

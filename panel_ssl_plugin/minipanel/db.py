@@ -363,6 +363,12 @@ class PanelDB:
             conn.execute(well_known.delete().where(well_known.c.path == path))
             conn.execute(well_known.insert().values(path=path, domain=domain, content=content))
 
+    def unpublish_file(self, domain: str, path: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                well_known.delete().where(well_known.c.path == path, well_known.c.domain == domain)
+            )
+
     def published_file(self, path: str) -> str | None:
         if not _storable(path, well_known.c.path):
             return None

@@ -105,6 +105,11 @@ class MiniPanelHost:
         return True
 
     @hookimpl
+    def host_unpublish_http_file(self, domain: str, path: str) -> bool:
+        self.db.unpublish_file(domain, path.lstrip("/"))
+        return True
+
+    @hookimpl
     def ssl_order_status_changed(self, order: dict, old: str, new: str) -> None:
         """Remember whose order it is: the outbox shows a client's mail to that client's
         reseller only, and ``host_send_mail`` does not say which client a mail is about."""

@@ -294,11 +294,11 @@ def preflight(account_id: str) -> ResponseReturnValue:
 
     Nothing is stopped here: a CAA refusal found now is asked again at submit, and stops it.
     """
-    _client(account_id)
+    actor, _ = _client(account_id)
     form = posted(OrderForm)
     if _enabled_account(form.provider_account_id.data) is None:
         return {"findings": []}
-    findings = current_runtime().orders.preflight_findings(form.draft(account_id))
+    findings = current_runtime().orders.preflight_findings(form.draft(account_id), actor.audit_name)
     return {"findings": [asdict(finding) for finding in findings]}
 
 
@@ -344,7 +344,10 @@ def _findings_by_field(account_id: str, form: OrderForm, offer: Offer) -> dict[s
     """The pre-flight findings, each under the field the page shows it beside (the domain's
     when that field is not on the page), as order.js places them."""
     by_field: dict[str, list[Finding]] = {}
-    for finding in current_runtime().orders.preflight_findings(form.draft(account_id)):
+    actor = current_runtime().pm.hook.host_current_actor()
+    for finding in current_runtime().orders.preflight_findings(
+        form.draft(account_id), actor.audit_name
+    ):
         field = "domain" if finding.field in offer.unseen else finding.field
         by_field.setdefault(field, []).append(finding)
     return by_field
