@@ -77,6 +77,12 @@ UNREADABLE_KEY = (
 )
 
 
+KEY_TAKEN = (
+    "This form was used for another order already, so nothing was ordered: reload the page "
+    "and submit again."
+)
+
+
 class OrderNotFound(LookupError):
     pass
 
@@ -277,7 +283,7 @@ class OrderService:
         order: the second caller gets the first one's order. A provider that refuses leaves the
         order as a draft (OrderRejected); see the module docstring for everything else.
         """
-        existing = self.store.order_by_key(draft.idempotency_key)
+        existing = self.store.order_by_key(draft.account_id, draft.idempotency_key)
         if existing is not None and existing.status != OrderState.DRAFT:
             return Placed(existing, duplicate=True)
         values = drafts.checked(draft, self)
@@ -293,7 +299,10 @@ class OrderService:
                 existing, actor, "resubmitted", status=OrderState.SUBMITTED, **values
             )
         except (DuplicateOrder, StaleOrder):
-            return Placed(self.store.order_by_key(draft.idempotency_key), duplicate=True)
+            found = self.store.order_by_key(draft.account_id, draft.idempotency_key)
+            if found is None:  # another account's key: it shows nothing of that order
+                raise OrderInvalid({"idempotency_key": KEY_TAKEN}) from None
+            return Placed(found, duplicate=True)
         return Placed(self.sending.submit(order, actor))
 
     # --- reading -------------------------------------------------------------------------------

@@ -502,6 +502,10 @@ def _submit(
     try:
         placed = current_runtime().orders.place(form.draft(account_id), actor.audit_name)
     except OrderInvalid as error:
+        if "idempotency_key" in error.errors:
+            form.idempotency_key.data = ""
+            form.keep_key()
+            return _step1(account_id, form, alert=error.errors["idempotency_key"])
         return _invalid(account_id, form, profile, error.errors)
     except OrderRejected as error:
         return _step1(account_id, form, alert=str(error))
