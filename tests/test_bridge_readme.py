@@ -19,7 +19,7 @@ from panel_ssl_plugin.bridge.client import METHODS, BridgeClient
 from panel_ssl_plugin.bridge.hooks import BridgeHost
 from panel_ssl_plugin.bridge.webhooks import signer
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
-from tests.bridge_panel import SECRET, FakePanel
+from tests.bridge_panel import KEYS, SECRET, FakePanel
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 TABLE = README[README.index("<!-- bridge-methods") : README.index("<!-- /bridge-methods -->")]
@@ -65,7 +65,7 @@ def test_each_documented_answer_reads_as_the_hook_returns(method, panel):
     panel.answers[method] = result
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    client = BridgeClient(f"{panel.url}/bridge", SECRET, 5.0, requests.Session())
+    client = BridgeClient(f"{panel.url}/bridge", KEYS.calls, 5.0, requests.Session())
     pm.register(BridgeHost(client))
     answer = getattr(pm.hook, f"host_{method}")(**params)
     assert panel.calls == [(method, params)]
@@ -85,7 +85,7 @@ def test_the_readme_receiver_verifies_what_the_service_sends():
     headers = {
         "webhook-id": "msg_1",
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signer(SECRET).sign("msg_1", now, body),
+        "webhook-signature": signer(KEYS.webhooks).sign("msg_1", now, body),
     }
     assert namespace["verified"](SECRET, body.encode(), headers) == json.loads(body)
     with pytest.raises(Exception, match="No matching signature"):

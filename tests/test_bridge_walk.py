@@ -37,15 +37,17 @@ def test_order_approve_list_and_webhook_through_the_bridge(sqlite_url):
     panel.stop()
 
 
-def test_approval_links_lead_to_the_public_url_when_one_is_set(sqlite_url, monkeypatch):
-    monkeypatch.setenv("PANEL_SSL_PUBLIC_URL", "https://ssl.panel.example")
+def test_approval_links_lead_to_the_public_url_never_the_host_header(sqlite_url):
+    """Issue 19, finding 5: a request naming another host gets 400 (TRUSTED_HOSTS), and the
+    link in the mail is the configured address whatever the request said."""
     panel = FakePanel()
-    client = service(sqlite_url, panel).test_client()
-    client.get("/ssl/launch", query_string={"token": launch_token()})
+    app = service(
+        sqlite_url, panel, public_url="https://ssl.panel.example", trusted_hosts=("localhost",)
+    )
+    client = app.test_client()
+    assert client.get("/ssl/launch", query_string={"token": launch_token()}).status_code == 302
+    forged = client.get("/ssl/accounts/7/order", headers={"Host": "attacker.example"})
+    assert forged.status_code == 400
     assert submit(client, "7").status_code == 200
     assert "https://ssl.panel.example/ssl/providers/" in panel.mails[-1]["body"]
-    monkeypatch.delenv("PANEL_SSL_PUBLIC_URL")
-    client.get("/ssl/launch", query_string={"token": launch_token(account="8")})
-    assert submit(client, "8").status_code == 200
-    assert "http://localhost/ssl/providers/" in panel.mails[-1]["body"]  # this request's host
     panel.stop()
