@@ -22,6 +22,7 @@ from panel_ssl_plugin.cli import main
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.runtime import runtime_for
 
+from .conftest import login, minipanel
 from .test_order_flow import post
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "hosts" / "index.md"
@@ -105,3 +106,23 @@ def test_the_documented_host_orders_and_its_cron_publishes_and_hears(mypanel):
     result = cron.invoke(main, ["poll", "--host", "mypanel:HOOKS"])
     assert result.exit_code == 0, result.output
     assert mypanel.HOOKS.issued == [order.id]
+
+
+PROVIDER_PAGE = PAGE.with_name("providers.md")
+
+
+def test_the_documented_provider_plugs_in(tmp_path, sqlite_url, monkeypatch):
+    """docs/hosts/providers.md's skeleton, registered as another package would: the admin sees
+    it among the providers and gets its settings form, the API key as a password."""
+    (code,) = re.findall(r"```python\n(.*?)```", PROVIDER_PAGE.read_text(), flags=re.S)
+    (tmp_path / "myca.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("myca", None)
+    myca = importlib.import_module("myca")
+    client = minipanel(sqlite_url, myca).test_client()
+    login(client, "admin")
+    assert "My CA" in client.get("/ssl/admin/providers").text
+    form = client.get("/ssl/admin/providers/new?provider=myca")
+    assert form.status_code == 200 and "New My CA account" in form.text
+    assert 'name="settings-api_key" type="password"' in form.text
+    sys.modules.pop("myca", None)
