@@ -421,8 +421,8 @@ def serve(host: Host, bind: str, threads: int, behind_proxy: bool, proxy: str) -
 
     The panel signs launch links and answers the plugin's calls at PANEL_SSL_BRIDGE_URL with
     PANEL_SSL_BRIDGE_SECRET; webhooks go to PANEL_SSL_WEBHOOK_URL; PANEL_SSL_PUBLIC_URL is where
-    browsers reach the service (links in mail, the host names it answers to). See the README's
-    "Deploying the bridge".
+    browsers reach the service (links in mail, the host names it answers to). See the bridge's
+    pages in the documentation (docs/bridge/), "Deploying the bridge" first.
     """
     settings = bridge_settings()
     if not settings.public_url:
