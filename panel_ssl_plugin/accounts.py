@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 
 from panel_ssl_plugin.encryption import DecryptionError, Vault
-from panel_ssl_plugin.links import public_link
+from panel_ssl_plugin.links import NoPublicAddress, public_link
 from panel_ssl_plugin.providers.base import Provider, ProviderUnavailable
 from panel_ssl_plugin.store import ProviderAccountRecord, Store
 
@@ -90,15 +90,19 @@ class _Bridge:
         self._accounts.save_settings(self._account_id, settings)
 
     def callback_url(self, token: str) -> str:
-        """Where the provider's mail sends the approver (links.public_link)."""
+        """Where the provider's mail sends the approver (links.public_link). Without a public
+        address nothing is sent: the order waits, as for a mail server that is down."""
         account_id = self._account_id
-        return public_link(
-            self._accounts.pm,
-            "provider_callback",
-            f"/providers/{account_id}/callback/{token}",
-            provider_account_id=account_id,
-            token=token,
-        )
+        try:
+            return public_link(
+                self._accounts.pm,
+                "provider_callback",
+                f"/providers/{account_id}/callback/{token}",
+                provider_account_id=account_id,
+                token=token,
+            )
+        except NoPublicAddress as error:
+            raise ProviderUnavailable(str(error)) from None
 
 
 class ProviderAccounts:

@@ -525,17 +525,27 @@ class OrderService:
 
     # --- links the provider sent out, cancelling ------------------------------------------------
 
-    def handle_callback(self, provider_account_id: int, token: str) -> OrderRecord:
-        """A provider's link was followed (the sandbox's approval link): record it, then check.
+    def callback_order(self, provider_account_id: int, token: str) -> OrderRecord:
+        """The order a provider's link names, changing nothing (the page that asks the approver
+        to confirm). ProviderRejected for a forged token; OrderNotFound when it is gone."""
+        return self._callback(provider_account_id, token)[0]
 
-        ProviderRejected for a forged token; OrderNotFound when the order is gone. A link of
-        an order that is no longer pending changes nothing.
-        """
+    def _callback(self, provider_account_id: int, token: str) -> tuple[OrderRecord, dict]:
         adapter = self.accounts.adapter(provider_account_id)
         provider_order_id, data = adapter.handle_callback(token)
         order = self.store.order_by_provider_ref(provider_account_id, provider_order_id)
         if order is None:
             raise OrderNotFound(provider_order_id)
+        return order, data
+
+    def handle_callback(self, provider_account_id: int, token: str) -> OrderRecord:
+        """A provider's link was followed and confirmed (the sandbox's approval link, by POST):
+        record it, then check.
+
+        ProviderRejected for a forged token; OrderNotFound when the order is gone. A link of
+        an order that is no longer pending changes nothing.
+        """
+        order, data = self._callback(provider_account_id, token)
         if order.status != OrderState.PENDING:
             return order
         order = self.store.update_order(

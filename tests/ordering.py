@@ -75,3 +75,11 @@ def issued(app, runtime, **changes) -> OrderRecord:
     account = runtime.accounts.all()[0].id
     order = runtime.orders.place(draft(account, **changes), "alice").order
     return approve(app, runtime, order)
+
+
+def follow_approval_link(client, path: str):
+    """What the approver does: open the link (a page with a button), then press the button."""
+    page = client.get(path)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True))
+    assert token, f"no approval button on {path} ({page.status_code})"
+    return client.post(path, data={"csrf_token": token.group(1)})

@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 from tests.bridge_panel import FakePanel, launch_token, service
+from tests.ordering import follow_approval_link
 from tests.test_order_flow import DOMAIN, submit
 
 
@@ -22,7 +23,7 @@ def test_order_approve_list_and_webhook_through_the_bridge(sqlite_url):
     assert [call for call, _ in panel.calls].count("account_contacts") == 1
     mail = panel.mails[-1]
     link = re.search(r"http\S+/callback/\S+", mail["body"]).group(0)
-    assert client.get(urlsplit(link).path).status_code == 200  # the approver follows it
+    assert follow_approval_link(client, urlsplit(link).path).status_code == 200
 
     token = launch_token(target="certs")
     listing = client.get(client.get("/ssl/launch", query_string={"token": token}).location)

@@ -41,8 +41,7 @@ class MiniPanelHost:
 
     @hookimpl
     def host_public_url(self) -> str:
-        if flask.has_request_context():
-            return flask.request.host_url.rstrip("/")
+        """The configured address (``PUBLIC_URL``), never the request's Host header."""
         return self.public_url
 
     @hookimpl
