@@ -144,6 +144,7 @@ def test_a_reseller_orders_in_the_php_panel_and_hears_the_signed_webhook(
     with context.expect_page() as opened:
         mail.locator("a[href*='/callback/']").click()  # the approval link
     approval = opened.value
+    approval.get_by_role("button", name=re.compile("Approve the certificate")).click()
     expect(approval.get_by_role("status")).to_contain_text("is approved")
     screenshot(approval, "3-approved")
     approval.close()
