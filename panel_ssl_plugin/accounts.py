@@ -8,6 +8,9 @@ so an admin never has to see or retype a password to change a label.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +60,22 @@ def provider_classes(pm: pluggy.PluginManager) -> dict[str, type[Provider]]:
     return classes
 
 
+# The client account the work at hand is about (an order being placed, an approval sent again),
+# so that mail an adapter sends names it (host_send_mail's account_id). Providers know nothing
+# of accounts; the order service says whose work it is around each call that may mail.
+_ABOUT: ContextVar[str | None] = ContextVar("panel_ssl_about_account", default=None)
+
+
+@contextmanager
+def about_account(account_id: str) -> Iterator[None]:
+    """Mail sent by adapters within is about ``account_id``."""
+    token = _ABOUT.set(account_id)
+    try:
+        yield
+    finally:
+        _ABOUT.reset(token)
+
+
 class _Bridge:
     """The ProviderHost an adapter gets: the host's hooks, and its own settings store."""
 
@@ -66,7 +85,9 @@ class _Bridge:
         self._hook = accounts.pm.hook
 
     def send_mail(self, to: str, subject: str, body: str) -> bool:
-        return bool(self._hook.host_send_mail(to=to, subject=subject, body=body))
+        return bool(
+            self._hook.host_send_mail(to=to, subject=subject, body=body, account_id=_ABOUT.get())
+        )
 
     def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
         return bool(

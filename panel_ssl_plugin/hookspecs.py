@@ -481,18 +481,22 @@ def host_publish_dns_record(domain: str, name: str, record_type: str, value: str
 
 
 @hookspec(firstresult=True)
-def host_send_mail(to: str, subject: str, body: str) -> bool | None:
+def host_send_mail(to: str, subject: str, body: str, account_id: str | None) -> bool | None:
     """Send an e-mail on the plugin's behalf, through the host's own mail setup.
 
-    Called by the SSL plugin for the sandbox provider's approval links and for expiry
-    reminders. Return ``True`` when the host accepted the mail; anything else (or an exception)
-    and a reminder is tried again later.
+    Called by the SSL plugin's sandbox provider to deliver approval links, and for expiry
+    reminders. ``account_id`` is the client account the mail is about (``None`` for none): file
+    the mail, and show it in the panel, by that account, never by the address it goes to (one
+    address may be the contact of several clients, or of none). Return ``True`` when the host
+    accepted the mail. An implementation written before ``account_id`` existed, naming only
+    ``to``, ``subject`` and ``body``, keeps working: pluggy passes only the arguments it names.
 
     Example::
 
         @hookimpl
-        def host_send_mail(to, subject, body):
+        def host_send_mail(to, subject, body, account_id):
             smtp.send_message(make_message(to, subject, body))
+            db.file_mail(client_id=account_id, to=to, subject=subject)
             return True
     """
 

@@ -23,7 +23,7 @@ import pluggy
 from cachetools import TTLCache
 
 from panel_ssl_plugin import drafts, keys, names
-from panel_ssl_plugin.accounts import ProviderAccounts, UnknownProviderAccount
+from panel_ssl_plugin.accounts import ProviderAccounts, UnknownProviderAccount, about_account
 from panel_ssl_plugin.downloads import Download, DownloadRefused, Material, make_download
 from panel_ssl_plugin.drafts import OrderDraft, OrderInvalid
 from panel_ssl_plugin.encryption import DecryptionError, Vault
@@ -562,7 +562,8 @@ class OrderService:
             raise OrderRejected(f"A {order.status} order has nothing to approve.", order)
         adapter = self.accounts.adapter(order.provider_account_id)
         try:
-            data = adapter.resend_approval(to_ref(order))
+            with about_account(order.account_id):
+                data = adapter.resend_approval(to_ref(order))
         except ProviderError as error:
             raise OrderRejected(str(error), order) from error
         event = "approval_resent" if order.dcv_method == DcvMethod.EMAIL else "validation_started"

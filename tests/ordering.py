@@ -12,7 +12,8 @@ from panel_ssl_plugin import names
 from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.store import OrderRecord
 
-CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@example.com"}
+# client 1's contact in the minipanel: reminders go to addresses the host knows for the account
+CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@baeckerei-mueller.example"}
 # the organization's address: OV/EV products need it, the others leave it out
 ADDRESS = {
     "street": "Hauptstraße 12",

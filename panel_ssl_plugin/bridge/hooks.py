@@ -158,8 +158,10 @@ class BridgeHost:
         )
 
     @hookimpl
-    def host_send_mail(self, to: str, subject: str, body: str) -> bool | None:
-        return self._act("send_mail", to=to, subject=subject, body=body)
+    def host_send_mail(
+        self, to: str, subject: str, body: str, account_id: str | None
+    ) -> bool | None:
+        return self._act("send_mail", to=to, subject=subject, body=body, account_id=account_id)
 
     @hookimpl
     def host_reseller_email(self, account_id: str) -> str | None:
