@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
+from panel_ssl_plugin import notifications
+
 TABLE_PREFIX = "ssl_"
 # The largest id an Integer column holds on all three databases (32 bits on PostgreSQL and
 # MariaDB). An id beyond it names no row, and asking for it would be an error on PostgreSQL
@@ -891,41 +893,29 @@ class Store:
 
 # --- the webhook outbox ---------------------------------------------------------------------------
 
-STATUS_CHANGED, CERTIFICATE_ISSUED = "order.status_changed", "certificate.issued"
 OUTBOX_KEEP = timedelta(days=30)  # how long the outbox keeps a webhook delivered, or never tried
 
 
-def _webhook_body(event_type: str, data: dict[str, Any], at: datetime) -> str:
-    """The body of one webhook, fixed when it is queued: every retry sends these bytes."""
-    body = {"type": event_type, "timestamp": at.isoformat(), "data": data}
-    return json.dumps(body, default=_json_value, sort_keys=True)
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
 def _queue_webhooks(conn: sa.Connection, order: OrderRecord, old: str) -> None:
-    """The webhooks of one transition, as the hooks ssl_order_status_changed and
-    ssl_certificate_issued hear it after the commit.
+    """The webhooks of one transition (notifications.py says what they carry), as the hooks
+    ssl_order_status_changed and ssl_certificate_issued hear it after the commit.
 
     Queued whatever the host is: the transition may be made by any process (the service, a
     cron poller, an event script), and only some of them know where webhooks go; a row costs
-    one INSERT per status change, and the rows of a host without webhooks are pruned by the
-    plugin's tick (Outbox.prune)."""
-    now, public = utcnow(), order.public()
-    events = [(STATUS_CHANGED, {**public, "old": old, "new": str(order.status)})]
-    if order.status == "issued":
-        events.append((CERTIFICATE_ISSUED, public))
-    for event_type, data in events:
+    one INSERT per event, and the rows of a host without webhooks are pruned by the plugin's
+    tick (Outbox.prune)."""
+    now, replaced = utcnow(), None
+    if order.status == "issued" and order.follows is not None:
+        row = conn.execute(orders.select().where(orders.c.id == order.follows)).first()
+        replaced = _order(row) if row is not None else None
+    for event_type, data in notifications.transition_events(order, old, replaced):
+        message_id = f"msg_{uuid.uuid4().hex}"
         conn.execute(
             webhook_outbox.insert().values(
-                message_id=f"msg_{uuid.uuid4().hex}",
+                message_id=message_id,
                 event_type=event_type,
                 order_id=order.id,
-                payload=_webhook_body(event_type, data, now),
+                payload=notifications.body(message_id, event_type, data, now),
                 created_at=now,
                 next_attempt_at=now,
                 attempts=0,
