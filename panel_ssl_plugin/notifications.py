@@ -43,9 +43,7 @@ CERTIFICATE_FIELDS = ("certificate", "chain")
 
 def order_data(order: Any) -> dict[str, Any]:
     """The public fields of an order record (store.OrderRecord), as a webhook carries them."""
-    return {name: getattr(order, name) for name in ORDER_FIELDS} | {
-        "root_id": order.chain_root
-    }
+    return {name: getattr(order, name) for name in ORDER_FIELDS} | {"root_id": order.chain_root}
 
 
 def transition_events(

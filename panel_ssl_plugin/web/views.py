@@ -274,9 +274,10 @@ def dcv_emails(account_id: str) -> ResponseReturnValue:
     """The approver addresses for ``?domain=`` as JSON: the popup's live dropdown.
 
     Errors come back as ``{"error": text, "field": name}`` so the page can show the provider's
-    own words beside the field they concern.
+    own words beside the field they concern. The client's record is not needed here, so it
+    is not asked for (over the bridge, each read is a call to the panel).
     """
-    _client(account_id)
+    require(ORDER, account_id)
     asked = flask.request.args.get("provider_account_id", type=int)
     account = _enabled_account(asked, default=True)
     if account is None:
@@ -293,8 +294,9 @@ def preflight(account_id: str) -> ResponseReturnValue:
     ``{"findings": [{"check", "field", "level", "message"}]}``, each shown beside its field.
 
     Nothing is stopped here: a CAA refusal found now is asked again at submit, and stops it.
+    The client's record is not needed, so not asked for.
     """
-    actor, _ = _client(account_id)
+    actor = require(ORDER, account_id)
     form = posted(OrderForm)
     if _enabled_account(form.provider_account_id.data) is None:
         return {"findings": []}
