@@ -6,6 +6,7 @@ checks what comes back (the certificate matches the key, the chain builds) befor
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -143,6 +144,33 @@ def load_certificates(pem: str) -> list[x509.Certificate]:
         return x509.load_pem_x509_certificates(pem.strip().encode())
     except ValueError as error:
         raise InvalidMaterial("This is not a readable PEM certificate.") from error
+
+
+def ari_cert_id(certificate_pem: str) -> str:
+    """The ACME Renewal Information certID of a certificate (RFC 9773 section 4.1): its
+    Authority Key Identifier's keyIdentifier and the content bytes of its serial number's DER
+    INTEGER, each base64url without padding, joined by ".". ACME names the certificate a new
+    order replaces by it, and the CA serves the renewal window under it.
+
+    The serial's DER content is its minimal two's complement: a serial whose top bit is set
+    gets a leading zero byte (0x87654321 is ``00 87 65 43 21``, "AIdlQyE").
+    """
+    (leaf, *_chain) = load_certificates(certificate_pem)
+    try:
+        aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        aki = None
+    if aki is None or not aki.key_identifier:
+        raise InvalidMaterial(
+            "The certificate names no Authority Key Identifier to build its ARI id."
+        )
+    serial = leaf.serial_number
+    serial_der = serial.to_bytes(serial.bit_length() // 8 + 1, "big")
+    return f"{_b64url(aki.key_identifier)}.{_b64url(serial_der)}"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def cert_to_pem(cert: x509.Certificate) -> str:

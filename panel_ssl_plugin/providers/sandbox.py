@@ -20,8 +20,10 @@ Readings chosen where the brief left room:
 - DNS validation (wildcard product): the sandbox cannot resolve demo domains, so it takes the
   host's word. The order is approved once the host publishes every TXT record, and rejected when
   the host cannot publish, so no order waits for a proof nobody can make.
-- A period of N months is one certificate of N * 365 / 12 days. Real CAs cap a certificate at
-  398 days; the sandbox shows what was bought.
+- A period of N months is a subscription of N calendar months (``lifetimes.subscription_ends``),
+  as at a real CA since certificates were capped (CA/B Forum SC-081v3): each certificate lasts
+  the longest the table in ``panel_ssl_plugin.lifetimes`` allows on its issue day, and never
+  past the subscription's end.
 - The sandbox keeps no books: all it knows of an order is the ref's data the plugin stores. So
   that a create call sent twice (or answered and lost) names one order, as at a provider that
   takes an idempotency key, the order id is ``SBX-`` and the first 10 hex digits, upper case, of
