@@ -25,6 +25,22 @@ Readings that had to be guessed, kept here so the next reader can check them:
   RFC 8555 does not define; that, and an invalid order with a deactivated authorization, is
   reported as cancelled rather than failed.
 
+Replacements, renewal timing, profiles and revocation (issue 17; the RFC 9773 and profile
+details are in ``acme_extensions``):
+
+- ACME has no subscription at the CA: every status reports ``subscription_starts``/``ends``
+  as ``None``; the subscription is what the host billed. A free replacement
+  (:meth:`AcmeProvider.reissue`) is a new order for the new CSR carrying ``replaces``, the ARI
+  certID of the certificate it replaces, when the CA offers renewal information.
+- :meth:`AcmeProvider.renewal_window` is the CA's suggested window (ARI), asked once per
+  Retry-After; :meth:`AcmeProvider.profiles` the directory's ``meta.profiles``, one of which the
+  ``profile`` setting may name for every new order.
+- :meth:`AcmeProvider.revoke` is ``revokeCert`` signed by the account that ordered the
+  certificate, with the RFC 5280 reason code. ACME has no order state for revoked (the order
+  stays ``valid``, and Pebble no longer serves the certificate), and an ACME order holds one
+  certificate, so the revocation goes into the order's data and :meth:`status` reports revoked
+  from it without asking the CA.
+
 An order whose answer was lost (issue 8). ACME orders cost nothing, so a second order for the
 same names buys nothing twice; still, the order is found again when the CA can say where it is,
 so that its names are not validated twice:
@@ -69,6 +85,7 @@ from wtforms import validators
 
 from panel_ssl_plugin.keys import (
     InvalidMaterial,
+    ari_cert_id,
     cert_to_pem,
     generate_key,
     key_from_pem,
@@ -76,7 +93,7 @@ from panel_ssl_plugin.keys import (
     load_certificates,
     load_csr,
 )
-from panel_ssl_plugin.providers import caa
+from panel_ssl_plugin.providers import acme_extensions, caa
 from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
@@ -91,6 +108,8 @@ from panel_ssl_plugin.providers.base import (
     ProviderRejected,
     ProviderStatus,
     ProviderUnavailable,
+    RenewalWindow,
+    RevocationReason,
     ValidationTask,
 )
 from panel_ssl_plugin.providers.http import (
@@ -117,6 +136,7 @@ PENDING_STATUSES = frozenset(
 )
 # An order that may be the lost one: nothing finalized it yet (find_order).
 UNFINALIZED_STATUSES = frozenset({messages.STATUS_PENDING, messages.STATUS_READY})
+REVOKED_AT = "revoked_at"  # ProviderRef.data: when revoke() revoked the order's certificate
 
 
 class DirectoryPreset(NamedTuple):
@@ -181,6 +201,12 @@ class AcmeSettingsForm(wtforms.Form):
         "CA bundle path",
         description="A PEM file to trust for the ACME server's own TLS; empty: system trust.",
     )
+    profile = wtforms.StringField(
+        "Certificate profile",
+        validators=[validators.Optional(), validators.Length(max=64)],
+        description="One of the profiles the CA's directory offers (Let's Encrypt: classic, "
+        "tlsserver, shortlived); empty for the CA's default.",
+    )
 
 
 class AcmeProvider(Provider):
@@ -196,6 +222,7 @@ class AcmeProvider(Provider):
         super().__init__(settings, host)
         self._acme: client.ClientV2 | None = None
         self._last_response: requests.Response | None = None
+        self._windows = acme_extensions.WindowCache()
 
     # --- what the order service asks ------------------------------------------------------------
 
@@ -251,15 +278,70 @@ class AcmeProvider(Provider):
         """ACME has no renewal call: a renewal is a new order for the same CSR."""
         return self._new_order(request.csr, request.dcv_method)
 
-    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
-        """ACME cannot change an order's key: a reissue is a new order for the new CSR."""
-        return self._new_order(csr, DcvMethod(ref.data["dcv_method"]))
+    def reissue(self, ref: ProviderRef, csr: str, *, replaces: str | None = None) -> ProviderRef:
+        """ACME cannot change an order's key: a reissue is a new order for the new CSR, naming
+        the certificate it replaces (RFC 9773 section 5) when ``replaces`` is given."""
+        return self._new_order(csr, DcvMethod(ref.data["dcv_method"]), replaces=replaces)
+
+    def renewal_window(self, certificate_pem: str) -> RenewalWindow | None:
+        """The CA's suggested window for replacing the certificate, or ``None`` when it gives
+        none; asked again only after the CA's Retry-After (see ``acme_extensions``)."""
+        try:
+            cert_id = ari_cert_id(certificate_pem)
+            leaf = load_certificates(certificate_pem)[0]
+        except InvalidMaterial as error:
+            raise ProviderRejected(str(error), field="certificate") from error
+        now = self.host.now()
+        known, window = self._windows.get(cert_id, now)
+        if known or leaf.not_valid_after_utc <= now:
+            return window
+        with self._errors():
+            acme = self._client()
+        base = acme_extensions.renewal_info_url(acme.directory)
+        if base is None:
+            return None
+        window, recheck = acme_extensions.fetch_window(
+            acme.net.session,
+            f"{base}/{cert_id}",
+            now=now,
+            ca=self._ca_label(),
+            timeout=DEFAULT_TIMEOUT,
+            verify=self._verify(),
+        )
+        self._windows.put(cert_id, window, recheck)
+        return window
+
+    def profiles(self) -> dict[str, str]:
+        """The certificate profiles the CA's directory offers (``meta.profiles``)."""
+        with self._errors():
+            return acme_extensions.offered_profiles(self._client().directory)
+
+    def revoke(
+        self, ref: ProviderRef, certificate_pem: str, reason: RevocationReason
+    ) -> dict[str, Any]:
+        """``revokeCert`` signed by the account that placed the order; the revocation goes
+        into the order's data, where :meth:`status` finds it (module docstring)."""
+        try:
+            leaf = load_certificates(certificate_pem)[0]
+        except InvalidMaterial as error:
+            raise ProviderRejected(str(error), field="certificate") from error
+        with self._errors():
+            self._order_client(ref).revoke(leaf, int(reason))
+        return {
+            REVOKED_AT: self.host.now().isoformat(),
+            "revocation_reason": int(reason),
+            "revoked_serial": f"{leaf.serial_number:x}",
+        }
 
     def status(self, ref: ProviderRef) -> ProviderStatus:
         """Move the order on as far as it goes now: answer the challenges the host published,
         finalize once ready (never before: the CA answers 403), and download the certificate
         once valid. Challenges the user publishes wait for :meth:`resend_approval`: this is
-        polled on a schedule, and answering before the record exists would fail the order."""
+        polled on a schedule, and answering before the record exists would fail the order.
+        A certificate :meth:`revoke` revoked is reported so without asking (module docstring)."""
+        if ref.data.get(REVOKED_AT):
+            detail = f"Revoked {ref.data[REVOKED_AT]} (reason {ref.data['revocation_reason']})."
+            return ProviderStatus(OrderState.REVOKED, "revoked", detail)
         with self._errors():
             acme = self._order_client(ref)
             order = self._fetch_order(acme, ref)
@@ -349,18 +431,27 @@ class AcmeProvider(Provider):
 
     # --- orders ---------------------------------------------------------------------------------
 
-    def _new_order(self, csr: str, method: DcvMethod) -> ProviderRef:
+    def _new_order(
+        self, csr: str, method: DcvMethod, *, replaces: str | None = None
+    ) -> ProviderRef:
         """Place an order and start its validation, in three stretches so the order service can
-        tell whether anything was ordered: until the newOrder POST (CSR, directory, account)
-        nothing was, and failures are the usual ones; the POST is the create call
+        tell whether anything was ordered: until the newOrder POST (CSR, directory, account,
+        profile) nothing was, and failures are the usual ones; the POST is the create call
         (``creates``); once the CA named the order's URL, nothing may lose it
         (:meth:`_start_validation`)."""
         if method not in CHALLENGE_TYPES:
             raise ProviderRejected("ACME validates by HTTP or DNS only.", field="dcv_method")
-        order = messages.NewOrder(identifiers=_identifiers(csr))
+        identifiers = _identifiers(csr)
         with self._errors():
             acme = self._account_client()
             new_order_url = acme.directory["newOrder"]
+        order = acme_extensions.NewOrder(
+            identifiers=identifiers,
+            profile=acme_extensions.checked_profile(
+                acme.directory, self.settings.get("profile") or "", self._ca_label()
+            ),
+            replaces=replaces if acme_extensions.renewal_info_url(acme.directory) else None,
+        )
         with self._errors(creates=True):
             reply = self._post(acme, new_order_url, order)
             url = reply.headers["Location"]  # missing: the order's fate is unknown
