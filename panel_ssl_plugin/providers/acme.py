@@ -73,14 +73,14 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import josepy as jose
 import requests
 import wtforms
-from acme import challenges, client, crypto_util, errors, messages
+from acme import client, crypto_util, errors, messages
 from wtforms import validators
 
 from panel_ssl_plugin.keys import (
@@ -93,7 +93,7 @@ from panel_ssl_plugin.keys import (
     load_certificates,
     load_csr,
 )
-from panel_ssl_plugin.providers import acme_extensions, caa
+from panel_ssl_plugin.providers import acme_challenges, acme_extensions, caa
 from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
@@ -126,11 +126,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = "panel-ssl-plugin (acme)"
 CUSTOM = "custom"
 
-# The challenge each validation method answers; ACME has no e-mail validation.
-CHALLENGE_TYPES: dict[DcvMethod, type[challenges.KeyAuthorizationChallenge]] = {
-    DcvMethod.HTTP: challenges.HTTP01,
-    DcvMethod.DNS: challenges.DNS01,
-}
 PENDING_STATUSES = frozenset(
     {messages.STATUS_PENDING, messages.STATUS_READY, messages.STATUS_PROCESSING}
 )
@@ -378,7 +373,7 @@ class AcmeProvider(Provider):
         with self._errors():
             acme = self._order_client(ref)
             order = self._fetch_order(acme, ref)
-            progress = _Progress.of(ref.data)
+            progress = acme_challenges.Progress.of(ref.data)
             authorizations = self._authorizations(acme, order)
             method = DcvMethod(ref.data["dcv_method"])
             self._advance(acme, authorizations, method, progress, answer_all=True)
@@ -439,7 +434,7 @@ class AcmeProvider(Provider):
         profile) nothing was, and failures are the usual ones; the POST is the create call
         (``creates``); once the CA named the order's URL, nothing may lose it
         (:meth:`_start_validation`)."""
-        if method not in CHALLENGE_TYPES:
+        if method not in acme_challenges.CHALLENGE_TYPES:
             raise ProviderRejected("ACME validates by HTTP or DNS only.", field="dcv_method")
         identifiers = _identifiers(csr)
         with self._errors():
@@ -468,13 +463,13 @@ class AcmeProvider(Provider):
         carries on from there, as it does for every pending order. Only a CA offering no
         challenge of the chosen method refuses: that order can never be validated, and left
         alone it expires, costing nothing."""
-        progress = _Progress()
+        progress = acme_challenges.Progress()
         tasks: list[ValidationTask] = []
         try:
             authorizations = self._authorizations(acme, messages.Order.from_json(reply.json()))
             method = DcvMethod(ref.data["dcv_method"])
             tasks = self._advance(acme, authorizations, method, progress, answer_all=False)
-        except _MethodNotOffered:
+        except acme_challenges.MethodNotOffered:
             raise
         except Exception:
             log.warning("ACME order %s placed; status checks carry on", ref.order_id, exc_info=True)
@@ -533,15 +528,15 @@ class AcmeProvider(Provider):
     def _pending(
         self, acme: client.ClientV2, ref: ProviderRef, order: messages.Order
     ) -> ProviderStatus:
-        progress = _Progress.of(ref.data)
+        progress = acme_challenges.Progress.of(ref.data)
         authorizations = self._authorizations(acme, order)
         method = DcvMethod(ref.data["dcv_method"])
         tasks = self._advance(acme, authorizations, method, progress, answer_all=False)
-        changed = progress != _Progress.of(ref.data)
+        changed = progress != acme_challenges.Progress.of(ref.data)
         return ProviderStatus(
             OrderState.PENDING,
             order.status.name,
-            detail=_waiting_for(tasks),
+            detail=acme_challenges.waiting_for(tasks),
             validation=tuple(tasks),
             data={**ref.data, **progress.as_data()} if changed else None,
         )
@@ -556,7 +551,7 @@ class AcmeProvider(Provider):
                 OrderState.CANCELLED, order.status.name, "Validation was cancelled."
             )
         reasons = [
-            f"{_shown_name(authz)}: {challb.error.detail or challb.error.typ}"
+            f"{acme_challenges.shown_name(authz)}: {challb.error.detail or challb.error.typ}"
             for authz in authorizations
             for challb in authz.body.challenges
             if challb.error is not None
@@ -573,7 +568,7 @@ class AcmeProvider(Provider):
         acme: client.ClientV2,
         authorizations: list[messages.AuthorizationResource],
         method: DcvMethod,
-        progress: _Progress,
+        progress: acme_challenges.Progress,
         *,
         answer_all: bool,
     ) -> list[ValidationTask]:
@@ -582,7 +577,7 @@ class AcmeProvider(Provider):
         (:meth:`resend_approval`), which also asks the host to publish everything again: the
         CA checks a challenge once, and an answer before the record exists fails the order."""
         tasks = []
-        for challb, task in _outstanding(acme, authorizations, method):
+        for challb, task in acme_challenges.outstanding(acme, authorizations, method):
             republish = answer_all or challb.uri not in progress.published
             if republish and self._publish(challb, task):
                 progress.published.add(challb.uri)
@@ -812,7 +807,7 @@ def _order_ref(order_url: str, account_url: str, csr: str, method: DcvMethod) ->
         "account_url": account_url,
         "csr": csr,
         "dcv_method": method.value,
-        **_Progress().as_data(),
+        **acme_challenges.Progress().as_data(),
     }
     return ProviderRef(_order_id(order_url), data)
 
@@ -846,81 +841,3 @@ def _same_names(order: messages.Order, csr: str) -> bool:
 def _account(url: str) -> messages.RegistrationResource:
     """Signing with a key id needs only the account URL; its body is never sent."""
     return messages.RegistrationResource(uri=url, body=messages.Registration())
-
-
-@dataclass
-class _Progress:
-    """Which challenges the host published and which the CA was asked to check (answering
-    twice is refused), as kept in ``ProviderRef.data``."""
-
-    published: set[str] = field(default_factory=set)
-    answered: set[str] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> _Progress:
-        return cls(set(data["published"]), set(data["answered"]))
-
-    def as_data(self) -> dict[str, list[str]]:
-        return {"published": sorted(self.published), "answered": sorted(self.answered)}
-
-
-def _outstanding(
-    acme: client.ClientV2, authorizations: list[messages.AuthorizationResource], method: DcvMethod
-) -> list[tuple[messages.ChallengeBody, ValidationTask]]:
-    """The challenge to meet for each authorization still pending, with its instructions."""
-    pending = [a for a in authorizations if a.body.status == messages.STATUS_PENDING]
-    return [
-        (challb, _instructions(acme.net.key, authz, challb))
-        for authz in pending
-        for challb in [_challenge(authz, method)]
-    ]
-
-
-def _waiting_for(tasks: list[ValidationTask]) -> str:
-    """What a pending order waits for: the CA's check of answered challenges, the user's
-    records (and their go-ahead) for the rest."""
-    checking = ", ".join(dict.fromkeys(t.domain for t in tasks if t.status == "processing"))
-    waiting = ", ".join(dict.fromkeys(t.domain for t in tasks if t.status != "processing"))
-    parts = []
-    if checking:
-        parts.append(f"Waiting for the CA to validate {checking}.")
-    if waiting:
-        parts.append(f"Publish the records for {waiting}, then start validation.")
-    return " ".join(parts)
-
-
-class _MethodNotOffered(ProviderRejected):
-    """The CA offers no challenge of the chosen method for a name: the order can never be
-    validated that way."""
-
-
-def _challenge(authz: messages.AuthorizationResource, method: DcvMethod) -> messages.ChallengeBody:
-    for challb in authz.body.challenges:
-        if isinstance(challb.chall, CHALLENGE_TYPES[method]):
-            return challb
-    raise _MethodNotOffered(
-        f"The CA offers no {CHALLENGE_TYPES[method].typ} validation for {_shown_name(authz)}; "
-        "choose another validation method (wildcards need DNS).",
-        field="dcv_method",
-    )
-
-
-def _instructions(
-    account_key: jose.JWK, authz: messages.AuthorizationResource, challb: messages.ChallengeBody
-) -> ValidationTask:
-    """What must be published, in the exact form the CA will look for it. A wildcard's task
-    is named ``*.domain`` so the user can tell its TXT value from the bare domain's, which goes
-    to the same record name."""
-    name = authz.body.identifier.value
-    chall = challb.chall
-    value = chall.validation(account_key)
-    if isinstance(chall, challenges.HTTP01):
-        return ValidationTask(_shown_name(authz), DcvMethod.HTTP, chall.uri(name), value)
-    record = chall.validation_domain_name(name)
-    return ValidationTask(_shown_name(authz), DcvMethod.DNS, record, value, "TXT")
-
-
-def _shown_name(authz: messages.AuthorizationResource) -> str:
-    """The name as ordered: ACME strips the ``*.`` of a wildcard into a flag."""
-    name = authz.body.identifier.value
-    return f"*.{name}" if authz.body.wildcard else name

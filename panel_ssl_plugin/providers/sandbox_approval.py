@@ -72,10 +72,6 @@ def waiting_for(data: dict[str, Any]) -> list[str]:
     return [a for a in approvers_of(data) if data.get(APPROVED_BY + a) != data.get("link")]
 
 
-def approved(data: dict[str, Any]) -> bool:
-    return not waiting_for(data)
-
-
 def without_round(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` without what belongs to the approval round and its certificate."""
     return {
