@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,12 +16,13 @@ import pluggy
 import pytest
 import requests
 
-from panel_ssl_plugin import hookspecs
+from panel_ssl_plugin import hookspecs, schema
 from panel_ssl_plugin.bridge.client import METHODS, BridgeClient
 from panel_ssl_plugin.bridge.hooks import BridgeHost
 from panel_ssl_plugin.bridge.webhooks import signer
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
 from tests.bridge_panel import KEYS, SECRET, FakePanel
+from tests.test_bridge_production import serving
 
 PAGE = (Path(__file__).resolve().parents[1] / "docs" / "bridge" / "index.md").read_text()
 TABLE = PAGE[PAGE.index("<!-- bridge-methods") : PAGE.index("<!-- /bridge-methods -->")]
@@ -90,3 +93,27 @@ def test_the_documented_receiver_verifies_what_the_service_sends():
     assert namespace["verified"](SECRET, body.encode(), headers) == json.loads(body)
     with pytest.raises(Exception, match="No matching signature"):
         namespace["verified"]("x" * 40, body.encode(), headers)
+
+
+def test_the_pages_shell_event_is_signed_as_the_service_checks_it(sqlite_url):
+    """The curl example of "Events", run by bash against a served instance: the signature
+    (a key derived with openssl kdf) holds, so the answer is the event's own refusal (there is
+    no certificate 12), not a 401."""
+    block = PAGE[PAGE.index("## Events") :]
+    script = re.search(r"```sh\n(.*?)```", block, flags=re.S).group(1)
+    schema.upgrade(sqlite_url)
+    panel = FakePanel()
+    url, process = serving(sqlite_url, panel)
+    try:
+        script = script.replace("http://127.0.0.1:8080", url)
+        done = subprocess.run(
+            ["bash", "-c", script], env={**os.environ, "PANEL_SSL_BRIDGE_SECRET": SECRET},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        reply = json.loads(done.stdout)
+        assert reply["ok"] is False and "12" in reply["error"], reply
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        panel.stop()
