@@ -1,4 +1,4 @@
-"""Migration 0006 makes exactly the bridge's tables of store.py's metadata, on each database."""
+"""Migration 0006 makes exactly the bridge's tables of the store's metadata, on each database."""
 
 from __future__ import annotations
 
