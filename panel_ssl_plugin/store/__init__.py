@@ -7,10 +7,11 @@ One module per table family, each owning its records and queries:
 - ``order_queries``: orders (add, read, claim and lease, list pages, updates, chains);
 - ``events``: order events, and the webhooks a transition queues in its transaction;
 - ``outbox``: the webhook outbox as its deliverers read it (``Outbox``);
+- ``reminder_queries``: reminder schedules, the due query, the reminder rows;
 - ``lease``: the lease the poller's claim and the outbox's share.
 
-The module of orders is not named ``orders``: that is the table's name here, and a submodule of
-the same name would shadow the table on the package.
+The modules of orders and reminders are not named ``orders`` and ``reminders``: those are the
+tables' names here, and a submodule of the same name would shadow the table on the package.
 
 ``Store`` stays one object for its callers: the mixins of the families, composed here, so
 ``store.add_order`` and ``store.provider_account`` read as before and a query moves between
@@ -40,6 +41,7 @@ from panel_ssl_plugin.store.order_queries import (
     _encode,
 )
 from panel_ssl_plugin.store.outbox import OUTBOX_KEEP, Outbox, WebhookRecord
+from panel_ssl_plugin.store.reminder_queries import Due, ReminderQueries
 from panel_ssl_plugin.store.tables import (
     MAX_ID,
     TABLE_PREFIX,
@@ -59,7 +61,7 @@ from panel_ssl_plugin.store.tables import (
 )
 
 
-class Store(AccountQueries, OrderQueries, EventQueries):
+class Store(AccountQueries, OrderQueries, EventQueries, ReminderQueries):
     """Every query of the plugin but the outbox's, on the host's engine."""
 
 
@@ -75,6 +77,7 @@ __all__ = [
     "SORTABLE",
     "STATUS_CHANGED",
     "TABLE_PREFIX",
+    "Due",
     "DuplicateOrder",
     "EventRecord",
     "OrderRecord",

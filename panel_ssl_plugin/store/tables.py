@@ -215,8 +215,9 @@ webhook_outbox = sa.Table(  # webhooks to the panel, written in the transition's
     sa.Index("ix_ssl_webhook_outbox_order_id", "order_id"),
 )
 
-# Expiry reminders (reminders.py). A schedule per provider account, and the global one in the
-# row of GLOBAL_SCHEDULE (0, an id no account has); NULL in a column: as the global schedule says.
+# Expiry reminders (reminders.py; the queries are in store/reminder_queries.py). A schedule per
+# provider account, and the global one in the row of GLOBAL_SCHEDULE (0, an id no account has);
+# NULL in a column: as the global schedule says.
 reminder_schedules = sa.Table(
     "ssl_reminder_schedules",
     metadata,
