@@ -2,7 +2,7 @@
 
 A token is an HS256 JWT, checked by PyJWT with the algorithm pinned, so ``none`` and
 public-key algorithms are refused whatever the token's header says. Using it once (its ``jti``)
-is records.py's business: the database refuses a second use.
+is store/bridge.py's business: the database refuses a second use.
 """
 
 from __future__ import annotations

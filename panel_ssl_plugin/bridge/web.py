@@ -19,10 +19,10 @@ from werkzeug.wrappers import Response
 from panel_ssl_plugin import events
 from panel_ssl_plugin.bridge.client import BridgeError
 from panel_ssl_plugin.bridge.hooks import SESSION_KEY
-from panel_ssl_plugin.bridge.records import SESSION_LIFETIME, BridgeRecords
 from panel_ssl_plugin.bridge.signing import BadSignature, verify
 from panel_ssl_plugin.bridge.tokens import LaunchRefused, read_launch
 from panel_ssl_plugin.store import Outbox, utcnow
+from panel_ssl_plugin.store.bridge import SESSION_LIFETIME, BridgeRecords
 from panel_ssl_plugin.web import ADMIN_LAYOUT, LAYOUT, URL_PREFIX, require
 from panel_ssl_plugin.web.headers import add_security_headers
 

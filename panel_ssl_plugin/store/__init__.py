@@ -8,6 +8,7 @@ One module per table family, each owning its records and queries:
 - ``events``: order events, and the webhooks a transition queues in its transaction;
 - ``outbox``: the webhook outbox as its deliverers read it (``Outbox``);
 - ``reminder_queries``: reminder schedules, the due query, the reminder rows;
+- ``bridge``: the bridge's launch tokens, sessions and grants (``BridgeRecords``);
 - ``lease``: the lease the poller's claim and the outbox's share.
 
 The modules of orders and reminders are not named ``orders`` and ``reminders``: those are the
@@ -15,8 +16,8 @@ tables' names here, and a submodule of the same name would shadow the table on t
 
 ``Store`` stays one object for its callers: the mixins of the families, composed here, so
 ``store.add_order`` and ``store.provider_account`` read as before and a query moves between
-modules without its callers knowing. The outbox's class stands alone, as its callers hold
-only it. Everything is importable from here, as it was from store.py.
+modules without its callers knowing. The outbox's and the bridge's classes stand alone, as
+their callers hold only them. Everything is importable from here, as it was from store.py.
 """
 
 from panel_ssl_plugin.store.accounts import AccountQueries, ProviderAccountRecord
@@ -62,7 +63,7 @@ from panel_ssl_plugin.store.tables import (
 
 
 class Store(AccountQueries, OrderQueries, EventQueries, ReminderQueries):
-    """Every query of the plugin but the outbox's, on the host's engine."""
+    """Every query of the plugin but the outbox's and the bridge's, on the host's engine."""
 
 
 __all__ = [

@@ -158,7 +158,7 @@ order_events = sa.Table(
 
 # --- the bridge (panel_ssl_plugin/bridge, revision 0006) ------------------------------------------
 # What `panel-ssl serve` remembers lives in the database, so several service processes act as
-# one. The queries of the first three are in bridge/records.py; the outbox is written by
+# one. The queries of the first three are in store/bridge.py; the outbox is written by
 # store/events.py, in the transaction of the order's transition, read by store/outbox.py and
 # delivered by bridge/webhooks.py.
 
@@ -271,7 +271,7 @@ def make_engine(database: sa.Engine | str) -> sa.Engine:
 
 class Queries:
     """A family of queries on the host's engine. Store is several of them in one object; the
-    outbox's stands alone, since its callers hold only it."""
+    outbox's and the bridge's stand alone, since their callers hold only those."""
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine

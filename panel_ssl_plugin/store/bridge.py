@@ -1,8 +1,8 @@
-"""What the bridge remembers between requests: used launch tokens, sessions and their accounts.
+"""What the bridge (panel_ssl_plugin/bridge) remembers between requests: used launch tokens,
+sessions and the accounts granted to them.
 
-The only SQL of the bridge besides the outbox (store.py, since it is written in an order's
-transaction). Every guarantee is the database's: a token id is a primary key, so of twenty
-processes presenting one token at once exactly one starts a session.
+Every guarantee is the database's: a token id is a primary key, so of twenty processes presenting
+one token at once exactly one starts a session. The bridge's webhooks are outbox.py's.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from panel_ssl_plugin.bridge.tokens import Launch
 from panel_ssl_plugin.hookspecs import Actor
-from panel_ssl_plugin.store import bridge_grants, bridge_launches, bridge_sessions
+from panel_ssl_plugin.store.tables import Queries, bridge_grants, bridge_launches, bridge_sessions
+
+if TYPE_CHECKING:
+    from panel_ssl_plugin.bridge.tokens import Launch
 
 SESSION_LIFETIME = timedelta(hours=8)  # a working day; a new launch link starts a new one
 KEEP_USED = timedelta(minutes=5)  # a used token id is kept this long past the token's exp
@@ -39,11 +42,8 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class BridgeRecords:
+class BridgeRecords(Queries):
     """The queries of the bridge's own tables, on the host's engine."""
-
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
 
     def launch(self, launch: Launch, cookie: str | None, now: datetime) -> str | None:
         """Use ``launch`` once and grant its account to a session: the one ``cookie`` names
