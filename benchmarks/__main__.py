@@ -685,7 +685,7 @@ def write(rows: list[Row], seconds: float) -> None:
         f"{ROUNDS} interleaved rounds per row, {seconds:.0f} s in all. PostgreSQL unless a row "
         f"says MariaDB or SQLite; the GoGetSSL simulator in its own process answers after "
         f"{LATENCY * 1000:.0f} ms (20 ms in the rows with 4,000 orders). Ratios compare two "
-        "measurements of the same run; counts are counted. See benchmarks/__main__.py for how "
+        "measurements of the same run; counts are counted. See `benchmarks/__main__.py` for how "
         "each row is made.",
         "",
         "| " + " | ".join(header) + " |",

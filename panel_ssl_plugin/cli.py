@@ -401,8 +401,8 @@ def serve(host: Host, bind: str, threads: int, behind_proxy: bool) -> None:
     """Serve the popups to a panel in any language, under waitress (the bridge).
 
     The panel signs launch links and answers the plugin's calls at PANEL_SSL_BRIDGE_URL with
-    PANEL_SSL_BRIDGE_SECRET; webhooks go to PANEL_SSL_WEBHOOK_URL. See the README's bridge
-    section.
+    PANEL_SSL_BRIDGE_SECRET; webhooks go to PANEL_SSL_WEBHOOK_URL. See the bridge's pages in
+    the documentation (docs/bridge/).
     """
     import waitress
 

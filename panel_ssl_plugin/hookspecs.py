@@ -164,7 +164,9 @@ def panel_account_tab_links(pm: pluggy.PluginManager, account_id: str, actor: Ac
     Called by the host every time it renders that tab, so an implementation must be cheap: build
     the links from the arguments, do no I/O. The host renders each link as a button that opens
     ``href`` in a popup window of ``popup`` size (a new tab where ``popup`` is ``None``), sorted
-    by ``order``. Return an empty list (or nothing) to show no link to this actor.
+    by ``order``. Return an empty list (or nothing) to show no link to this actor. The SSL plugin
+    returns **Order SSL Cert** (``/ssl/accounts/<id>/order``, a 760 by 880 popup) and
+    **List SSL Certs** (``/ssl/accounts/<id>/certs``, 1000 by 720).
 
     Example::
 
@@ -181,7 +183,8 @@ def panel_blueprints(pm: pluggy.PluginManager) -> list[flask.Blueprint]:
 
     Called by a Flask host once, while it builds its app, after every plugin is loaded. The
     blueprints carry their own URL prefix; a plugin's views reach the host's side of the contract
-    through the ``pm`` it was given here.
+    through the ``pm`` it was given here. The SSL plugin's blueprint is ``panel_ssl``, under
+    ``/ssl``; a host may register it under a prefix of its own.
 
     Example::
 
@@ -196,7 +199,8 @@ def panel_admin_pages(pm: pluggy.PluginManager) -> list[AdminPage]:
     """Pages a plugin adds to the host's admin area (only admins see that area).
 
     Called by the host when it renders its admin navigation. The pages themselves are served by
-    the plugin's blueprint and check permission again on every request.
+    the plugin's blueprint and check permission again on every request. The SSL plugin adds
+    **SSL Providers**.
 
     Example::
 
@@ -212,7 +216,7 @@ def panel_migrations(pm: pluggy.PluginManager) -> MigrationSet:
 
     Called by the host's installer or upgrade command. The plugin's scripts use their own version
     table and branch label, so running them never touches the host's own migration history, and
-    a downgrade to base leaves no version table behind.
+    a downgrade to ``panel_ssl@base`` leaves no table behind, the version table included.
 
     Example::
 
@@ -371,7 +375,7 @@ def host_login_url(next: str) -> str | None:
 
     Called by a plugin's views when ``host_current_actor`` answers ``None`` on a page a person
     opened (a link, a popup). ``next`` is the page's path and query. Return ``None`` and the
-    plugin answers 401; so it does for requests that want JSON.
+    plugin answers 401; so it always does for requests that want JSON and for posted forms.
 
     Example::
 
@@ -423,7 +427,9 @@ def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
 
     Called by the SSL plugin when a commercial provider (GoGetSSL, Sectigo) validates by HTTP
     file and the host owns the site's document root. Return ``True`` once it is served; return
-    ``None`` and the plugin shows the user which file to upload instead. The order popup's
+    ``None`` and the plugin shows the user which file to upload instead. Whatever the provider,
+    the plugin hands every HTTP file and DNS record of an order to the host first and shows the
+    user only what the host could not publish. The order popup's
     pre-flight check publishes a small probe the same way
     (``.well-known/pki-validation/panel-ssl-probe-<random>.txt``) and fetches it back.
 
@@ -458,8 +464,9 @@ def host_publish_dns_record(domain: str, name: str, record_type: str, value: str
 def host_send_mail(to: str, subject: str, body: str) -> bool | None:
     """Send an e-mail on the plugin's behalf, through the host's own mail setup.
 
-    Called by the SSL plugin's sandbox provider to deliver approval links, and for notices.
-    Return ``True`` when the host accepted the mail.
+    Called by the SSL plugin for the sandbox provider's approval links and for expiry
+    reminders. Return ``True`` when the host accepted the mail; anything else (or an exception)
+    and a reminder is tried again later.
 
     Example::
 
@@ -507,7 +514,8 @@ def ssl_certificate_issued(certificate: dict[str, Any]) -> None:
 
 @hookspec
 def ssl_order_status_changed(order: dict[str, Any], old: str, new: str) -> None:
-    """An order moved from state ``old`` to state ``new`` (see the state diagram in the README).
+    """An order moved from state ``old`` to state ``new`` (the documentation's "Statuses and
+    words" page draws the states and the moves between them).
 
     Called by the SSL plugin exactly once per transition, after it is committed.
 

@@ -199,7 +199,7 @@ def _to_login(response) -> bool:
 
 
 def test_the_count_of_requests_checked(panel):
-    """Runs last for each database: what the README's Security model quotes."""
+    """Runs last for each database: what docs/security.md quotes."""
     routes = len(rules())
     lines = [f"{routes} routes; requests by actor and method: {dict(sorted(CHECKED.items()))}",
              f"total: {sum(CHECKED.values())}"]  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import os
-from pathlib import Path
 
 import flask
 import pluggy
@@ -15,7 +14,6 @@ import panel_ssl_plugin
 from panel_ssl_plugin import hookimpls, hookspecs
 from panel_ssl_plugin.resources import resource_path
 
-ROOT = Path(__file__).resolve().parent.parent
 HOOK_PREFIXES = ("panel_", "host_", "ssl_")
 SPECS = sorted(
     name
@@ -40,12 +38,6 @@ def test_hookspec_has_docstring_with_example(name):
     doc = inspect.getdoc(getattr(hookspecs, name)) or ""
     assert "Called by" in doc, f"{name}: say who calls it and when"
     assert "Example::" in doc, f"{name}: give a short example"
-
-
-@pytest.mark.parametrize("name", SPECS)
-def test_hookspec_has_readme_section(name):
-    readme = (ROOT / "README.md").read_text()
-    assert f"### `{name}" in readme, f"README.md has no section for the hook {name}"
 
 
 def load_manifest() -> dict:

@@ -8,7 +8,7 @@ wire; its rehearsal settings stand in (before-send faults make nothing, after-se
 order and lose the answer). Orders are counted where they are made: in the simulators' books, in
 Pebble's 201 replies to newOrder as the proxy saw them, in the sandbox's approval mails.
 
-The last run's table is written to test-output/fault-matrix.md for the README.
+The last run's table is written to test-output/fault-matrix.md for docs/money-safety.md.
 """
 
 from __future__ import annotations

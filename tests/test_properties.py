@@ -4,7 +4,7 @@ plugin answers without a 500, makes no half-made order, and escapes every markup
 Hypothesis draws the values: anything (NUL and control characters included), markup, 10,000
 characters, IDNs, e-mail addresses, countries, CSRs, numbers too big for any column. Each test
 runs on SQLite and PostgreSQL; how many examples ran is written to
-test-output/property-tests.txt for the README.
+test-output/property-tests.txt for docs/security.md.
 """
 
 from __future__ import annotations

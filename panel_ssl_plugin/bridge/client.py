@@ -15,7 +15,8 @@ import requests
 from panel_ssl_plugin.bridge.signing import signed_headers
 
 # The host hooks a panel answers over the bridge: the method is the hook's name without
-# ``host_``, its params the hookspec's arguments (README's table is tested against both).
+# ``host_``, its params the hookspec's arguments (the table in docs/bridge/index.md is tested
+# against both).
 METHODS = (
     "account_profile",
     "account_contacts",

@@ -1,6 +1,6 @@
-"""The README's bridge section cannot drift: its table of methods is the hookspecs' host hooks
-with their arguments, each documented answer goes through the bridge as the plugin reads it,
-and its webhook receiver verifies what the service sends."""
+"""The bridge's page (docs/bridge/index.md) cannot drift: its table of methods is the hookspecs'
+host hooks with their arguments, each documented answer goes through the bridge as the plugin
+reads it, and its webhook receiver verifies what the service sends."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from panel_ssl_plugin.bridge.webhooks import signer
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
 from tests.bridge_panel import SECRET, FakePanel
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-TABLE = README[README.index("<!-- bridge-methods") : README.index("<!-- /bridge-methods -->")]
+PAGE = (Path(__file__).resolve().parents[1] / "docs" / "bridge" / "index.md").read_text()
+TABLE = PAGE[PAGE.index("<!-- bridge-methods") : PAGE.index("<!-- /bridge-methods -->")]
 ROW = re.compile(r"^\| `(\w+)` \| `(.+?)` \| `(.+?)`", re.M)
 ROWS = {method: (json.loads(params), json.loads(result)) for method, params, result in
         ROW.findall(TABLE)}  # fmt: skip
@@ -75,8 +75,8 @@ def test_each_documented_answer_reads_as_the_hook_returns(method, panel):
         assert answer[0] == Contact(**result[0])
 
 
-def test_the_readme_receiver_verifies_what_the_service_sends():
-    block = README[README.index("A receiver in Python:") :]
+def test_the_documented_receiver_verifies_what_the_service_sends():
+    block = PAGE[PAGE.index("A receiver in Python:") :]
     code = re.search(r"```python\n(.*?)```", block, flags=re.S).group(1)
     namespace: dict = {}
     exec(code, namespace)

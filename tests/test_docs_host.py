@@ -1,6 +1,6 @@
-"""The README's host walkthrough, run as written (issue 11): a panel that is not the minipanel.
+"""The host developers' walkthrough, run as written (issue 11): a panel that is not the minipanel.
 
-The Python blocks of the README's "For host developers" section become the module ``mypanel``.
+The Python blocks of docs/hosts/index.md ("Adopting the plugin") become the module ``mypanel``.
 It mounts the plugin at /plugins/ssl (and behind a SCRIPT_NAME), sends anonymous people to its
 own login, migrates through ``panel_migrations``, and a reseller orders on the sandbox; its cron
 process, loading the same hooks with ``--host mypanel:HOOKS``, sends the order, publishes its DNS
@@ -22,21 +22,20 @@ from panel_ssl_plugin.cli import main
 from panel_ssl_plugin.encryption import Vault
 from panel_ssl_plugin.runtime import runtime_for
 
+from .conftest import login, minipanel
 from .test_order_flow import post
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "hosts" / "index.md"
 PREFIX = "/plugins/ssl"
 
 
 def host_blocks() -> str:
-    text = README.read_text()
-    section = text[text.index("## For host developers") : text.index("### Host → plugin")]
-    return "\n\n".join(re.findall(r"```python\n(.*?)```", section, flags=re.S))
+    return "\n\n".join(re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S))
 
 
 @pytest.fixture
 def mypanel(tmp_path, sqlite_url, monkeypatch):
-    """The README's host as a module of its own, with a database and a key."""
+    """The page's host as a module of its own, with a database and a key."""
     (tmp_path / "mypanel.py").write_text(host_blocks())
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PANEL_SSL_DATABASE_URL", sqlite_url)
@@ -56,7 +55,7 @@ def log_in(client, user: str) -> None:
     client.post("/login", data={"user": user})
 
 
-def test_the_readme_host_mounts_the_plugin_where_it_wants_and_frames_login(mypanel):
+def test_the_documented_host_mounts_the_plugin_where_it_wants_and_frames_login(mypanel):
     hooks = mypanel.MyPanelHooks(mypanel.HOOKS.database_url, mypanel.HOOKS.secret_keys)
     app = mypanel.create_panel(hooks)
     mypanel.migrate(app.extensions["mypanel.pm"])
@@ -76,7 +75,7 @@ def test_the_readme_host_mounts_the_plugin_where_it_wants_and_frames_login(mypan
     assert providers.status_code == 200 and f'"/panel{PREFIX}/' in providers.text
 
 
-def test_the_readme_host_orders_and_its_cron_publishes_and_hears(mypanel):
+def test_the_documented_host_orders_and_its_cron_publishes_and_hears(mypanel):
     hooks = mypanel.MyPanelHooks(mypanel.HOOKS.database_url, mypanel.HOOKS.secret_keys)
     app = mypanel.create_panel(hooks)
     pm = app.extensions["mypanel.pm"]
@@ -107,3 +106,23 @@ def test_the_readme_host_orders_and_its_cron_publishes_and_hears(mypanel):
     result = cron.invoke(main, ["poll", "--host", "mypanel:HOOKS"])
     assert result.exit_code == 0, result.output
     assert mypanel.HOOKS.issued == [order.id]
+
+
+PROVIDER_PAGE = PAGE.with_name("providers.md")
+
+
+def test_the_documented_provider_plugs_in(tmp_path, sqlite_url, monkeypatch):
+    """docs/hosts/providers.md's skeleton, registered as another package would: the admin sees
+    it among the providers and gets its settings form, the API key as a password."""
+    (code,) = re.findall(r"```python\n(.*?)```", PROVIDER_PAGE.read_text(), flags=re.S)
+    (tmp_path / "myca.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("myca", None)
+    myca = importlib.import_module("myca")
+    client = minipanel(sqlite_url, myca).test_client()
+    login(client, "admin")
+    assert "My CA" in client.get("/ssl/admin/providers").text
+    form = client.get("/ssl/admin/providers/new?provider=myca")
+    assert form.status_code == 200 and "New My CA account" in form.text
+    assert 'name="settings-api_key" type="password"' in form.text
+    sys.modules.pop("myca", None)
