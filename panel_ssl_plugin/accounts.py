@@ -8,7 +8,9 @@ so an admin never has to see or retype a password to change a label.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pluggy
@@ -16,7 +18,7 @@ import pluggy
 from panel_ssl_plugin.encryption import DecryptionError, Vault
 from panel_ssl_plugin.links import public_link
 from panel_ssl_plugin.providers.base import Provider, ProviderUnavailable
-from panel_ssl_plugin.store import ProviderAccountRecord, Store
+from panel_ssl_plugin.store import ProviderAccountRecord, Store, utcnow
 
 
 class UnknownProviderAccount(LookupError):
@@ -65,6 +67,10 @@ class _Bridge:
         self._account_id = account_id
         self._hook = accounts.pm.hook
 
+    def now(self) -> datetime:
+        """The accounts' clock: the order service's, which tests replace to move time."""
+        return self._accounts.clock()
+
     def send_mail(self, to: str, subject: str, body: str) -> bool:
         return bool(self._hook.host_send_mail(to=to, subject=subject, body=body))
 
@@ -99,12 +105,23 @@ class _Bridge:
 
 
 class ProviderAccounts:
-    """The provider accounts of one host."""
+    """The provider accounts of one host.
 
-    def __init__(self, pm: pluggy.PluginManager, store: Store, vault: Vault):
+    ``clock`` is what every adapter's :meth:`ProviderHost.now` answers (aware UTC); a test that
+    spans months sets it to a clock it moves.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        store: Store,
+        vault: Vault,
+        clock: Callable[[], datetime] = utcnow,
+    ):
         self.pm = pm
         self.store = store
         self.vault = vault
+        self.clock = clock
         self.classes = provider_classes(pm)
         # Adapters hold an HTTP session and cached products: one per account, rebuilt when the
         # account's settings change (every save writes a new ciphertext, part of the key).
@@ -260,4 +277,4 @@ class _Locked(Provider):
         raise ProviderUnavailable(self._message)
 
     products = dcv_emails = place_order = status = renew = reissue = _refuse
-    cancel = resend_approval = find_order = _refuse
+    cancel = resend_approval = find_order = revoke = renewal_window = _refuse

@@ -6,6 +6,7 @@ checks what comes back (the certificate matches the key, the chain builds) befor
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -145,6 +146,42 @@ def load_certificates(pem: str) -> list[x509.Certificate]:
         raise InvalidMaterial("This is not a readable PEM certificate.") from error
 
 
+def ari_cert_id(certificate_pem: str) -> str:
+    """The ACME Renewal Information certID of a certificate (RFC 9773 section 4.1): its
+    Authority Key Identifier's keyIdentifier and the content bytes of its serial number's DER
+    INTEGER, each base64url without padding, joined by ".". ACME names the certificate a new
+    order replaces by it, and the CA serves the renewal window under it.
+
+    The serial's DER content is its minimal two's complement: a serial whose top bit is set
+    gets a leading zero byte (0x87654321 is ``00 87 65 43 21``, "AIdlQyE").
+    """
+    (leaf, *_chain) = load_certificates(certificate_pem)
+    try:
+        aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        aki = None
+    if aki is None or not aki.key_identifier:
+        raise InvalidMaterial(
+            "The certificate names no Authority Key Identifier to build its ARI id."
+        )
+    serial = leaf.serial_number
+    serial_der = serial.to_bytes(serial.bit_length() // 8 + 1, "big")
+    return f"{_b64url(aki.key_identifier)}.{_b64url(serial_der)}"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def certificate_names(cert: x509.Certificate) -> list[str]:
+    """The DNS names a certificate is for (its subjectAltName), lower case."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return [name.lower() for name in san.value.get_values_for_type(x509.DNSName)]
+
+
 def cert_to_pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
@@ -211,9 +248,12 @@ def sign_csr(
     *,
     days: int = 365,
     not_before: datetime | None = None,
+    not_after: datetime | None = None,
 ) -> x509.Certificate:
-    """Issue a TLS server certificate for the names and key of ``csr``."""
+    """Issue a TLS server certificate for the names and key of ``csr``, from ``not_before``
+    (a minute ago) until ``not_after`` (``days`` later)."""
     start = not_before or datetime.now(UTC) - timedelta(minutes=1)
+    end = not_after or start + timedelta(days=days)
     names = csr_names(csr)
     return (
         x509.CertificateBuilder()
@@ -222,7 +262,7 @@ def sign_csr(
         .public_key(csr.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=days))
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
@@ -286,11 +326,7 @@ def verify_issued(
     (leaf, *_extra) = load_certificates(certificate)
     if public_key_der(leaf) != public_key_der(public_key_of):
         raise InvalidMaterial("it does not match the order's private key")
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        names = sorted(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        names = []
+    names = sorted(certificate_names(leaf))
     if names != sorted(expected_names):
         raise InvalidMaterial(f"it names {', '.join(names) or 'nothing'}, not the order's names")
     intermediates = load_certificates(chain) if chain.strip() else []

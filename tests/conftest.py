@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.providers.sectigo_sim",
     "tests.providers.pebble_server",
     "tests.providers.faults",
+    "tests.providers.ari_responder",
     "tests.local_dns",
 ]
 

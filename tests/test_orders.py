@@ -22,6 +22,7 @@ from panel_ssl_plugin.store import orders as orders_table
 
 from .conftest import minipanel
 from .ordering import approve, draft, issued
+from .providers.clock import Clock
 from .providers.gogetssl_sim import PASSWORD, USER
 
 
@@ -87,6 +88,16 @@ def test_place_encrypts_the_key_and_issues_after_approval(panel, runtime, sandbo
     assert listener.issued == [order.id]
     events = [e.event for e in runtime.orders.store.events(order.id)]
     assert events == ["submitted", "sending", "placed", "approved", "issued"]
+
+
+def test_adapters_tell_the_time_by_the_accounts_clock(sqlite_url):
+    """ProviderHost.now() is ProviderAccounts.clock: the sandbox dates its certificate by it."""
+    app = minipanel(sqlite_url)
+    runtime = runtime_for(app.extensions["hosting_panel"])
+    runtime.accounts.clock = Clock(datetime(2027, 4, 1, 12, tzinfo=UTC))
+    order = issued(app, runtime)
+    assert order.not_before == datetime(2027, 4, 1, 12, tzinfo=UTC)
+    assert order.not_after - order.not_before == timedelta(days=100)
 
 
 def test_invalid_draft_names_every_field(runtime, sandbox_id):

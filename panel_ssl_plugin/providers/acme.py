@@ -25,6 +25,22 @@ Readings that had to be guessed, kept here so the next reader can check them:
   RFC 8555 does not define; that, and an invalid order with a deactivated authorization, is
   reported as cancelled rather than failed.
 
+Replacements, renewal timing, profiles and revocation (issue 17; the RFC 9773 and profile
+details are in ``acme_extensions``):
+
+- ACME has no subscription at the CA: every status reports ``subscription_starts``/``ends``
+  as ``None``; the subscription is what the host billed. A free replacement
+  (:meth:`AcmeProvider.reissue`) is a new order for the new CSR carrying ``replaces``, the ARI
+  certID of the certificate it replaces, when the CA offers renewal information.
+- :meth:`AcmeProvider.renewal_window` is the CA's suggested window (ARI), asked once per
+  Retry-After; :meth:`AcmeProvider.profiles` the directory's ``meta.profiles``, one of which the
+  ``profile`` setting may name for every new order.
+- :meth:`AcmeProvider.revoke` is ``revokeCert`` signed by the account that ordered the
+  certificate, with the RFC 5280 reason code. ACME has no order state for revoked (the order
+  stays ``valid``, and Pebble no longer serves the certificate), and an ACME order holds one
+  certificate, so the revocation goes into the order's data and :meth:`status` reports revoked
+  from it without asking the CA.
+
 An order whose answer was lost (issue 8). ACME orders cost nothing, so a second order for the
 same names buys nothing twice; still, the order is found again when the CA can say where it is,
 so that its names are not validated twice:
@@ -57,18 +73,19 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import josepy as jose
 import requests
 import wtforms
-from acme import challenges, client, crypto_util, errors, messages
+from acme import client, crypto_util, errors, messages
 from wtforms import validators
 
 from panel_ssl_plugin.keys import (
     InvalidMaterial,
+    ari_cert_id,
     cert_to_pem,
     generate_key,
     key_from_pem,
@@ -76,7 +93,7 @@ from panel_ssl_plugin.keys import (
     load_certificates,
     load_csr,
 )
-from panel_ssl_plugin.providers import caa
+from panel_ssl_plugin.providers import acme_challenges, acme_extensions, caa
 from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderRequest,
@@ -91,6 +108,8 @@ from panel_ssl_plugin.providers.base import (
     ProviderRejected,
     ProviderStatus,
     ProviderUnavailable,
+    RenewalWindow,
+    RevocationReason,
     ValidationTask,
 )
 from panel_ssl_plugin.providers.http import (
@@ -107,16 +126,12 @@ log = logging.getLogger(__name__)
 USER_AGENT = "panel-ssl-plugin (acme)"
 CUSTOM = "custom"
 
-# The challenge each validation method answers; ACME has no e-mail validation.
-CHALLENGE_TYPES: dict[DcvMethod, type[challenges.KeyAuthorizationChallenge]] = {
-    DcvMethod.HTTP: challenges.HTTP01,
-    DcvMethod.DNS: challenges.DNS01,
-}
 PENDING_STATUSES = frozenset(
     {messages.STATUS_PENDING, messages.STATUS_READY, messages.STATUS_PROCESSING}
 )
 # An order that may be the lost one: nothing finalized it yet (find_order).
 UNFINALIZED_STATUSES = frozenset({messages.STATUS_PENDING, messages.STATUS_READY})
+REVOKED_AT = "revoked_at"  # ProviderRef.data: when revoke() revoked the order's certificate
 
 
 class DirectoryPreset(NamedTuple):
@@ -181,6 +196,12 @@ class AcmeSettingsForm(wtforms.Form):
         "CA bundle path",
         description="A PEM file to trust for the ACME server's own TLS; empty: system trust.",
     )
+    profile = wtforms.StringField(
+        "Certificate profile",
+        validators=[validators.Optional(), validators.Length(max=64)],
+        description="One of the profiles the CA's directory offers (Let's Encrypt: classic, "
+        "tlsserver, shortlived); empty for the CA's default.",
+    )
 
 
 class AcmeProvider(Provider):
@@ -196,6 +217,7 @@ class AcmeProvider(Provider):
         super().__init__(settings, host)
         self._acme: client.ClientV2 | None = None
         self._last_response: requests.Response | None = None
+        self._windows = acme_extensions.WindowCache()
 
     # --- what the order service asks ------------------------------------------------------------
 
@@ -251,15 +273,70 @@ class AcmeProvider(Provider):
         """ACME has no renewal call: a renewal is a new order for the same CSR."""
         return self._new_order(request.csr, request.dcv_method)
 
-    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
-        """ACME cannot change an order's key: a reissue is a new order for the new CSR."""
-        return self._new_order(csr, DcvMethod(ref.data["dcv_method"]))
+    def reissue(self, ref: ProviderRef, csr: str, *, replaces: str | None = None) -> ProviderRef:
+        """ACME cannot change an order's key: a reissue is a new order for the new CSR, naming
+        the certificate it replaces (RFC 9773 section 5) when ``replaces`` is given."""
+        return self._new_order(csr, DcvMethod(ref.data["dcv_method"]), replaces=replaces)
+
+    def renewal_window(self, certificate_pem: str) -> RenewalWindow | None:
+        """The CA's suggested window for replacing the certificate, or ``None`` when it gives
+        none; asked again only after the CA's Retry-After (see ``acme_extensions``)."""
+        try:
+            cert_id = ari_cert_id(certificate_pem)
+            leaf = load_certificates(certificate_pem)[0]
+        except InvalidMaterial as error:
+            raise ProviderRejected(str(error), field="certificate") from error
+        now = self.host.now()
+        known, window = self._windows.get(cert_id, now)
+        if known or leaf.not_valid_after_utc <= now:
+            return window
+        with self._errors():
+            acme = self._client()
+        base = acme_extensions.renewal_info_url(acme.directory)
+        if base is None:
+            return None
+        window, recheck = acme_extensions.fetch_window(
+            acme.net.session,
+            f"{base}/{cert_id}",
+            now=now,
+            ca=self._ca_label(),
+            timeout=DEFAULT_TIMEOUT,
+            verify=self._verify(),
+        )
+        self._windows.put(cert_id, window, recheck)
+        return window
+
+    def profiles(self) -> dict[str, str]:
+        """The certificate profiles the CA's directory offers (``meta.profiles``)."""
+        with self._errors():
+            return acme_extensions.offered_profiles(self._client().directory)
+
+    def revoke(
+        self, ref: ProviderRef, certificate_pem: str, reason: RevocationReason
+    ) -> dict[str, Any]:
+        """``revokeCert`` signed by the account that placed the order; the revocation goes
+        into the order's data, where :meth:`status` finds it (module docstring)."""
+        try:
+            leaf = load_certificates(certificate_pem)[0]
+        except InvalidMaterial as error:
+            raise ProviderRejected(str(error), field="certificate") from error
+        with self._errors():
+            self._order_client(ref).revoke(leaf, int(reason))
+        return {
+            REVOKED_AT: self.host.now().isoformat(),
+            "revocation_reason": int(reason),
+            "revoked_serial": f"{leaf.serial_number:x}",
+        }
 
     def status(self, ref: ProviderRef) -> ProviderStatus:
         """Move the order on as far as it goes now: answer the challenges the host published,
         finalize once ready (never before: the CA answers 403), and download the certificate
         once valid. Challenges the user publishes wait for :meth:`resend_approval`: this is
-        polled on a schedule, and answering before the record exists would fail the order."""
+        polled on a schedule, and answering before the record exists would fail the order.
+        A certificate :meth:`revoke` revoked is reported so without asking (module docstring)."""
+        if ref.data.get(REVOKED_AT):
+            detail = f"Revoked {ref.data[REVOKED_AT]} (reason {ref.data['revocation_reason']})."
+            return ProviderStatus(OrderState.REVOKED, "revoked", detail)
         with self._errors():
             acme = self._order_client(ref)
             order = self._fetch_order(acme, ref)
@@ -296,7 +373,7 @@ class AcmeProvider(Provider):
         with self._errors():
             acme = self._order_client(ref)
             order = self._fetch_order(acme, ref)
-            progress = _Progress.of(ref.data)
+            progress = acme_challenges.Progress.of(ref.data)
             authorizations = self._authorizations(acme, order)
             method = DcvMethod(ref.data["dcv_method"])
             self._advance(acme, authorizations, method, progress, answer_all=True)
@@ -349,18 +426,27 @@ class AcmeProvider(Provider):
 
     # --- orders ---------------------------------------------------------------------------------
 
-    def _new_order(self, csr: str, method: DcvMethod) -> ProviderRef:
+    def _new_order(
+        self, csr: str, method: DcvMethod, *, replaces: str | None = None
+    ) -> ProviderRef:
         """Place an order and start its validation, in three stretches so the order service can
-        tell whether anything was ordered: until the newOrder POST (CSR, directory, account)
-        nothing was, and failures are the usual ones; the POST is the create call
+        tell whether anything was ordered: until the newOrder POST (CSR, directory, account,
+        profile) nothing was, and failures are the usual ones; the POST is the create call
         (``creates``); once the CA named the order's URL, nothing may lose it
         (:meth:`_start_validation`)."""
-        if method not in CHALLENGE_TYPES:
+        if method not in acme_challenges.CHALLENGE_TYPES:
             raise ProviderRejected("ACME validates by HTTP or DNS only.", field="dcv_method")
-        order = messages.NewOrder(identifiers=_identifiers(csr))
+        identifiers = _identifiers(csr)
         with self._errors():
             acme = self._account_client()
             new_order_url = acme.directory["newOrder"]
+        order = acme_extensions.NewOrder(
+            identifiers=identifiers,
+            profile=acme_extensions.checked_profile(
+                acme.directory, self.settings.get("profile") or "", self._ca_label()
+            ),
+            replaces=replaces if acme_extensions.renewal_info_url(acme.directory) else None,
+        )
         with self._errors(creates=True):
             reply = self._post(acme, new_order_url, order)
             url = reply.headers["Location"]  # missing: the order's fate is unknown
@@ -377,13 +463,13 @@ class AcmeProvider(Provider):
         carries on from there, as it does for every pending order. Only a CA offering no
         challenge of the chosen method refuses: that order can never be validated, and left
         alone it expires, costing nothing."""
-        progress = _Progress()
+        progress = acme_challenges.Progress()
         tasks: list[ValidationTask] = []
         try:
             authorizations = self._authorizations(acme, messages.Order.from_json(reply.json()))
             method = DcvMethod(ref.data["dcv_method"])
             tasks = self._advance(acme, authorizations, method, progress, answer_all=False)
-        except _MethodNotOffered:
+        except acme_challenges.MethodNotOffered:
             raise
         except Exception:
             log.warning("ACME order %s placed; status checks carry on", ref.order_id, exc_info=True)
@@ -442,15 +528,15 @@ class AcmeProvider(Provider):
     def _pending(
         self, acme: client.ClientV2, ref: ProviderRef, order: messages.Order
     ) -> ProviderStatus:
-        progress = _Progress.of(ref.data)
+        progress = acme_challenges.Progress.of(ref.data)
         authorizations = self._authorizations(acme, order)
         method = DcvMethod(ref.data["dcv_method"])
         tasks = self._advance(acme, authorizations, method, progress, answer_all=False)
-        changed = progress != _Progress.of(ref.data)
+        changed = progress != acme_challenges.Progress.of(ref.data)
         return ProviderStatus(
             OrderState.PENDING,
             order.status.name,
-            detail=_waiting_for(tasks),
+            detail=acme_challenges.waiting_for(tasks),
             validation=tuple(tasks),
             data={**ref.data, **progress.as_data()} if changed else None,
         )
@@ -465,7 +551,7 @@ class AcmeProvider(Provider):
                 OrderState.CANCELLED, order.status.name, "Validation was cancelled."
             )
         reasons = [
-            f"{_shown_name(authz)}: {challb.error.detail or challb.error.typ}"
+            f"{acme_challenges.shown_name(authz)}: {challb.error.detail or challb.error.typ}"
             for authz in authorizations
             for challb in authz.body.challenges
             if challb.error is not None
@@ -482,7 +568,7 @@ class AcmeProvider(Provider):
         acme: client.ClientV2,
         authorizations: list[messages.AuthorizationResource],
         method: DcvMethod,
-        progress: _Progress,
+        progress: acme_challenges.Progress,
         *,
         answer_all: bool,
     ) -> list[ValidationTask]:
@@ -491,7 +577,7 @@ class AcmeProvider(Provider):
         (:meth:`resend_approval`), which also asks the host to publish everything again: the
         CA checks a challenge once, and an answer before the record exists fails the order."""
         tasks = []
-        for challb, task in _outstanding(acme, authorizations, method):
+        for challb, task in acme_challenges.outstanding(acme, authorizations, method):
             republish = answer_all or challb.uri not in progress.published
             if republish and self._publish(challb, task):
                 progress.published.add(challb.uri)
@@ -721,7 +807,7 @@ def _order_ref(order_url: str, account_url: str, csr: str, method: DcvMethod) ->
         "account_url": account_url,
         "csr": csr,
         "dcv_method": method.value,
-        **_Progress().as_data(),
+        **acme_challenges.Progress().as_data(),
     }
     return ProviderRef(_order_id(order_url), data)
 
@@ -755,81 +841,3 @@ def _same_names(order: messages.Order, csr: str) -> bool:
 def _account(url: str) -> messages.RegistrationResource:
     """Signing with a key id needs only the account URL; its body is never sent."""
     return messages.RegistrationResource(uri=url, body=messages.Registration())
-
-
-@dataclass
-class _Progress:
-    """Which challenges the host published and which the CA was asked to check (answering
-    twice is refused), as kept in ``ProviderRef.data``."""
-
-    published: set[str] = field(default_factory=set)
-    answered: set[str] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> _Progress:
-        return cls(set(data["published"]), set(data["answered"]))
-
-    def as_data(self) -> dict[str, list[str]]:
-        return {"published": sorted(self.published), "answered": sorted(self.answered)}
-
-
-def _outstanding(
-    acme: client.ClientV2, authorizations: list[messages.AuthorizationResource], method: DcvMethod
-) -> list[tuple[messages.ChallengeBody, ValidationTask]]:
-    """The challenge to meet for each authorization still pending, with its instructions."""
-    pending = [a for a in authorizations if a.body.status == messages.STATUS_PENDING]
-    return [
-        (challb, _instructions(acme.net.key, authz, challb))
-        for authz in pending
-        for challb in [_challenge(authz, method)]
-    ]
-
-
-def _waiting_for(tasks: list[ValidationTask]) -> str:
-    """What a pending order waits for: the CA's check of answered challenges, the user's
-    records (and their go-ahead) for the rest."""
-    checking = ", ".join(dict.fromkeys(t.domain for t in tasks if t.status == "processing"))
-    waiting = ", ".join(dict.fromkeys(t.domain for t in tasks if t.status != "processing"))
-    parts = []
-    if checking:
-        parts.append(f"Waiting for the CA to validate {checking}.")
-    if waiting:
-        parts.append(f"Publish the records for {waiting}, then start validation.")
-    return " ".join(parts)
-
-
-class _MethodNotOffered(ProviderRejected):
-    """The CA offers no challenge of the chosen method for a name: the order can never be
-    validated that way."""
-
-
-def _challenge(authz: messages.AuthorizationResource, method: DcvMethod) -> messages.ChallengeBody:
-    for challb in authz.body.challenges:
-        if isinstance(challb.chall, CHALLENGE_TYPES[method]):
-            return challb
-    raise _MethodNotOffered(
-        f"The CA offers no {CHALLENGE_TYPES[method].typ} validation for {_shown_name(authz)}; "
-        "choose another validation method (wildcards need DNS).",
-        field="dcv_method",
-    )
-
-
-def _instructions(
-    account_key: jose.JWK, authz: messages.AuthorizationResource, challb: messages.ChallengeBody
-) -> ValidationTask:
-    """What must be published, in the exact form the CA will look for it. A wildcard's task
-    is named ``*.domain`` so the user can tell its TXT value from the bare domain's, which goes
-    to the same record name."""
-    name = authz.body.identifier.value
-    chall = challb.chall
-    value = chall.validation(account_key)
-    if isinstance(chall, challenges.HTTP01):
-        return ValidationTask(_shown_name(authz), DcvMethod.HTTP, chall.uri(name), value)
-    record = chall.validation_domain_name(name)
-    return ValidationTask(_shown_name(authz), DcvMethod.DNS, record, value, "TXT")
-
-
-def _shown_name(authz: messages.AuthorizationResource) -> str:
-    """The name as ordered: ACME strips the ``*.`` of a wildcard into a flag."""
-    name = authz.body.identifier.value
-    return f"*.{name}" if authz.body.wildcard else name

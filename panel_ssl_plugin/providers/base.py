@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, Protocol
 
 import wtforms
@@ -234,6 +234,11 @@ class ProviderStatus:
     ``raw_status`` and ``detail`` are the provider's own words, shown beside ``state``. When
     ``state`` is issued, ``certificate`` is the leaf PEM and ``chain`` the intermediates (PEM,
     leaf first order). ``data`` replaces :attr:`ProviderRef.data` when not ``None``.
+
+    ``not_before``/``not_after`` are the current certificate's own dates;
+    ``subscription_starts``/``subscription_ends`` the term paid for at the CA (aware UTC), which
+    since 2026 spans several certificates, when the provider says it (GoGetSSL, Sectigo, the
+    sandbox); ``None`` when it does not (ACME has no subscription at the CA).
     """
 
     state: OrderState
@@ -245,6 +250,34 @@ class ProviderStatus:
     not_after: datetime | None = None
     validation: tuple[ValidationTask, ...] = ()
     data: dict[str, Any] | None = None
+    subscription_starts: datetime | None = None
+    subscription_ends: datetime | None = None
+
+
+class RevocationReason(IntEnum):
+    """Why a certificate is revoked: the RFC 5280 reason codes CAs accept from a subscriber
+    (ACME's ``revokeCert`` and Sectigo's ``codeReason`` take exactly these)."""
+
+    UNSPECIFIED = 0
+    KEY_COMPROMISE = 1
+    AFFILIATION_CHANGED = 3
+    SUPERSEDED = 4
+    CESSATION_OF_OPERATION = 5
+
+
+@dataclass(frozen=True)
+class RenewalWindow:
+    """When the CA suggests a certificate be replaced (ACME ARI, RFC 9773), aware UTC.
+
+    Replace at a random moment between ``start`` and ``end``; a window already past means at
+    once (the CA may be about to revoke). ``retry_after`` is when the CA wants to be asked
+    again (its Retry-After), ``explanation_url`` a page the CA gives for the reason.
+    """
+
+    start: datetime
+    end: datetime
+    retry_after: datetime | None = None
+    explanation_url: str = ""
 
 
 class PlacementKind(StrEnum):
@@ -274,6 +307,11 @@ class Placement:
 
 class ProviderHost(Protocol):
     """What an adapter may ask of the world around it; the order service implements this."""
+
+    def now(self) -> datetime:
+        """The time (aware UTC) for every business date an adapter makes or compares (a
+        certificate's notBefore, when a subscription starts, whether a window has come): the
+        order service's clock, which tests move instead of waiting."""
 
     def send_mail(self, to: str, subject: str, body: str) -> bool:
         """Send mail through the host panel (sandbox approval links)."""
@@ -370,8 +408,15 @@ class Provider(abc.ABC):
         """Order the renewal of ``previous`` with the same CSR and details."""
 
     @abc.abstractmethod
-    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
-        """Reissue the certificate of an order with a new CSR."""
+    def reissue(self, ref: ProviderRef, csr: str, *, replaces: str | None = None) -> ProviderRef:
+        """Reissue the certificate of an order with a new CSR, at no charge: the free
+        replacement inside a subscription.
+
+        ``replaces`` is the ARI certID (RFC 9773, :func:`panel_ssl_plugin.keys.ari_cert_id`) of
+        the certificate being replaced. ACME sends it on the new order, so the CA can tell a
+        replacement from a new certificate; the other adapters reissue the same order and
+        ignore it.
+        """
 
     @abc.abstractmethod
     def cancel(self, ref: ProviderRef, reason: str = "") -> dict[str, Any] | None:
@@ -387,6 +432,31 @@ class Provider(abc.ABC):
 
         May return what to merge into the order's :attr:`ProviderRef.data`.
         """
+
+    def revoke(
+        self, ref: ProviderRef, certificate_pem: str, reason: RevocationReason
+    ) -> dict[str, Any] | None:
+        """Revoke ``certificate_pem``, an issued certificate of the order ``ref``, telling the
+        CA ``reason``. After it, :meth:`status` reports the order revoked.
+
+        May return what to merge into the order's :attr:`ProviderRef.data`. The default
+        refuses: the provider's API offers no revocation.
+        """
+        raise ProviderRejected(
+            f"{self.name} offers no revocation through its API; revoke the certificate in the "
+            "provider's dashboard."
+        )
+
+    def renewal_window(self, certificate_pem: str) -> RenewalWindow | None:
+        """When the CA suggests replacing ``certificate_pem`` (ACME ARI); ``None`` when it
+        does not say, and the order service then replaces with a third of the life left.
+        Raises ProviderUnavailable (with ``retry_after`` when given) to be asked again later."""
+        return None
+
+    def profiles(self) -> dict[str, str]:
+        """The certificate profiles the CA offers (name -> description), for the settings
+        form; empty when it offers none (only ACME CAs do)."""
+        return {}
 
     def find_order(self, placement: Placement) -> ProviderRef | None:
         """Whether the order of a create call whose answer was lost exists at the provider,

@@ -36,6 +36,22 @@ product record and web server list its ref needs), so an account with many order
 elsewhere pays for a lookup in calls; lost replies are rare enough for that. An older untracked
 order with the same CSR matches too: several matches are left to a person.
 
+Subscriptions. Since certificates were capped (CA/B Forum SC-081v3, ``panel_ssl_plugin.lifetimes``),
+the period bought is a subscription spanning several certificates. A status reply carries it as
+``begin_date``/``end_date`` beside the current certificate's ``valid_from``/``valid_till``:
+GoGetSSL's own WHMCS module (github.com/gogetssl/whmcs-addon) shows those two as the
+subscription's start and end, moves the service's due date to ``end_date``, and reads all four
+as MySQL dates (``YYYY-MM-DD``, or ``YYYY-MM-DD HH:MM:SS``) through WHMCS's ``fromMySQLDate``.
+They are read here the same way, in UTC, a date alone being midnight; an empty or absent one is
+``None`` (the order service then estimates). The certificate's own dates are taken from the
+certificate when the reply carries it (to the second), else from ``valid_from``/``valid_till``.
+A free replacement is a reissue of the same order (``/orders/ssl/reissue/{id}``); the order
+shows status ``reissue`` until the new certificate is ``active``, which maps to pending.
+
+Revocation: neither GoGetSSL's API documentation (github.com/gogetssl/api: its client lists
+every call) nor its WHMCS module has a revoke call; :meth:`Provider.revoke` therefore refuses and
+says to revoke in GoGetSSL's dashboard (``cancel_ssl_order`` is for orders not issued yet).
+
 Readings the public documentation leaves open (marked *unverified*; tests/providers/gogetssl_sim.py
 follows the same readings):
 
@@ -69,7 +85,8 @@ follows the same readings):
   pages are asked until one comes back empty. A page of orders all seen before means the listing
   does not advance: GoGetSSL cannot tell then.
 - *unverified* The batch reply is ``{"certificates": [{"order_id", "status", ...}]}`` without
-  certificates, so orders it reports active are then asked for one by one. Not every account
+  certificates, so orders it reports active are then asked for one by one; its rows may carry
+  ``begin_date``/``end_date`` too, read like the status reply's when they do. Not every account
   may use the batch call: one GoGetSSL refuses ("Unknown method") or answers in another shape
   is replaced by a status call per order.
 - *unverified* The renew call takes exactly a new order's payload; the previous order is not named.
@@ -281,8 +298,9 @@ class GoGetSSLProvider(Provider):
             return super().statuses(refs)
         return {ref.order_id: self._batch_entry(ref, rows.get(ref.order_id)) for ref in refs}
 
-    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
-        """Repeats the order's validation choices, which GoGetSSL asks for again on reissue."""
+    def reissue(self, ref: ProviderRef, csr: str, *, replaces: str | None = None) -> ProviderRef:
+        """Repeats the order's validation choices, which GoGetSSL asks for again on reissue.
+        Free inside the subscription; ``replaces`` (ACME's) has no place in GoGetSSL's API."""
         payload = {"csr": csr, **ref.data.get("dcv", {})}
         reply = self._api("POST", f"/orders/ssl/reissue/{ref.order_id}", payload, creates=True)
         return _reissued(ref, reply)
@@ -764,15 +782,30 @@ def _status(body: dict) -> ProviderStatus:
     if state is OrderState.ISSUED and certificate is None:
         state = OrderState.PENDING
         detail = detail or f"Issued; {NAME} has not released the certificate yet."
+    not_before, not_after = _validity(certificate, body)
     return ProviderStatus(
         state=state,
         raw_status=raw,
         detail=detail,
         certificate=certificate,
         chain=_pem(body.get("ca_code")) if certificate else None,
-        not_before=_date(body.get("valid_from")),
-        not_after=_date(body.get("valid_till")),
+        not_before=not_before,
+        not_after=not_after,
+        subscription_starts=_date(body.get("begin_date")),
+        subscription_ends=_date(body.get("end_date")),
     )
+
+
+def _validity(certificate: str | None, body: dict) -> tuple[datetime | None, datetime | None]:
+    """The certificate's dates from the certificate itself (to the second) when it came, else
+    the reply's ``valid_from``/``valid_till`` (days)."""
+    try:
+        leaf = keys.load_certificates(certificate)[0] if certificate else None
+    except keys.InvalidMaterial:
+        leaf = None
+    if leaf is None:
+        return _date(body.get("valid_from")), _date(body.get("valid_till"))
+    return leaf.not_valid_before_utc, leaf.not_valid_after_utc
 
 
 def _validation_tasks(

@@ -3,6 +3,8 @@
 It issues real certificates (root -> intermediate -> leaf) so every later step (download, chain
 check, PKCS#12) behaves as with a public CA, and it keeps the seed's approval-email flow: the
 approver receives a link, following it approves the order, the next status check issues.
+What it sells and checks is in ``sandbox_catalogue``, its links and approvals in
+``sandbox_approval``; the readings below hold for all three modules.
 
 Readings chosen where the brief left room:
 
@@ -16,12 +18,16 @@ Readings chosen where the brief left room:
 - Approver addresses are the five conventional mailboxes at the domain and, for a subdomain, at
   the domain with its first label stripped. Without a public-suffix list ``example.co.uk`` also
   offers ``co.uk`` addresses; acceptable for a test CA. A wildcard's addresses are its base
-  domain's. The one approver chosen for the primary domain approves every name of the order.
+  domain's. Every name has its approver (``OrderRequest.approver_for``), checked against that
+  name's addresses; each approver gets one mail naming the names it approves, and the order is
+  approved once every approver followed its link.
 - DNS validation (wildcard product): the sandbox cannot resolve demo domains, so it takes the
   host's word. The order is approved once the host publishes every TXT record, and rejected when
   the host cannot publish, so no order waits for a proof nobody can make.
-- A period of N months is one certificate of N * 365 / 12 days. Real CAs cap a certificate at
-  398 days; the sandbox shows what was bought.
+- A period of N months is a subscription of N calendar months (``lifetimes.subscription_ends``),
+  as at a real CA since certificates were capped (CA/B Forum SC-081v3): each certificate lasts
+  the longest the table in ``panel_ssl_plugin.lifetimes`` allows on its issue day, and never
+  past the subscription's end.
 - The sandbox keeps no books: all it knows of an order is the ref's data the plugin stores. So
   that a create call sent twice (or answered and lost) names one order, as at a provider that
   takes an idempotency key, the order id is ``SBX-`` and the first 10 hex digits, upper case, of
@@ -29,13 +35,15 @@ Readings chosen where the brief left room:
   refused. The same key always names the same sandbox order. The sandbox cannot tell a key
   reused for other details (the plugin never reuses one): the same id comes back with the new
   details. 40 bits make two keys of one account share an id only by rare accident.
-- Approval links are signed (HMAC-SHA256, link secret) over the order id and a round id, itself
-  derived (HMAC, link secret) from the order id and the CSR: the same call sent twice, and the
-  approval mail sent twice, carry the same link. A reissue with a new CSR starts a new round, so
-  an old link cannot approve a new CSR; an old link followed before the new certificate is issued
-  withdraws the approval until the current link is followed again, and after issuance it changes
-  nothing. A reissue with the CSR already approved gets that round's link again, which approves
-  nothing new. The DNS record's value is derived from the round the same way.
+- Approval links are signed (HMAC-SHA256, link secret) over the order id, a round id, itself
+  derived (HMAC, link secret) from the order id and the CSR, and the approver: the same call
+  sent twice, and the approval mail sent twice, carry the same link. A link signed before links
+  named their approver (order id and round only) approves the whole round, as it did then. A
+  reissue with a new CSR starts a new round, so an old link cannot approve a new CSR; an old
+  link followed before the new certificate is issued withdraws its approver's approval until the
+  current link is followed again, and after issuance it changes nothing. A reissue with the CSR
+  already approved gets that round's link again, which approves nothing new. The DNS record's
+  value is derived from the round the same way.
 - ``find_order`` rebuilds the ref the create call returned, by the same checks, without mail or
   DNS records: an order exists exactly when the create call accepts its request, so a request
   refused now is answered "no such order". If a setting changed in between (a reject message, a
@@ -45,7 +53,17 @@ Readings chosen where the brief left room:
   renames every order, so orders placed before it can no longer be found or adopted.
 - Issuance happens once: the certificate goes into ``ProviderStatus.data`` and later calls return
   it from there.
-- Reissue keeps the order id, requires the same names, and issues once re-approved.
+- Reissue keeps the order id, requires the same names, and issues once re-approved, at no
+  charge, while the subscription lasts; after its end it is refused (renew instead).
+- Dates come from ``ProviderHost.now()``, the order service's clock: approval and cancel times,
+  the issue delay, each certificate's notBefore. The subscription starts when its first
+  certificate is issued (a renewal's at the end of the subscription it renews, when that is
+  later) and lasts the months bought; it is reported with every status from then on. Once it has
+  ended the order reports expired.
+- Revoke: the sandbox keeps no revocation list, so ``revoke`` returns the serials revoked for
+  the order's data, and a status whose current certificate is among them reports revoked. Any
+  certificate of the order's names this CA issued may be revoked, older ones of a reissued
+  order too.
 - Rehearsals (the admin's settings ``rehearse`` and ``rehearse_count``) are the sandbox's column
   of the fault matrix the HTTP adapters are tested against: a timeout before sending is
   "unavailable", a 429 "rate_limited" (retry after 1 s), and every fault after sending (read
@@ -60,10 +78,6 @@ Readings chosen where the brief left room:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import math
 import secrets
 from collections.abc import Callable
@@ -72,14 +86,14 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar
 
-import wtforms
 from cryptography import x509
-from wtforms import validators
+from cryptography.exceptions import InvalidSignature
 
-from panel_ssl_plugin import keys, names
+from panel_ssl_plugin import keys, lifetimes
 from panel_ssl_plugin.providers import caa
+from panel_ssl_plugin.providers import sandbox_approval as approval
+from panel_ssl_plugin.providers import sandbox_catalogue as catalogue
 from panel_ssl_plugin.providers.base import (
-    Addon,
     DcvMethod,
     OrderRequest,
     OrderState,
@@ -92,31 +106,16 @@ from panel_ssl_plugin.providers.base import (
     ProviderRejected,
     ProviderStatus,
     ProviderUnavailable,
+    RevocationReason,
     ValidationTask,
 )
+from panel_ssl_plugin.providers.sandbox_catalogue import LOST_REPLY, RATE_LIMITED, UNAVAILABLE
 
-APPROVER_MAILBOXES = ("admin", "administrator", "hostmaster", "postmaster", "webmaster")
-PERIOD_CHOICES = [
-    wtforms.SelectChoice(str(months), label)
-    for months, label in ((12, "1 year"), (24, "2 years"), (36, "3 years"))
-]
-DEFAULT_PERIODS = (12, 24)
-DEFAULT_ORGANIZATION = "Panel SSL Sandbox"
 DNS_RECORD_LABEL = "_sandbox-validation"
 ORDER_PREFIX = "SBX-"
 CANCELLED_AT = "cancelled_at"
+REVOKED_SERIALS = "revoked_serials"
 
-UNAVAILABLE = "unavailable"
-RATE_LIMITED = "rate_limited"
-LOST_REPLY = "lost_reply"
-REHEARSAL_CHOICES = [
-    wtforms.SelectChoice("", "Nothing: orders go through"),
-    wtforms.SelectChoice(UNAVAILABLE, "The provider is down: nothing is ordered"),
-    wtforms.SelectChoice(RATE_LIMITED, "The provider is busy (rate limit): nothing is ordered"),
-    wtforms.SelectChoice(
-        LOST_REPLY, "The reply is lost: the order is made, the answer never comes"
-    ),
-]
 # A rehearsal that turns the call away before any work: what the provider says, and Retry-After.
 _TURNED_AWAY = {
     UNAVAILABLE: ("the provider is down", None),
@@ -124,118 +123,6 @@ _TURNED_AWAY = {
 }
 
 _CA_FIELDS = ("ca_root_key", "ca_root_cert", "ca_intermediate_key", "ca_intermediate_cert")
-_ROUND_FIELDS = ("link", "approved_link", "approved_at", "certificate", "chain")
-
-WARRANTY = Addon(
-    "warranty",
-    "Extended warranty",
-    "$10.00 per year",
-    "Raises the relying-party warranty (sandbox: no money changes hands).",
-)
-EXTRA_SAN = Addon(
-    "extra-san", "Extra SAN", "$5.00 per name per year", "Each name beyond the included ones."
-)
-
-
-class SandboxSettingsForm(wtforms.Form):
-    """What an admin tunes to rehearse the paths a real CA takes: delays, rejections, load."""
-
-    organization = wtforms.StringField(
-        "Organization name of the test CA",
-        default=DEFAULT_ORGANIZATION,
-        validators=[validators.DataRequired(), validators.Length(max=64)],
-        description="Names the CA when it is first created.",
-    )
-    reject_message = wtforms.StringField(
-        "Reject every order with this message",
-        validators=[validators.Optional(), validators.Length(max=500)],
-        description="Leave empty to accept orders; set it to rehearse the error path.",
-    )
-    issue_delay = wtforms.IntegerField(
-        "Issue N seconds after approval",
-        default=0,
-        validators=[validators.NumberRange(min=0, max=86400)],
-    )
-    auto_approve = wtforms.BooleanField(
-        "Approve automatically",
-        description="Skip the approval e-mail (load tests, benchmarks).",
-    )
-    periods = wtforms.SelectMultipleField(
-        "Periods offered",
-        choices=PERIOD_CHOICES,
-        coerce=int,
-        default=list(DEFAULT_PERIODS),
-        validators=[validators.DataRequired()],
-    )
-    rehearse = wtforms.SelectField(
-        "Rehearse a failure of the provider",
-        choices=REHEARSAL_CHOICES,
-        default="",
-        description="What happens to the next N orders, renewals and reissues (below).",
-    )
-    rehearse_count = wtforms.IntegerField(
-        "Rehearse it on the next N orders",
-        default=0,
-        validators=[validators.NumberRange(min=0, max=1000)],
-        description="Counts down with each order it fails; at 0 orders go through again.",
-    )
-
-
-@dataclass(frozen=True)
-class _Offer:
-    """A catalogue entry; periods and prices follow the admin's settings, so not a Product yet."""
-
-    id: str
-    name: str
-    cents_per_year: int
-    validation: str = "dv"
-    max_sans: int = 0
-    included_sans: int = 0
-    wildcard: bool = False
-    dcv_methods: tuple[DcvMethod, ...] = (DcvMethod.EMAIL,)
-    addons: tuple[Addon, ...] = (WARRANTY,)
-
-    def product(self, periods: tuple[int, ...]) -> Product:
-        prices = {months: f"${self.cents_per_year * months / 1200:.2f}" for months in periods}
-        return Product(
-            id=self.id,
-            name=self.name,
-            brand="Sandbox",
-            validation=self.validation,
-            periods=periods,
-            prices=prices,
-            max_sans=self.max_sans,
-            wildcard=self.wildcard,
-            org_required=self.validation != "dv",
-            dcv_methods=self.dcv_methods,
-            addons=self.addons,
-        )
-
-
-_OFFERS = {
-    offer.id: offer
-    for offer in (
-        _Offer("dv-single", "Sandbox DV Single Domain", 900),
-        _Offer(
-            "dv-wildcard",
-            "Sandbox DV Wildcard",
-            4900,
-            max_sans=1,
-            included_sans=1,
-            wildcard=True,
-            dcv_methods=(DcvMethod.EMAIL, DcvMethod.DNS),
-        ),
-        _Offer(
-            "dv-multi",
-            "Sandbox DV Multi-Domain (2 extra names included)",
-            2900,
-            max_sans=100,
-            included_sans=2,
-            addons=(EXTRA_SAN, WARRANTY),
-        ),
-        _Offer("ov-single", "Sandbox OV Business", 5900, validation="ov"),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -274,113 +161,25 @@ def _missing_material(settings: dict[str, Any]) -> dict[str, str]:
     """Only what is absent is made, so a lost link secret never costs the root."""
     made: dict[str, str] = {}
     if not all(settings.get(name) for name in _CA_FIELDS):
-        made |= _new_ca(settings.get("organization") or DEFAULT_ORGANIZATION)
+        made |= _new_ca(settings.get("organization") or catalogue.DEFAULT_ORGANIZATION)
     if not settings.get("link_secret"):
         made["link_secret"] = secrets.token_urlsafe(32)
     return made
 
 
-def _domain(name: str, allow_wildcard: bool) -> str:
-    """The plugin's one reading of a domain name, in the words a CA would reject it with."""
-    try:
-        return names.normalize_domain(name, allow_wildcard=allow_wildcard)
-    except names.InvalidInput as error:
-        raise ProviderRejected(str(error), field="domain") from error
+def _when(data: dict[str, Any], name: str) -> datetime | None:
+    value = data.get(name)
+    return datetime.fromisoformat(value) if value else None
 
 
-def _approver_domains(domain: str) -> list[str]:
-    base = _domain(domain, allow_wildcard=True).removeprefix("*.")
-    parent = base.partition(".")[2]
-    return [base, parent] if "." in parent else [base]
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, message: str) -> bytes:
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
-
-
-def _derive(secret: str, purpose: str, *parts: str) -> bytes:
-    """A value the CA computes again from the same inputs, and nobody without its secret.
-
-    The NUL separators keep these messages apart from one another and from the link payloads.
-    """
-    return _mac(secret, "\0".join((purpose, *parts)))
-
-
-def _sign(secret: str, payload: str) -> str:
-    return f"{_b64(payload.encode())}.{_b64(_mac(secret, payload))}"
-
-
-def _verified_payload(secret: str, token: str) -> str:
-    """The signed payload of ``token``; one message for every failure, to tell a forger nothing."""
-    invalid = ProviderRejected("This approval link is not valid.", code="bad_token")
-    try:
-        payload = _unb64(token.partition(".")[0]).decode()
-    except (binascii.Error, ValueError) as error:
-        raise invalid from error
-    if not hmac.compare_digest(_sign(secret, payload).encode(), token.encode()):
-        raise invalid
-    return payload
-
-
-def _days(months: int) -> int:
-    return round(months * 365 / 12)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _check_names(request: OrderRequest, offer: _Offer) -> list[str]:
-    asked = (request.domain, *request.sans)
-    ordered = list(dict.fromkeys(_domain(name, offer.wildcard) for name in asked))
-    extra = len(ordered) - 1
-    if extra > offer.max_sans:
-        raise ProviderRejected(
-            f"{offer.name} allows {offer.max_sans} names besides the domain; {extra} asked.",
-            field="sans",
-        )
-    if extra > offer.included_sans and EXTRA_SAN.id not in request.addons:
-        raise ProviderRejected(
-            f"{offer.name} includes {offer.included_sans} extra names; add the "
-            f"{EXTRA_SAN.name!r} add-on for the other {extra - offer.included_sans}.",
-            field="addons",
-        )
-    return ordered
-
-
-def _check_csr(csr_pem: str, ordered: list[str]) -> None:
-    try:
-        csr = keys.load_csr(csr_pem)
-    except keys.InvalidMaterial as error:
-        raise ProviderRejected(str(error), field="csr") from error
-    if not csr.is_signature_valid:
-        raise ProviderRejected("The CSR's signature does not verify.", field="csr")
-    asked = sorted({n.lower() for n in keys.csr_names(csr)})
-    if asked != sorted(ordered):
-        raise ProviderRejected(
-            f"The CSR names ({', '.join(asked)}) differ from the order's "
-            f"({', '.join(sorted(ordered))}).",
-            field="csr",
-        )
-
-
-def _check_org(request: OrderRequest, offer: _Offer) -> None:
-    if offer.validation == "dv":
-        return
-    if not request.organization.strip():
-        raise ProviderRejected(f"{offer.name} needs the organization name.", field="organization")
-    try:
-        names.normalize_country(request.country)
-    except names.InvalidInput as error:
-        raise ProviderRejected(f"{offer.name}: {error}", field="country") from error
+def _ended(ends: datetime) -> ProviderStatus:
+    """A round approved only after its subscription ended: there is nothing left to issue."""
+    return ProviderStatus(
+        OrderState.EXPIRED,
+        "expired",
+        f"The subscription ended on {ends:%Y-%m-%d} before this certificate was approved.",
+        subscription_ends=ends,
+    )
 
 
 def _refuse_if_cancelled(ref: ProviderRef) -> None:
@@ -388,19 +187,12 @@ def _refuse_if_cancelled(ref: ProviderRef) -> None:
         raise ProviderRejected(f"Order {ref.order_id} is cancelled.", code="cancelled")
 
 
-def _approved(data: dict[str, Any]) -> bool:
-    return bool(data.get("approved_at")) and data.get("approved_link") == data.get("link")
-
-
 def _renewal_of(previous: ProviderRef) -> dict[str, Any]:
-    return {"renewal_of": previous.order_id}
-
-
-def _approve(data: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A renewal remembers what it renews, and when that subscription ends: the renewal's own
+    starts there if its first certificate comes earlier."""
     return {
-        **data,
-        "approved_at": at.replace(microsecond=0).isoformat(),
-        "approved_link": data["link"],
+        "renewal_of": previous.order_id,
+        "renews_until": previous.data.get("subscription_ends"),
     }
 
 
@@ -409,7 +201,7 @@ class SandboxProvider(Provider):
 
     key = "sandbox"
     name = "Sandbox (local test CA)"
-    SettingsForm = SandboxSettingsForm
+    SettingsForm = catalogue.SandboxSettingsForm
     secret_fields = (*_CA_FIELDS, "link_secret")
     caa_identifiers: ClassVar[dict[str, tuple[str, ...]]] = {"*": caa.SANDBOX}
 
@@ -432,11 +224,15 @@ class SandboxProvider(Provider):
 
     def products(self) -> list[Product]:
         """One of each kind a reseller sells, so every branch of the order popup has a case."""
-        return [offer.product(self._periods()) for offer in _OFFERS.values()]
+        return [offer.product(self._periods()) for offer in catalogue.OFFERS.values()]
 
     def dcv_emails(self, domain: str) -> list[str]:
         """Conventional mailboxes, as most CAs accept them when WHOIS is hidden."""
-        return [f"{box}@{d}" for d in _approver_domains(domain) for box in APPROVER_MAILBOXES]
+        return [
+            f"{box}@{d}"
+            for d in catalogue.approver_domains(domain)
+            for box in catalogue.APPROVER_MAILBOXES
+        ]
 
     def place_order(self, request: OrderRequest) -> ProviderRef:
         """Checks as a real CA would, so the popup's error path is exercised in demos too."""
@@ -446,9 +242,32 @@ class SandboxProvider(Provider):
         """A renewal is a new order that remembers which one it follows, as at Sectigo."""
         return self._create(lambda at: self._order(request, _renewal_of(previous), at))
 
-    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
-        """Same order, same names, new key: a new approval round, then a new certificate."""
+    def reissue(self, ref: ProviderRef, csr: str, *, replaces: str | None = None) -> ProviderRef:
+        """Same order, same names, new key: a new approval round, then a new certificate, free
+        while the subscription lasts. ``replaces`` is ACME's business; the sandbox has no use
+        for it."""
         return self._create(lambda at: self._reissued(ref, csr, at))
+
+    def revoke(
+        self, ref: ProviderRef, certificate_pem: str, reason: RevocationReason
+    ) -> dict[str, Any]:
+        """Any certificate of the order's names this CA signed; the serials revoked go back
+        into the order's data, where :meth:`status` finds them (module docstring)."""
+        try:
+            cert = keys.load_certificates(certificate_pem)[0]
+            cert.verify_directly_issued_by(self._ca.cert)
+        except (keys.InvalidMaterial, ValueError, TypeError, InvalidSignature) as error:
+            raise ProviderRejected(
+                "That is not a certificate of this sandbox CA.", field="certificate"
+            ) from error
+        if sorted(keys.certificate_names(cert)) != sorted(ref.data["names"]):
+            raise ProviderRejected(f"That certificate is not one of order {ref.order_id}.")
+        serials = [*ref.data.get(REVOKED_SERIALS, ()), f"{cert.serial_number:x}"]
+        return {
+            REVOKED_SERIALS: list(dict.fromkeys(serials)),
+            "revoked_at": self._now().isoformat(),
+            "revocation_reason": int(reason),
+        }
 
     def find_order(self, placement: Placement) -> ProviderRef | None:
         """The sandbox can always tell: its orders are a function of the request, the key and
@@ -483,19 +302,27 @@ class SandboxProvider(Provider):
                 f"Order {ref.order_id} is already issued: revoke the certificate instead.",
                 code="issued",
             )
-        return {CANCELLED_AT: _now().isoformat()}
+        return {CANCELLED_AT: self._now().isoformat()}
 
     def resend_approval(self, ref: ProviderRef) -> None:
-        """The same link again: the round is unchanged, so either mail approves it."""
+        """The same link again to each approver who has not followed it: the round is
+        unchanged, so either mail approves."""
         _refuse_if_cancelled(ref)
-        if _approved(ref.data):
+        waiting = approval.waiting_for(ref.data)
+        if not waiting:
             raise ProviderRejected(f"Order {ref.order_id} is already approved.", code="approved")
-        self._mail(ref.order_id, ref.data)
+        self._mail(ref.order_id, ref.data, waiting)
 
     def handle_callback(self, token: str) -> tuple[str, dict[str, Any]]:
-        """Approval names the link's round: status() counts it only if it is the current one."""
-        order_id, _, link = _verified_payload(self._ca.link_secret, token).partition(":")
-        return order_id, {"approved_at": _now().isoformat(), "approved_link": link}
+        """Approval names the link's round and approver: status() counts it only for the
+        current round. ``approved_at`` is the latest approval's."""
+        order_id, link, *approver = approval.verified_payload(self._ca.link_secret, token).split(
+            ":", 2
+        )
+        approved = {"approved_at": self._now().isoformat()}
+        if not approver:
+            return order_id, {**approved, "approved_link": link}  # a link of before approvers
+        return order_id, {**approved, approval.APPROVED_BY + approver[0]: link}
 
     def status(self, ref: ProviderRef) -> ProviderStatus:
         """Issuance happens here, lazily, because the sandbox has no process of its own."""
@@ -508,6 +335,10 @@ class SandboxProvider(Provider):
             return self._issued(data, changed=None)
         return self._waiting(data) or self._issue(data)
 
+    def _now(self) -> datetime:
+        """The order service's clock, to the second as certificates carry it."""
+        return self.host.now().astimezone(UTC).replace(microsecond=0)
+
     def _create(self, build: Callable[[datetime], ProviderRef]) -> ProviderRef:
         """A create call, failing the way the admin's rehearsal says: turned away before any
         work, or carried out and its reply lost."""
@@ -519,7 +350,7 @@ class SandboxProvider(Provider):
                 f"Sandbox rehearsal: {reason}; nothing was ordered, try again later.",
                 retry_after=retry_after,
             )
-        ref = self._announce(build(_now()))
+        ref = self._announce(build(self._now()))
         if rehearsal == LOST_REPLY:
             self._spend_rehearsal()
             raise ProviderOutcomeUnknown(
@@ -552,7 +383,7 @@ class SandboxProvider(Provider):
 
     def _order(self, request: OrderRequest, extra: dict[str, Any], at: datetime) -> ProviderRef:
         """A new order (or renewal) as the CA accepts it, before anyone is told of it."""
-        names = self._validate(request)
+        names, approvers = self._validate(request)
         data = {
             "csr": request.csr,
             "product_id": request.product_id,
@@ -560,16 +391,22 @@ class SandboxProvider(Provider):
             "names": names,
             "dcv_method": str(request.dcv_method),
             "approver_email": request.approver_email,
+            **({"approvers": approvers} if approvers else {}),
             **extra,
         }
         return self._round(self._order_id(request.idempotency_key), data, at)
 
     def _reissued(self, ref: ProviderRef, csr: str, at: datetime) -> ProviderRef:
         _refuse_if_cancelled(ref)
-        _check_csr(csr, ref.data["names"])
-        data = {k: v for k, v in ref.data.items() if k not in _ROUND_FIELDS}
-        data["csr"] = csr
-        return self._round(ref.order_id, data, at)
+        ends = _when(ref.data, "subscription_ends")
+        if ends is not None and at >= ends:
+            raise ProviderRejected(
+                f"The subscription of order {ref.order_id} ended on {ends:%Y-%m-%d}; renew it "
+                "for a new certificate.",
+                code="ended",
+            )
+        catalogue.check_csr(csr, ref.data["names"])
+        return self._round(ref.order_id, {**approval.without_round(ref.data), "csr": csr}, at)
 
     def _order_id(self, idempotency_key: str) -> str:
         """Named after the plugin's key, so the same call sent twice names the same order."""
@@ -579,35 +416,48 @@ class SandboxProvider(Provider):
                 "has none.",
                 field="idempotency_key",
             )
-        digest = _derive(self._ca.link_secret, "order", idempotency_key)
+        digest = approval.derive(self._ca.link_secret, "order", idempotency_key)
         return f"{ORDER_PREFIX}{digest.hex()[:10].upper()}"
 
-    def _validate(self, request: OrderRequest) -> list[str]:
-        """The checks a real CA makes, in the order it would report them; returns the names."""
+    def _validate(self, request: OrderRequest) -> tuple[list[str], dict[str, list[str]]]:
+        """The checks a real CA makes, in the order it would report them; returns the names
+        and, for e-mail validation, each approver with the names it approves."""
         if self.settings.get("reject_message"):
             raise ProviderRejected(self.settings["reject_message"], code="rejected")
         offer = self._offer(request)
-        names = _check_names(request, offer)
-        _check_csr(request.csr, names)
-        _check_org(request, offer)
-        if request.dcv_method == DcvMethod.EMAIL:
-            self._check_approver(request)
-        return names
+        names = catalogue.check_names(request, offer)
+        catalogue.check_csr(request.csr, names)
+        catalogue.check_org(request, offer)
+        if request.dcv_method != DcvMethod.EMAIL:
+            return names, {}
+        return names, self._check_approvers(request)
 
-    def _check_approver(self, request: OrderRequest) -> None:
-        """Re-checked here because the popup's dropdown is only a convenience."""
-        if request.approver_email not in self.dcv_emails(request.domain):
-            raise ProviderRejected(
-                f"{request.approver_email or 'No address'} is not an approver address for "
-                f"{request.domain}.",
-                field="approver_email",
+    def _check_approvers(self, request: OrderRequest) -> dict[str, list[str]]:
+        """Every name's approver, re-checked here because the popup's dropdowns are only a
+        convenience; grouped by approver, in the order of the names."""
+        approvers: dict[str, list[str]] = {}
+        for asked in (request.domain, *request.sans):
+            name, approver = (
+                catalogue.normalized_domain(asked, allow_wildcard=True),
+                request.approver_for(asked),
             )
+            if approver not in self.dcv_emails(name):
+                raise ProviderRejected(
+                    f"{approver or 'No address'} is not an approver address for {name}.",
+                    field="approver_email" if asked == request.domain else "san_approvers",
+                )
+            names = approvers.setdefault(approver, [])
+            if name not in names:
+                names.append(name)
+        return approvers
 
     def _periods(self) -> tuple[int, ...]:
-        return tuple(sorted(int(p) for p in self.settings.get("periods") or DEFAULT_PERIODS))
+        return tuple(
+            sorted(int(p) for p in self.settings.get("periods") or catalogue.DEFAULT_PERIODS)
+        )
 
-    def _offer(self, request: OrderRequest) -> _Offer:
-        offer = _OFFERS.get(request.product_id)
+    def _offer(self, request: OrderRequest) -> catalogue.Offer:
+        offer = catalogue.OFFERS.get(request.product_id)
         if offer is None:
             raise ProviderRejected(f"Unknown product {request.product_id!r}.", field="product_id")
         periods = self._periods()
@@ -634,12 +484,16 @@ class SandboxProvider(Provider):
         unless the host publishes every record."""
         data = {
             **data,
-            "link": _b64(_derive(self._ca.link_secret, "round", order_id, data["csr"])[:8]),
+            "link": approval.b64(
+                approval.derive(self._ca.link_secret, "round", order_id, data["csr"])[:8]
+            ),
         }
         if self.settings.get("auto_approve"):
-            return ProviderRef(order_id, _approve(data, at))
+            return ProviderRef(order_id, approval.approve_all(data, at))
         if data["dcv_method"] == DcvMethod.DNS:
-            return ProviderRef(order_id, _approve(data, at), validation=self._dns_tasks(data))
+            return ProviderRef(
+                order_id, approval.approve_all(data, at), validation=self._dns_tasks(data)
+            )
         return ProviderRef(order_id, data)
 
     def _announce(self, ref: ProviderRef) -> ProviderRef:
@@ -647,13 +501,13 @@ class SandboxProvider(Provider):
         the link."""
         if ref.validation:
             self._publish_dns(ref.validation)
-        elif not _approved(ref.data):
-            self._mail(ref.order_id, ref.data)
+        elif waiting := approval.waiting_for(ref.data):
+            self._mail(ref.order_id, ref.data, waiting)
         return ref
 
     def _dns_tasks(self, data: dict[str, Any]) -> tuple[ValidationTask, ...]:
         """Nobody resolves the value, the host's word is the proof; it names the round."""
-        value = _b64(_derive(self._ca.link_secret, "dns", data["link"])[:24])
+        value = approval.b64(approval.derive(self._ca.link_secret, "dns", data["link"])[:24])
         return tuple(
             ValidationTask(
                 base,
@@ -676,62 +530,87 @@ class SandboxProvider(Provider):
                     field="dcv_method",
                 )
 
-    def _mail(self, order_id: str, data: dict[str, Any]) -> None:
-        approver = data["approver_email"]
-        url = self.host.callback_url(_sign(self._ca.link_secret, f"{order_id}:{data['link']}"))
-        body = (
-            f"A certificate for {', '.join(data['names'])} was ordered from "
-            f"{self._ca.root.subject.rfc4514_string()} (order {order_id}).\n"
-            f"You receive this because {approver} may approve certificates for these names.\n\n"
-            f"To approve issuance, open:\n{url}\n\n"
-            "If you did not expect this, ignore it: nothing is issued without approval.\n"
-            "This is a sandbox test CA; its certificates are not publicly trusted.\n"
-        )
-        subject = f"Approve the SSL certificate for {data['names'][0]}"
-        if not self.host.send_mail(approver, subject, body):
-            raise ProviderUnavailable("The approval e-mail could not be sent; try again later.")
+    def _mail(self, order_id: str, data: dict[str, Any], approvers: list[str]) -> None:
+        """One mail to each of ``approvers``, naming the names it approves and its own link."""
+        for approver in approvers:
+            names = approval.approvers_of(data)[approver]
+            payload = f"{order_id}:{data['link']}:{approver}"
+            url = self.host.callback_url(approval.sign(self._ca.link_secret, payload))
+            body = (
+                f"A certificate for {', '.join(data['names'])} was ordered from "
+                f"{self._ca.root.subject.rfc4514_string()} (order {order_id}).\n"
+                f"You receive this because {approver} may approve certificates for "
+                f"{', '.join(names)}.\n\n"
+                f"To approve issuance for {', '.join(names)}, open:\n{url}\n\n"
+                "If you did not expect this, ignore it: nothing is issued without approval.\n"
+                "This is a sandbox test CA; its certificates are not publicly trusted.\n"
+            )
+            subject = f"Approve the SSL certificate for {names[0]}"
+            if not self.host.send_mail(approver, subject, body):
+                raise ProviderUnavailable("The approval e-mail could not be sent; try again later.")
 
     def _waiting(self, data: dict[str, Any]) -> ProviderStatus | None:
         """Pending status while approval or the configured delay is outstanding, else None."""
-        if not _approved(data):
-            detail = f"Awaiting approval by {data['approver_email']}."
+        if waiting := approval.waiting_for(data):
+            detail = f"Awaiting approval by {', '.join(waiting)}."
             return ProviderStatus(OrderState.PENDING, "awaiting_approval", detail)
         delay = timedelta(seconds=int(self.settings.get("issue_delay") or 0))
-        remaining = datetime.fromisoformat(data["approved_at"]) + delay - datetime.now(UTC)
+        remaining = datetime.fromisoformat(data["approved_at"]) + delay - self._now()
         if remaining.total_seconds() > 0:
             detail = f"Approved; issuing in {math.ceil(remaining.total_seconds())} s."
             return ProviderStatus(OrderState.PENDING, "approved", detail)
         return None
 
     def _issue(self, data: dict[str, Any]) -> ProviderStatus:
+        """The round's certificate, from now until the longest the table allows today, cut at
+        the subscription's end; the first one starts the subscription (module docstring)."""
+        at = self._now()
+        starts, ends = _when(data, "subscription_starts"), _when(data, "subscription_ends")
+        if starts is None or ends is None:
+            starts = max(at, _when(data, "renews_until") or at)
+            ends = lifetimes.subscription_ends(starts, int(data["period_months"]))
+        if at >= ends:
+            return _ended(ends)
         cert = keys.sign_csr(
             keys.load_csr(data["csr"]),
             self._ca.key,
             self._ca.cert,
-            days=_days(data["period_months"]),
-            not_before=_now(),
+            not_before=at,
+            not_after=lifetimes.certificate_ends(at, ends),
         )
         issued = {
             **data,
             "certificate": keys.cert_to_pem(cert),
             "chain": keys.cert_to_pem(self._ca.cert),
+            "subscription_starts": starts.isoformat(),
+            "subscription_ends": ends.isoformat(),
         }
         return self._issued(issued, changed=issued)
 
     def _issued(self, data: dict[str, Any], changed: dict[str, Any] | None) -> ProviderStatus:
-        """Built from the stored PEMs, so every call reports the one certificate issued."""
+        """Built from the stored PEMs, so every call reports the one certificate issued (or
+        says it is revoked, or the subscription over)."""
         cert = x509.load_pem_x509_certificate(data["certificate"].encode())
+        ends = _when(data, "subscription_ends")
+        state, raw = OrderState.ISSUED, "issued"
         detail = (
             f"Issued by {cert.issuer.rfc4514_string()}, serial {cert.serial_number:x}; "
             f"trust anchor {self._ca.root.subject.rfc4514_string()}."
         )
+        if f"{cert.serial_number:x}" in data.get(REVOKED_SERIALS, ()):
+            state, raw = OrderState.REVOKED, "revoked"
+            detail = f"Revoked {data['revoked_at']} (reason {data['revocation_reason']}). {detail}"
+        elif ends is not None and self._now() >= max(ends, cert.not_valid_after_utc):
+            state, raw = OrderState.EXPIRED, "expired"
         return ProviderStatus(
-            OrderState.ISSUED,
-            "issued",
+            state,
+            raw,
             detail,
             certificate=data["certificate"],
             chain=data["chain"],
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
             data=changed,
+            subscription_starts=_when(data, "subscription_starts"),
+            subscription_ends=ends,
         )

@@ -92,6 +92,18 @@ marked *unverified* could not be confirmed against Sectigo's own pages:
   replaced before: *unverified* that the report lists the replaced certificates beside the
   replacement; the simulator does. An account that may not use the report makes the outcome
   unknown rather than absent.
+* Subscriptions: CollectSSL's changelog (v1.21, January 2021) added ``productTermStartDate``
+  and ``productTermEndDate``, the term the order paid for, beside the certificate's
+  ``notBefore``/``notAfter``. They are read as UNIX times like those (*unverified*: a public Go
+  client parses WebHostReport's per-certificate ``N_M_productTermStartDate`` the same way as
+  its ``notBefore``); absent, the subscription is ``None`` and the order service estimates it
+  from the first certificate. A free replacement inside the term is ``AutoReplaceSSL`` (a
+  reissue); ACME's ``replaces`` has no place in Sectigo's API.
+* Revocation (:meth:`SectigoProvider.revoke`) is ``!AutoRevokeSSL`` with the certificate's
+  ``serialNumber`` (hexadecimal; the request page accepts it in place of ``orderNumber``, and
+  it names the one certificate of an order that holds replaced ones too), ``codeReason`` (the
+  RFC 5280 code: 0, 1, 3, 4 or 5, exactly :class:`RevocationReason`) and ``revocationReason``,
+  a comment for the reseller's reference. CollectSSL then says "Revoked".
 * Error codes -9 to -13 are read as: -9 CSR not Base64, -10 CSR undecodable, -11 unsupported key
   algorithm, -12 bad CSR signature, -13 unsupported key size (*unverified* one by one).
 """
@@ -129,6 +141,7 @@ from panel_ssl_plugin.providers.base import (
     ProviderRejected,
     ProviderStatus,
     ProviderUnavailable,
+    RevocationReason,
     ValidationTask,
 )
 
@@ -417,13 +430,16 @@ def _issued_parts(certificate: str | None, reply: Reply) -> dict[str, Any]:
             "chain": "".join(keys.cert_to_pem(c) for c in chain) or None,
             "not_before": _timestamp(reply.get("notBefore")),
             "not_after": _timestamp(reply.get("notAfter")),
+            "subscription_starts": _timestamp(reply.get("productTermStartDate")),
+            "subscription_ends": _timestamp(reply.get("productTermEndDate")),
         }
     except ValueError as error:
         raise ProviderError(f"{PROVIDER} sent a certificate that could not be read.") from error
 
 
 def _timestamp(value: str) -> datetime | None:
-    return datetime.fromtimestamp(int(value), UTC) if value else None
+    """A UNIX time of a reply; one that is not a number is not a date (``None``)."""
+    return datetime.fromtimestamp(int(value), UTC) if value.strip().isdigit() else None
 
 
 def _unix(when: datetime) -> str:
@@ -599,8 +615,9 @@ class SectigoProvider(Provider):
         """A new AutoApplySSL with the same CSR and details: Sectigo has no renew call."""
         return self._apply(request, renewal_of=previous)
 
-    def reissue(self, ref: ProviderRef, csr: str) -> ProviderRef:
-        """AutoReplaceSSL with the order's DCV choice; the new CSR means new hash records."""
+    def reissue(self, ref: ProviderRef, csr: str, *, replaces: str | None = None) -> ProviderRef:
+        """AutoReplaceSSL with the order's DCV choice; the new CSR means new hash records.
+        Free inside the product term; ``replaces`` is ACME's (module docstring)."""
         reply = self._post(
             "!AutoReplaceSSL",
             {
@@ -644,6 +661,25 @@ class SectigoProvider(Provider):
             )
         else:
             self._post("!AutoRefund", {"orderNumber": ref.order_id})
+
+    def revoke(
+        self, ref: ProviderRef, certificate_pem: str, reason: RevocationReason
+    ) -> dict[str, Any] | None:
+        """AutoRevokeSSL for exactly this certificate, by its serial (module docstring)."""
+        try:
+            serial = keys.load_certificates(certificate_pem)[0].serial_number
+        except keys.InvalidMaterial as error:
+            raise ProviderRejected(str(error), field="certificate") from error
+        comment = f"{reason.name.replace('_', ' ').lower()} (order {ref.order_id})"
+        self._post(
+            "!AutoRevokeSSL",
+            {
+                "serialNumber": f"{serial:X}",
+                "codeReason": str(int(reason)),
+                "revocationReason": comment,
+            },
+        )
+        return None
 
     def resend_approval(self, ref: ProviderRef) -> None:
         if ref.data.get("dcvMethod") != DcvMethod.EMAIL.value:
@@ -729,7 +765,7 @@ class SectigoProvider(Provider):
             {
                 "fqdn": request.domain,
                 "notBefore": _unix(placement.sent_at - CLOCK_SLACK),
-                "notAfter": _unix(datetime.now(UTC) + CLOCK_SLACK),
+                "notAfter": _unix(self.host.now() + CLOCK_SLACK),
             }
         )
         candidates = [o for o in reported if o.number not in placement.tracked]

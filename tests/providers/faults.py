@@ -18,6 +18,11 @@ for real between an adapter and a simulator (or Pebble) instead of mocking excep
 - ``garbage``: forwarded, then 200 with an HTML page that is neither JSON nor form encoding;
 - ``no_id``: forwarded, then the reply passed through the test's ``transform``.
 
+A test may also stand in for the upstream on some requests or change its replies: the
+``intercept`` hook sees each request (method, path, body) with a function that forwards it, and
+returns the reply to send (tests/providers/ari_responder.py adds to Pebble what it lacks this
+way). Faults apply to what it returns.
+
 Every answer carries ``Connection: close``, so each request opens its own connection and a
 connect-level fault always meets a fresh connect. The client's ``Host`` header is forwarded as
 is: Pebble builds every URL it returns from it, so an ACME client keeps going through the proxy.
@@ -127,12 +132,16 @@ class _Fault:
         return CANNED[self.kind]
 
 
+Intercept = Callable[[str, str, bytes, Callable[[], Reply]], Reply]
+
+
 class FaultProxy:
     """Forwards every request to ``upstream`` (an origin; a path there is ignored, the client's
     own path is sent) and applies the faults queued with :meth:`fail_next`.
 
     ``tls`` is a (certfile, keyfile) pair to serve HTTPS with; ``upstream_verify`` is a CA file,
-    True for the system's store or False, for an https upstream.
+    True for the system's store or False, for an https upstream. ``intercept(method, path,
+    body, forward)`` answers a request in the upstream's stead (the module docstring).
     """
 
     def __init__(
@@ -141,8 +150,10 @@ class FaultProxy:
         *,
         tls: tuple[str, str] | None = None,
         upstream_verify: str | bool = True,
+        intercept: Intercept | None = None,
     ) -> None:
         self.forwarded: list[Exchange] = []
+        self._intercept = intercept
         self.fired: list[str] = []
         self._upstream = urlsplit(upstream)
         self._upstream_tls = _client_context(upstream_verify)
@@ -260,7 +271,14 @@ class FaultProxy:
         if fault is not None and fault.kind == "429":
             _send(handler, CANNED["429"])
             return
-        reply = self._forward(handler, body)
+
+        def forward() -> Reply:
+            return self._forward(handler, body)
+
+        if self._intercept is None:
+            reply = forward()
+        else:
+            reply = self._intercept(handler.command, handler.path, body, forward)
         if fault is None:
             _send(handler, reply)
         elif fault.kind == "timeout_after":

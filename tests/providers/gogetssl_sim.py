@@ -16,7 +16,21 @@ Orders stay pending until a test moves them (:meth:`GoGetSSLSim.approve`, ``reje
 ``set_status``); approval signs the order's CSR with a test CA, root → intermediate → leaf.
 Faults are queued per path with :meth:`GoGetSSLSim.fail_next`. ``path_calls`` and ``order_calls``
 count every request that arrives (faulty or not), for tests that assert how often something was
-asked. Load this module as a pytest plugin to get the ``gogetssl_sim`` fixture.
+asked; ``created`` counts what the account was charged for or given, by kind (``order``,
+``renewal``, ``reissue``), so a test can say "1 order, 1 reissue, 0 renewals at the provider".
+Load this module as a pytest plugin to get the ``gogetssl_sim`` fixture.
+
+Subscriptions, as the adapter reads them (its docstring): time is :attr:`GoGetSSLSim.clock`, a
+callable tests replace with a clock they move (tests/providers/clock.py), so a year passes
+without sleeping. An order's first approval starts its subscription, at midnight UTC of that day,
+for the period bought (calendar months, ``lifetimes.subscription_ends``); status replies carry it
+as ``begin_date``/``end_date`` (``YYYY-MM-DD``) beside the certificate's ``valid_from``/
+``valid_till``. Each approval (the first, and each after a reissue) issues a certificate from
+now for the longest ``lifetimes.max_certificate_days`` allows today, cut at the subscription's
+end. A reissue is free while the subscription lasts and refused after it; the order shows
+``reissue`` from the reissue call until the new certificate is approved (``active``). Once the
+subscription has ended an active order reports ``expired``. GoGetSSL's API has no revoke call,
+so neither has the simulator.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -38,7 +53,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from panel_ssl_plugin import keys
+from panel_ssl_plugin import keys, lifetimes
 
 USER = "reseller@example.com"
 PASSWORD = "api-secret-password"
@@ -187,6 +202,8 @@ class SimOrder:
     resends: int = 0
     reissues: int = 0
     dcv_record: dict[str, Any] = field(default_factory=dict)  # approver_method, for HTTP/DNS
+    subscription_starts: datetime | None = None
+    subscription_ends: datetime | None = None
 
     @property
     def dcv_method(self) -> str:
@@ -204,12 +221,19 @@ class Route:
 class GoGetSSLSim:
     """The simulated account: products, orders, auth keys, faults and request counters."""
 
-    def __init__(self, slow_seconds: float = 3.0, latency: float = 0.0):
+    def __init__(
+        self,
+        slow_seconds: float = 3.0,
+        latency: float = 0.0,
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.slow_seconds = slow_seconds
         self.latency = latency  # seconds added to every reply, like a provider far away
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.orders: dict[str, SimOrder] = {}
         self.path_calls: Counter[str] = Counter()
         self.order_calls: Counter[str] = Counter()
+        self.created: Counter[str] = Counter()  # order, renewal, reissue: what was placed
         self.dcv_overrides: dict[str, dict[str, list[str]]] = {}
         self.balance_refused = False
         self.root_key, self.root_cert = keys.create_ca("GoGetSSL Simulator Root")
@@ -279,17 +303,32 @@ class GoGetSSLSim:
             self.orders.update((new_id, replace(template, id=new_id)) for new_id in ids)
         return ids
 
-    def approve(self, order_id: str) -> None:
-        """Validation passed: sign the order's current CSR with the intermediate CA."""
+    def approve(self, order_id: str) -> x509.Certificate:
+        """Validation passed: sign the order's current CSR with the intermediate CA, from now
+        for as long as today's limit allows, within the subscription (which the first approval
+        starts)."""
         with self._lock:
             order = self._order(order_id)
-            days = min(398, order.period * 365 // 12)
-            cert = keys.sign_csr(keys.load_csr(order.csr), self.ca_key, self.ca_cert, days=days)
+            now = self.clock()
+            if order.subscription_ends is None:
+                starts = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+                order.subscription_starts = starts
+                order.subscription_ends = lifetimes.subscription_ends(starts, order.period)
+            if now >= order.subscription_ends:
+                raise ValueError(f"order {order_id}'s subscription has ended: nothing to issue")
+            cert = keys.sign_csr(
+                keys.load_csr(order.csr),
+                self.ca_key,
+                self.ca_cert,
+                not_before=now,
+                not_after=lifetimes.certificate_ends(now, order.subscription_ends),
+            )
             order.crt_code = keys.cert_to_pem(cert)
             order.ca_code = keys.cert_to_pem(self.ca_cert)
             order.valid_from = cert.not_valid_before_utc.date().isoformat()
             order.valid_till = cert.not_valid_after_utc.date().isoformat()
             self.set_status(order_id, "active", "Certificate issued.")
+            return cert
 
     def reject(self, order_id: str, reason: str = "Domain validation failed.") -> None:
         self.set_status(order_id, "rejected", reason)
@@ -381,6 +420,22 @@ class GoGetSSLSim:
         for email, san in zip(approvers, names[1:], strict=True):
             self._check_approver(email, san, "approver_emails")
 
+    def _status_of(self, order: SimOrder) -> str:
+        """The order's status now: an active order whose subscription is over has expired."""
+        ended = order.subscription_ends is not None and self.clock() >= order.subscription_ends
+        return "expired" if order.status == "active" and ended else order.status
+
+    def _brief(self, order: SimOrder) -> dict[str, Any]:
+        """The batch reply's row: status and dates, never the certificate."""
+        return {
+            "order_id": order.id,
+            "status": self._status_of(order),
+            "valid_from": order.valid_from,
+            "valid_till": order.valid_till,
+            "begin_date": _day(order.subscription_starts),
+            "end_date": _day(order.subscription_ends),
+        }
+
     def _place(self, call: Call, renewal: bool) -> dict[str, Any]:
         product = self._product(call.get("product_id"))
         period = _period(product, call.get("period"))
@@ -404,6 +459,7 @@ class GoGetSSLSim:
             renewal=renewal,
             dcv_record=dcv_record,
         )
+        self.created["renewal" if renewal else "order"] += 1
         return {"success": True, "order_id": order_id, **dcv_record}
 
     # --- the API, one method per route (see ROUTES) -------------------------------------------
@@ -444,7 +500,7 @@ class GoGetSSLSim:
         """Every order, newest first, one page of ``limit`` from ``offset``."""
         limit, offset = _count(call, "limit", 100), _count(call, "offset", 0)
         newest_first = [
-            {"order_id": o.id, "status": o.status} for o in reversed(self.orders.values())
+            {"order_id": o.id, "status": self._status_of(o)} for o in reversed(self.orders.values())
         ]
         return {
             "success": True,
@@ -457,7 +513,7 @@ class GoGetSSLSim:
     def status(self, call: Call) -> dict[str, Any]:
         order = self._order(call.groups["order_id"])
         return {
-            **_brief(order),
+            **self._brief(order),
             **order.dcv_record,
             "domain": order.names[0],
             "status_description": order.status_description,
@@ -472,18 +528,21 @@ class GoGetSSLSim:
     def statuses(self, call: Call) -> dict[str, Any]:
         """Unknown ids are left out of the answer, as a batch reply would."""
         cids = [cid for cid in _split(call.get("cids")) if cid in self.orders]
-        return {"success": True, "certificates": [_brief(self.orders[cid]) for cid in cids]}
+        return {"success": True, "certificates": [self._brief(self.orders[cid]) for cid in cids]}
 
     def reissue(self, call: Call) -> dict[str, Any]:
         order = self._order(call.groups["order_id"])
-        if order.status != "active":
-            raise ApiError(f"Only active orders can be reissued; this one is {order.status}.")
+        if self._status_of(order) != "active":
+            raise ApiError(
+                f"Only active orders can be reissued; this one is {self._status_of(order)}."
+            )
         csr = _csr(call.get("csr"))
         names = [*keys.csr_names(csr)[:1], *_split(call.get("dns_names"))]
         self._check_dcv(call, names)
         order.csr, order.reissues = call.params["csr"], order.reissues + 1
         order.status, order.status_description = "reissue", "Reissue awaiting validation."
         order.dcv_record = _approver_method(csr, call, names[0])
+        self.created["reissue"] += 1
         return {"success": True, "order_id": order.id, **order.dcv_record}
 
     def cancel(self, call: Call) -> dict[str, Any]:
@@ -542,14 +601,8 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def _brief(order: SimOrder) -> dict[str, Any]:
-    """The batch reply's row: status and dates, never the certificate."""
-    return {
-        "order_id": order.id,
-        "status": order.status,
-        "valid_from": order.valid_from,
-        "valid_till": order.valid_till,
-    }
+def _day(when: datetime | None) -> str:
+    return when.date().isoformat() if when else ""
 
 
 def _count(call: Call, name: str, default: int) -> int:

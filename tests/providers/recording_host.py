@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from tests.providers.clock import Clock
 
 CALLBACK_BASE = "http://panel.test/ssl/cb/"
 
@@ -47,6 +50,8 @@ class RecordingHost:
     ``publish_http(token, content)`` is called for each http-01 token and ``publish_txt(name,
     value)`` for each TXT record, but only while ``can_publish`` holds. ``forbidden`` maps the
     names of methods the adapter must never call to the reason; calling one fails the test.
+    ``clock`` is what :meth:`now` answers (a :class:`Clock` of its own when not given); asking
+    the time is not recorded as a call.
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class RecordingHost:
         publish_txt: Callable[[str, str], object] | None = None,
         callback_base: str = CALLBACK_BASE,
         forbidden: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.can_mail = can_mail
         self.can_publish = can_publish
@@ -67,6 +73,7 @@ class RecordingHost:
         self.forbidden = dict(forbidden or {})
         assert self.forbidden.keys() <= HOST_METHODS, self.forbidden
         self.calls: list[Call] = []
+        self.clock = clock or Clock()
 
     def _record(self, name: str, *args: Any) -> None:
         if name in self.forbidden:
@@ -78,6 +85,9 @@ class RecordingHost:
         return [call.args for call in self.calls if call.name == name]
 
     # --- the ProviderHost protocol ----------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock()
 
     def send_mail(self, to: str, subject: str, body: str) -> bool:
         self._record("send_mail", to, subject, body)

@@ -31,6 +31,20 @@ to choose a behaviour of its own, it is:
   ``N_M_domain`` (the primary name) and ``N_M_status``. ``fqdn`` matches any name of the order.
   A page holds at most :attr:`SectigoSim.report_page_limit` orders, as a server may cap it.
 
+* Time is :attr:`SectigoSim.clock`, a callable a test replaces with a clock it moves
+  (tests/providers/clock.py). An order's first approval starts its product term, lasting the
+  ``days`` ordered; CollectSSL reports it as ``productTermStartDate``/``productTermEndDate``
+  (UNIX times, the adapter's reading). Each approval issues a certificate from now for the
+  longest ``lifetimes.max_certificate_days`` allows today, cut at the term's end. A reissue is
+  refused once the term has ended (-4 on ``orderNumber``, a reading of the simulator's own), and
+  an issued order whose term has ended is "Expired".
+* ``!AutoRevokeSSL`` takes ``orderNumber``, ``certificateID`` or ``serialNumber`` (hex, any
+  case) and a ``codeReason`` of 0, 1, 3, 4 or 5 (-4 otherwise). Revoking the order's current
+  certificate makes the order "Revoked"; one it replaced is only marked revoked; an order not
+  issued yet is "Rejected", as Sectigo's page says.
+* ``created`` counts what was placed, by kind: ``order`` (every ``AutoApplySSL``, renewals
+  included: Sectigo renews by a new order) and ``reissue`` (``AutoReplaceSSL``).
+
 A test steers it through :meth:`SectigoSim.inject` (:class:`Fault`: an HTTP status, a garbage
 body, a late reply; faults after the work is done come from ``tests/providers/faults.py``),
 ``insufficient_credits``, ``report_page_limit``, ``whois`` and the ``approve``/``reject``/
@@ -47,10 +61,10 @@ import itertools
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode
 
@@ -59,7 +73,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from panel_ssl_plugin import keys
+from panel_ssl_plugin import keys, lifetimes
 
 LOGIN_NAME = "reseller"
 LOGIN_PASSWORD = "correct horse battery staple"
@@ -135,6 +149,11 @@ class Order:
     placed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     received: dict[str, str] = field(default_factory=dict)
     """The AutoApplySSL arguments the order was placed with, credentials left out."""
+    term_starts: datetime | None = None
+    term_ends: datetime | None = None
+    issued: list[x509.Certificate] = field(default_factory=list)
+    """Every certificate issued for the order, the current one last."""
+    revoked_serials: set[int] = field(default_factory=set)
 
 
 Pairs = list[tuple[str, str]]
@@ -152,7 +171,9 @@ class Endpoint:
 class SectigoSim:
     """The simulated reseller account: its orders, its CA, and the test's controls."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.created: Counter[str] = Counter()  # order, reissue: what was placed
         self.root_key, self.root = keys.create_ca("Sim Sectigo Root")
         self.ca_key, self.intermediate = keys.create_ca(
             "Sim Sectigo DV CA", issuer_key=self.root_key, issuer_cert=self.root
@@ -196,11 +217,22 @@ class SectigoSim:
         return next(form for name, form in reversed(self.requests) if name == endpoint)
 
     def approve(self, number: str) -> x509.Certificate:
-        """Validation passed: issue the certificate from the intermediate."""
+        """Validation passed: issue the certificate from the intermediate, from now for as long
+        as today's limit allows, within the product term (which the first approval starts)."""
         order = self.orders[number]
+        now = self.clock()
+        if order.term_ends is None:
+            order.term_starts, order.term_ends = now, now + timedelta(days=order.days)
+        if now >= order.term_ends:
+            raise ValueError(f"order {number}'s term has ended: nothing to issue")
         order.certificate = keys.sign_csr(
-            order.csr, self.ca_key, self.intermediate, days=order.days
+            order.csr,
+            self.ca_key,
+            self.intermediate,
+            not_before=now,
+            not_after=lifetimes.certificate_ends(now, order.term_ends),
         )
+        order.issued.append(order.certificate)
         order.status = "Issued"
         return order.certificate
 
@@ -274,17 +306,25 @@ class SectigoSim:
             dcv_method=form["dcvMethod"],
             dcv_email=dcv_email,
             unique_value=unique,
+            placed_at=self.clock(),
             received={k: v for k, v in form.items() if k != "loginPassword"},
         )
         self.orders[order.number] = order
+        self.created["order"] += 1
         return 0, self._order_reply(order, form)
 
     def collect(self, form: dict[str, str]) -> Result:
         order = self._order(form)
+        self._expire_if_ended(order)
         attached = order.status == "Issued" and form["queryType"] == "1"
         if attached and form.get("responseType", "3") != "3":
             raise SimError(-4, "Only individually encoded PEMs are simulated.", "responseType")
         pairs = [("certificateStatus", order.status)]
+        if order.term_starts and order.term_ends:
+            pairs += [
+                ("productTermStartDate", str(_unix(order.term_starts))),
+                ("productTermEndDate", str(_unix(order.term_ends))),
+            ]
         if form.get("showExtStatus") == "Y":
             dcv = "Validated" if order.certificate else "Pending"
             validation = "Rejected" if order.status == "Rejected" else dcv
@@ -295,10 +335,14 @@ class SectigoSim:
 
     def replace(self, form: dict[str, str]) -> Result:
         order = self._order(form)
+        self._expire_if_ended(order)
         _check_not_closed(order)
+        if order.status == "Expired":
+            raise SimError(-4, "The term of this order has ended!", "orderNumber")
         order.csr = _csr(form["csr"])
         order.status, order.certificate = NOT_YET_ISSUED, None
         order.certificate_ids.append(str(next(self._numbers)))
+        self.created["reissue"] += 1
         return 0, [("certificateID", order.certificate_ids[-1])]
 
     def web_host_report(self, form: dict[str, str]) -> Result:
@@ -326,10 +370,46 @@ class SectigoSim:
         return 0, []
 
     def revoke(self, form: dict[str, str]) -> Result:
-        order = self._order(form)
+        """By order, certificate id or serial (see the module docstring)."""
+        code = form.get("codeReason", "0")
+        if code not in {"0", "1", "3", "4", "5"}:
+            raise SimError(-4, "The value of 'codeReason' is invalid!", "codeReason")
+        order, serial = self._revoked(form)
         _check_not_closed(order)
-        order.status = "Revoked"
+        if order.certificate is None:
+            order.status = "Rejected"
+            return 0, []
+        target = serial or order.certificate.serial_number
+        order.revoked_serials.add(target)
+        if target == order.certificate.serial_number:
+            order.status = "Revoked"
         return 0, []
+
+    def _revoked(self, form: dict[str, str]) -> tuple[Order, int | None]:
+        """The order and (when named by it) the serial an AutoRevokeSSL is about."""
+        if "serialNumber" in form:
+            try:
+                serial = int(form["serialNumber"], 16)
+            except ValueError:
+                raise SimError(
+                    -4, "The value of 'serialNumber' is invalid!", "serialNumber"
+                ) from None
+            for order in self.orders.values():
+                if any(cert.serial_number == serial for cert in order.issued):
+                    return order, serial
+            raise SimError(-4, "The value of 'serialNumber' is invalid!", "serialNumber")
+        if "certificateID" in form:
+            for order in self.orders.values():
+                if form["certificateID"] == order.certificate_ids[-1]:
+                    return order, None
+            raise SimError(-4, "The value of 'certificateID' is invalid!", "certificateID")
+        if "orderNumber" not in form:
+            raise SimError(-3, "The 'orderNumber' argument is missing!", "orderNumber")
+        return self._order(form), None
+
+    def _expire_if_ended(self, order: Order) -> None:
+        if order.status == "Issued" and order.term_ends and self.clock() >= order.term_ends:
+            order.status = "Expired"
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -589,7 +669,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "!AutoRefund": Endpoint(SectigoSim.refund, frozenset({"orderNumber"})),
     "!AutoRevokeSSL": Endpoint(
-        SectigoSim.revoke, frozenset({"orderNumber"}), frozenset({"revocationReason"})
+        SectigoSim.revoke,
+        optional=frozenset(
+            {"orderNumber", "certificateID", "serialNumber", "revocationReason", "codeReason"}
+        ),
     ),
 }
 

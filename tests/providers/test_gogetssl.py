@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,8 +28,10 @@ from panel_ssl_plugin.providers.base import (
     ProviderRef,
     ProviderRejected,
     ProviderUnavailable,
+    RevocationReason,
 )
 from panel_ssl_plugin.providers.gogetssl import GoGetSSLProvider
+from tests.providers.clock import Clock
 from tests.providers.faults import FaultProxy, Headers, running
 from tests.providers.gogetssl_sim import PASSWORD, USER, GoGetSSLSim
 from tests.providers.recording_host import RecordingHost
@@ -481,6 +483,130 @@ def test_reissue_issues_a_new_certificate_for_the_new_key(provider, gogetssl_sim
     assert status.state is OrderState.ISSUED and status.certificate != old
     leaf = x509.load_pem_x509_certificate(status.certificate.encode())
     assert keys.public_key_der(leaf) == keys.public_key_der(new_key)
+
+
+# --- subscriptions: the term bought beside each certificate issued under it ---------------------
+
+
+@pytest.fixture
+def clock(gogetssl_sim: GoGetSSLSim) -> Clock:
+    """One clock for the simulator and the adapter's host, at 10:00 UTC on 10 Jun 2026."""
+    clock = Clock(datetime(2026, 6, 10, 10, tzinfo=UTC))
+    gogetssl_sim.clock = clock
+    return clock
+
+
+def test_status_reports_the_subscription_apart_from_the_certificate(provider, gogetssl_sim, clock):
+    ref = place(provider, period_months=24)
+    assert provider.status(ref).subscription_ends is None  # not started before it is issued
+    gogetssl_sim.approve(ref.order_id)
+
+    status = provider.status(ref)
+
+    assert (status.not_before, status.not_after) == (clock(), clock() + timedelta(days=200))
+    assert status.subscription_starts == datetime(2026, 6, 10, tzinfo=UTC)
+    assert status.subscription_ends == datetime(2028, 6, 10, tzinfo=UTC)
+    [batch] = provider.statuses([ref]).values()
+    assert (batch.subscription_starts, batch.subscription_ends) == (
+        status.subscription_starts,
+        status.subscription_ends,
+    )
+
+
+def test_a_year_is_one_order_and_one_free_reissue_at_gogetssl(provider, gogetssl_sim, clock):
+    ref = place(provider)
+    gogetssl_sim.approve(ref.order_id)
+    first = provider.status(ref)
+    paid_until = datetime(2027, 6, 10, tzinfo=UTC)
+
+    clock.advance(days=170)  # 194 days left in the subscription: more than a third of 200
+    _, csr = new_csr("example.com")
+    reissued = provider.reissue(ref, csr, replaces=keys.ari_cert_id(first.certificate))
+    waiting = provider.status(reissued)
+    gogetssl_sim.approve(ref.order_id)
+    second = provider.status(reissued)
+
+    assert (waiting.state, waiting.raw_status) == (OrderState.PENDING, "reissue")
+    assert waiting.subscription_ends == paid_until
+    assert second.state is OrderState.ISSUED and second.not_before == clock()
+    assert second.not_after == paid_until  # 200 days would outlast what was paid for
+    assert gogetssl_sim.created == {"order": 1, "reissue": 1}
+
+    clock.set(paid_until)
+    assert provider.status(ref).state is OrderState.EXPIRED
+    with pytest.raises(ProviderRejected, match="Only active orders"):
+        provider.reissue(ref, new_csr("example.com")[1])
+    assert gogetssl_sim.created == {"order": 1, "reissue": 1}
+
+
+@pytest.mark.parametrize(
+    ("begin", "end", "starts", "ends"),
+    [
+        ("2026-06-10", "2027-06-10", "2026-06-10T00:00:00+00:00", "2027-06-10T00:00:00+00:00"),
+        (
+            "2026-06-10 08:15:00",
+            "2027-06-10 08:15:00",
+            "2026-06-10T08:15:00+00:00",
+            "2027-06-10T08:15:00+00:00",
+        ),
+        ("", None, None, None),
+        ("0000-00-00", "0000-00-00 00:00:00", None, None),
+    ],
+)
+def test_subscription_dates_are_read_as_gogetssls_whmcs_module_reads_them(
+    provider, proxied, proxy, gogetssl_sim, begin, end, starts, ends
+):
+    ref = place(provider)
+    gogetssl_sim.approve(ref.order_id)
+
+    def dates(reply: dict[str, Any]) -> None:
+        reply["begin_date"] = begin
+        if end is None:
+            del reply["end_date"]
+        else:
+            reply["end_date"] = end
+
+    proxy.fail_next(
+        "no_id", "GET", f"/api/orders/status/{ref.order_id}", transform=rewrite_reply(dates)
+    )
+    status = proxied.status(ref)
+    expected = [datetime.fromisoformat(d) if d else None for d in (starts, ends)]
+    assert [status.subscription_starts, status.subscription_ends] == expected
+
+
+def test_revoking_is_left_to_gogetssls_dashboard(provider, gogetssl_sim):
+    ref = place(provider)
+    gogetssl_sim.approve(ref.order_id)
+    certificate = provider.status(ref).certificate
+    with pytest.raises(
+        ProviderRejected, match="revoke the certificate in the provider's dashboard"
+    ):
+        provider.revoke(ref, certificate, RevocationReason.KEY_COMPROMISE)
+    assert not any("revoke" in path or "cancel" in path for path in gogetssl_sim.path_calls)
+
+
+@pytest.mark.parametrize("fault", ["timeout_after", "reset_after", "502", "503", "504", "garbage"])
+def test_a_free_replacement_whose_reply_is_lost_is_found_and_made_once(
+    proxied, proxy, gogetssl_sim, fault
+):
+    """The replacement column at the adapter: a reissue with ``replaces`` whose reply is lost
+    (timeout, reset, 5xx, garbage) is an unknown outcome, found by the order's CSR, and
+    GoGetSSL holds one reissue."""
+    _, csr = new_csr("example.com")
+    request = order_request(csr)
+    ref = proxied.place_order(request)
+    gogetssl_sim.approve(ref.order_id)
+    certificate = proxied.status(ref).certificate
+    _, new = new_csr("example.com")
+    proxy.fail_next(fault, "POST", f"/api/orders/ssl/reissue/{ref.order_id}", hold=1.0)
+
+    with pytest.raises(ProviderOutcomeUnknown):
+        proxied.reissue(ref, new, replaces=keys.ari_cert_id(certificate))
+
+    reissue = placement(PlacementKind.REISSUE, replace(request, csr=new), ref, (ref.order_id,))
+    assert proxied.find_order(reissue).order_id == ref.order_id
+    assert gogetssl_sim.created["reissue"] == 1
+    assert gogetssl_sim.path_calls["/orders/ssl/reissue/" + ref.order_id] == 1
 
 
 def test_cancel_then_cancelling_again_is_refused(provider, gogetssl_sim):

@@ -26,6 +26,7 @@ from panel_ssl_plugin.providers.base import (
     ProviderRejected,
     ProviderStatus,
     ProviderUnavailable,
+    RevocationReason,
 )
 from panel_ssl_plugin.providers.sandbox import (
     CANCELLED_AT,
@@ -34,7 +35,9 @@ from panel_ssl_plugin.providers.sandbox import (
     UNAVAILABLE,
     SandboxProvider,
 )
+from panel_ssl_plugin.providers.sandbox_approval import sign
 from tests.providers import faults
+from tests.providers.clock import Clock
 from tests.providers.recording_host import CALLBACK_BASE, Mail, RecordingHost
 
 
@@ -217,7 +220,9 @@ def test_dcv_emails_reject_what_is_not_a_domain(sandbox: SandboxProvider, domain
 
 
 def test_approval_link_issues_a_certificate_that_verifies(sandbox, host, key):
-    request = order(key, product_id="dv-multi", sans=("example.com", "shop.example.com"))
+    sans = ("example.com", "shop.example.com")
+    approvers = dict.fromkeys(sans, "admin@example.com")
+    request = order(key, product_id="dv-multi", sans=sans, san_approvers=approvers)
     ref = sandbox.place_order(request)
     assert ref.order_id.startswith("SBX-")
     [mail] = host.mails
@@ -240,13 +245,110 @@ def test_approval_link_issues_a_certificate_that_verifies(sandbox, host, key):
         leaf.not_valid_before_utc,
         leaf.not_valid_after_utc,
     )
-    assert status.not_after - status.not_before == timedelta(days=365)
+    assert status.not_before == host.now()
 
 
-def test_validity_follows_the_period(sandbox, host, key):
-    ref = approve(sandbox, host, sandbox.place_order(order(key, period_months=24)))
-    _, status = issue(sandbox, ref)
-    assert status.not_after - status.not_before == timedelta(days=730)
+def test_every_names_approver_is_mailed_and_each_must_approve(sandbox, host, key):
+    """One mail per approver, naming the names it approves; issued once all have approved."""
+    approvers = {
+        "shop.example.org": "hostmaster@example.org",
+        "blog.example.net": "admin@example.net",
+    }
+    request = order(
+        key,
+        product_id="dv-multi",
+        sans=tuple(approvers),
+        san_approvers=approvers,
+    )
+    ref = sandbox.place_order(request)
+    mails = {mail.to: mail for mail in host.mails}
+    assert sorted(mails) == ["admin@example.com", "admin@example.net", "hostmaster@example.org"]
+    assert "approve certificates for shop.example.org.\n" in mails["hostmaster@example.org"].body
+    for approver in ("admin@example.com", "hostmaster@example.org"):
+        _, data = sandbox.handle_callback(token_of(mails[approver]))
+        ref = merged(ref, data)
+        status = sandbox.status(ref)
+        assert status.state is OrderState.PENDING
+    assert "admin@example.net" in status.detail and "admin@example.com" not in status.detail
+    _, data = sandbox.handle_callback(token_of(mails["admin@example.net"]))
+    issue(sandbox, merged(ref, data))
+
+
+def test_an_approver_for_a_name_it_may_not_approve_is_refused(sandbox, key):
+    request = order(
+        key,
+        product_id="dv-multi",
+        sans=("shop.example.org",),
+        san_approvers={"shop.example.org": "admin@example.com"},
+    )
+    with pytest.raises(
+        ProviderRejected,
+        match=r"admin@example\.com is not an approver address for shop\.example\.org",
+    ):
+        sandbox.place_order(request)
+
+
+@pytest.mark.parametrize(
+    ("issued", "months", "days", "paid_until"),
+    [
+        ("2026-03-14T23:59:59+00:00", 12, 365, "2027-03-14T23:59:59+00:00"),
+        ("2026-03-14T23:59:59+00:00", 24, 398, "2028-03-14T23:59:59+00:00"),
+        ("2026-03-15T00:00:00+00:00", 12, 200, "2027-03-15T00:00:00+00:00"),
+        ("2027-03-15T00:00:00+00:00", 24, 100, "2029-03-15T00:00:00+00:00"),
+        ("2029-03-15T00:00:00+00:00", 12, 47, "2030-03-15T00:00:00+00:00"),
+    ],
+)
+def test_each_certificate_is_capped_on_its_issue_day_and_the_subscription_is_the_period(
+    key, issued, months, days, paid_until
+):
+    host = RecordingHost(clock=Clock(datetime.fromisoformat(issued)))
+    sandbox = SandboxProvider({}, host)
+    ref = sandbox.place_order(order(key, period_months=months))
+    assert sandbox.status(ref).subscription_ends is None  # nothing issued, nothing started
+    _, status = issue(sandbox, approve(sandbox, host, ref))
+    assert status.not_before == datetime.fromisoformat(issued)
+    assert status.not_after - status.not_before == timedelta(days=days)
+    assert status.subscription_starts == status.not_before
+    assert status.subscription_ends == datetime.fromisoformat(paid_until)
+
+
+def test_a_reissue_inside_the_subscription_is_free_and_never_outlasts_it(key):
+    clock = Clock(datetime(2026, 6, 10, tzinfo=UTC))
+    host = RecordingHost(clock=clock)
+    sandbox = SandboxProvider({}, host)
+    ref, first = issue(sandbox, approve(sandbox, host, sandbox.place_order(order(key))))
+    paid_until = datetime(2027, 6, 10, tzinfo=UTC)
+    assert first.not_after == clock() + timedelta(days=200)
+
+    clock.advance(days=170)
+    new_csr = csr_for(keys.generate_key(), "www.example.com")
+    ref = approve(sandbox, host, sandbox.reissue(ref, new_csr, replaces="ignored.AQ"))
+    ref, second = issue(sandbox, ref)
+    assert second.not_before == clock()
+    assert second.not_after == paid_until  # 195 days were left: cut at the subscription's end
+    assert (second.subscription_starts, second.subscription_ends) == (
+        first.subscription_starts,
+        paid_until,
+    )
+
+    clock.set(paid_until)
+    assert sandbox.status(ref).state is OrderState.EXPIRED
+    with pytest.raises(ProviderRejected, match="ended on 2027-06-10; renew"):
+        sandbox.reissue(ref, csr_for(keys.generate_key(), "www.example.com"))
+
+
+def test_a_renewal_placed_early_starts_its_subscription_where_the_last_one_ends(key):
+    clock = Clock(datetime(2026, 6, 10, tzinfo=UTC))
+    host = RecordingHost(clock=clock)
+    sandbox = SandboxProvider({}, host)
+    previous, _ = issue(sandbox, approve(sandbox, host, sandbox.place_order(order(key))))
+    clock.set(datetime(2027, 5, 20, tzinfo=UTC))
+    renewal = approve(sandbox, host, sandbox.renew(order(key), previous))
+    _, status = issue(sandbox, renewal)
+    assert status.not_before == clock()
+    assert status.subscription_starts == datetime(2027, 6, 10, tzinfo=UTC)
+    assert status.subscription_ends == datetime(2028, 6, 10, tzinfo=UTC)
+    assert status.not_after == clock() + timedelta(days=100)  # issued after 2027-03-15
 
 
 def test_status_is_stable_once_issued(sandbox, host, key):
@@ -341,7 +443,8 @@ def test_orders_that_pass_every_rule(sandbox, host, key):
     ]
     for request in accepted:
         sandbox.place_order(request)
-    assert len(host.mails) == len(accepted)
+    approvers = [{r.approver_for(name) for name in (r.domain, *r.sans)} for r in accepted]
+    assert len(host.mails) == sum(map(len, approvers)) == 7  # the multi-domain order has four
 
 
 def test_reject_setting_refuses_every_order(host, key):
@@ -458,6 +561,42 @@ def test_cancel_refuses_an_issued_order(sandbox, host, key):
     with pytest.raises(ProviderRejected, match="revoke") as caught:
         sandbox.cancel(ref)
     assert caught.value.code == "issued"
+
+
+def test_a_revoked_certificate_is_reported_revoked_until_a_reissue_replaces_it(sandbox, host, key):
+    ref, issued = issue(sandbox, approve(sandbox, host, sandbox.place_order(order(key))))
+    changes = sandbox.revoke(ref, issued.certificate, RevocationReason.KEY_COMPROMISE)
+    revoked = sandbox.status(merged(ref, changes))
+    assert (revoked.state, revoked.raw_status) == (OrderState.REVOKED, "revoked")
+    assert "reason 1" in revoked.detail and revoked.certificate == issued.certificate
+
+    ref = merged(ref, changes)
+    new_csr = csr_for(keys.generate_key(), "www.example.com")
+    ref, replaced = issue(sandbox, approve(sandbox, host, sandbox.reissue(ref, new_csr)))
+    assert replaced.certificate != issued.certificate
+    assert sandbox.status(ref).state is OrderState.ISSUED
+
+
+def test_only_certificates_of_the_order_from_this_ca_can_be_revoked(sandbox, host, key):
+    ref, _ = issue(sandbox, approve(sandbox, host, sandbox.place_order(order(key))))
+    other = SandboxProvider({}, RecordingHost())
+    theirs, _ = issue(other, approve(other, other.host, other.place_order(order(key))))
+    with pytest.raises(ProviderRejected, match="not a certificate of this sandbox CA"):
+        sandbox.revoke(ref, theirs.data["certificate"], RevocationReason.UNSPECIFIED)
+    request = order(key, domain="shop.example.com", approver_email="admin@example.com")
+    _, elsewhere = issue(sandbox, approve(sandbox, host, sandbox.place_order(request)))
+    with pytest.raises(ProviderRejected, match="not one of order"):
+        sandbox.revoke(ref, elsewhere.certificate, RevocationReason.SUPERSEDED)
+
+
+def test_a_link_signed_before_links_named_their_approver_approves_the_round(sandbox, host, key):
+    """Mails sent by the sandbox before approvers were per name carry order id and round
+    only; following one still approves the order, as it did."""
+    ref = sandbox.place_order(order(key))
+    old_link = sign(sandbox.settings["link_secret"], f"{ref.order_id}:{ref.data['link']}")
+    order_id, data = sandbox.handle_callback(old_link)
+    assert order_id == ref.order_id
+    issue(sandbox, merged(ref, data))
 
 
 # --- money safety: one order per key, lost replies looked up, rehearsed failures -----------------

@@ -32,8 +32,10 @@ from panel_ssl_plugin.providers.base import (
     ProviderRef,
     ProviderRejected,
     ProviderUnavailable,
+    RevocationReason,
 )
 from panel_ssl_plugin.providers.sectigo import SectigoProvider, SectigoSettingsForm
+from tests.providers.clock import Clock
 from tests.providers.faults import FaultProxy, Headers, Transform
 from tests.providers.recording_host import RecordingHost
 from tests.providers.sectigo_sim import LOGIN_PASSWORD, Fault, SectigoSim
@@ -956,3 +958,106 @@ def test_an_adopted_reissue_keeps_the_order_number(sectigo, sectigo_sim):
     assert sectigo.status(adopted).state is OrderState.PENDING
     with pytest.raises(ProviderOutcomeUnknown, match="not known to the panel"):
         sectigo.find_order(reissue_placement(adopted, csr_for("example.com"), datetime.now(UTC)))
+
+
+# --- subscriptions: the product term beside each certificate; revocation ------------------------
+
+
+@pytest.fixture
+def clock(sectigo_sim: SectigoSim, host: RecordingHost) -> Clock:
+    """One clock for the simulator and the adapter's host, at 10:00 UTC on 10 Jun 2026."""
+    clock = Clock(datetime(2026, 6, 10, 10, tzinfo=UTC))
+    sectigo_sim.clock = host.clock = clock
+    return clock
+
+
+def test_collect_reports_the_product_term_apart_from_the_certificate(sectigo, sectigo_sim, clock):
+    ref = sectigo.place_order(order(period_months=24))
+    assert sectigo.status(ref).subscription_ends is None  # no term before the first certificate
+    sectigo_sim.approve(ref.order_id)
+
+    status = sectigo.status(ref)
+
+    assert (status.not_before, status.not_after) == (clock(), clock() + timedelta(days=200))
+    assert status.subscription_starts == clock()
+    assert status.subscription_ends == clock() + timedelta(days=730)  # the days ordered
+
+
+def test_a_year_is_one_order_and_one_free_reissue_at_sectigo(sectigo, sectigo_sim, clock):
+    ref = issue(sectigo, sectigo_sim, order())
+    first = sectigo.status(ref)
+    term_ends = clock() + timedelta(days=365)
+
+    clock.advance(days=170)
+    reissued = sectigo.reissue(
+        ref, csr_for("example.com"), replaces=keys.ari_cert_id(first.certificate)
+    )
+    assert sectigo.status(reissued).state is OrderState.PENDING
+    sectigo_sim.approve(ref.order_id)
+    second = sectigo.status(reissued)
+
+    assert second.state is OrderState.ISSUED and second.not_before == clock()
+    assert second.not_after == term_ends == second.subscription_ends
+    assert sectigo_sim.created == {"order": 1, "reissue": 1}
+
+    clock.set(term_ends)
+    assert sectigo.status(ref).state is OrderState.EXPIRED
+    with pytest.raises(ProviderRejected, match="term of this order has ended"):
+        sectigo.reissue(ref, csr_for("example.com"))
+    assert sectigo_sim.created == {"order": 1, "reissue": 1}
+
+
+def test_revoke_names_the_certificate_by_serial_with_the_rfc_5280_code(sectigo, sectigo_sim):
+    ref = issue(sectigo, sectigo_sim, order())
+    certificate = sectigo.status(ref).certificate
+
+    sectigo.revoke(ref, certificate, RevocationReason.KEY_COMPROMISE)
+
+    form = sectigo_sim.last_form("!AutoRevokeSSL")
+    serial = x509.load_pem_x509_certificate(certificate.encode()).serial_number
+    assert (form["serialNumber"], form["codeReason"]) == (f"{serial:X}", "1")
+    assert "key compromise" in form["revocationReason"] and "orderNumber" not in form
+    status = sectigo.status(ref)
+    assert (status.state, status.raw_status) == (OrderState.REVOKED, "Revoked")
+
+
+def test_revoking_a_replaced_certificate_leaves_the_current_one_issued(sectigo, sectigo_sim):
+    ref = issue(sectigo, sectigo_sim, order())
+    replaced = sectigo.status(ref).certificate
+    sectigo.reissue(ref, csr_for("example.com"))
+    sectigo_sim.approve(ref.order_id)
+
+    sectigo.revoke(ref, replaced, RevocationReason.SUPERSEDED)
+
+    assert sectigo.status(ref).state is OrderState.ISSUED
+    serial = x509.load_pem_x509_certificate(replaced.encode()).serial_number
+    assert serial in sectigo_sim.orders[ref.order_id].revoked_serials
+
+
+def test_a_certificate_sectigo_did_not_issue_is_refused(sectigo, sectigo_sim):
+    ref = issue(sectigo, sectigo_sim, order())
+    _, foreign = keys.create_ca("Not Sectigo")
+    with pytest.raises(ProviderRejected, match="serialNumber"):
+        sectigo.revoke(ref, keys.cert_to_pem(foreign), RevocationReason.UNSPECIFIED)
+    assert sectigo.status(ref).state is OrderState.ISSUED
+
+
+@pytest.mark.parametrize("fault", ["timeout_after", "reset_after", "502", "503", "504", "garbage"])
+def test_a_free_replacement_whose_reply_is_lost_is_found_and_made_once(
+    proxied, proxy, sectigo, sectigo_sim, fault
+):
+    """The replacement column at the adapter: a reissue with ``replaces`` whose reply is lost is
+    an unknown outcome, found in the order report, and Sectigo holds one reissue."""
+    ref = issue(sectigo, sectigo_sim, order())
+    certificate = sectigo.status(ref).certificate
+    csr = csr_for("example.com")
+    sent_at = datetime.now(UTC)
+    proxy.fail_next(fault, "POST", "/products/!AutoReplaceSSL", hold=1.0)
+
+    with pytest.raises(ProviderOutcomeUnknown):
+        proxied.reissue(ref, csr, replaces=keys.ari_cert_id(certificate))
+
+    found = sectigo.find_order(reissue_placement(ref, csr, sent_at))
+    assert found is not None and found.order_id == ref.order_id
+    assert sectigo_sim.created == {"order": 1, "reissue": 1}
+    assert sectigo_sim.count("!AutoReplaceSSL") == 1
