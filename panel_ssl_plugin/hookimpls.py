@@ -103,5 +103,5 @@ def panel_tick(pm: pluggy.PluginManager, now: datetime) -> None:
         polling.poll_due(runtime.orders, now, workers=settings.workers, batch=settings.batch)
     except PollerBusy as busy:  # the previous tick, or a cron poller, is still at it
         log.warning("panel_tick skipped polling: %s", busy)
-    Outbox(runtime.engine).prune(now)  # every host queues webhooks (store.py says why)
+    Outbox(runtime.engine).prune(now)  # every host queues webhooks (store/events.py says why)
     Reminders(runtime.orders).run(now)

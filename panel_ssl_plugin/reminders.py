@@ -14,13 +14,12 @@ again; a worker that died mid-send leaves a lease that runs out, and the reminde
 (a crash between the host accepting the mail and the row being marked is the one case that can
 mail twice; losing a reminder would be worse).
 
-The rows and queries are here rather than in store.py so this feature stays one module; the
-tables are declared with the others in store.py's metadata.
+The rows and their queries are the store's (store/reminder_queries.py): this module decides
+what is due and sends it, and hands the store its schedules as plain tuples of days.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,22 +32,12 @@ from functools import cache
 import flask
 import jinja2
 import pluggy
-import sqlalchemy as sa
 
 from panel_ssl_plugin import names
 from panel_ssl_plugin.links import public_link
 from panel_ssl_plugin.orders import OrderService
-from panel_ssl_plugin.providers.base import OrderState
 from panel_ssl_plugin.resources import resource_path
-from panel_ssl_plugin.store import (
-    IN_FLIGHT,
-    Store,
-    orders,
-    provider_accounts,
-    reminder_schedules,
-    reminders,
-    utcnow,
-)
+from panel_ssl_plugin.store import Due, Store
 
 log = logging.getLogger(__name__)
 
@@ -120,28 +109,6 @@ class Schedules:
         )
 
 
-@dataclass(frozen=True)
-class Due:
-    """A certificate that has crossed ``threshold`` and was not reminded of it yet."""
-
-    order_id: int
-    account_id: str
-    provider_account_id: int
-    domain: str
-    product_name: str
-    contact: dict
-    not_after: datetime
-    threshold: int
-    auto_renew: bool
-    renewal_id: int | None  # a renewal of this certificate in flight
-
-    @property
-    def action(self) -> str:
-        if self.renewal_id is not None:
-            return RENEWAL_PENDING
-        return AUTO_RENEW if self.auto_renew else RENEW
-
-
 @dataclass
 class RemindReport:
     """What one round did, for the CLI and the host's logs."""
@@ -166,21 +133,15 @@ class Reminders:
     def __init__(self, orders: OrderService):
         self.pm: pluggy.PluginManager = orders.pm
         self.store: Store = orders.store
-        self.engine = orders.store.engine
         self.any_contact = os.environ.get(ANY_CONTACT_ENV, "").strip() == "1"
         self._contacts: dict[str, frozenset[str]] = {}  # per round: an account's addresses
 
     # --- settings -------------------------------------------------------------------------------
 
     def schedules(self) -> Schedules:
-        with self.engine.connect() as conn:
-            rows = conn.execute(reminder_schedules.select()).all()
         stored = {
-            row.provider_account_id: (
-                None if row.days is None else parse_days(row.days),
-                row.copy_reseller,
-            )
-            for row in rows
+            account: (None if days is None else parse_days(days), copy)
+            for account, (days, copy) in self.store.reminder_schedule_rows().items()
         }
         days, copy = stored.pop(GLOBAL_SCHEDULE, (None, None))
         default = Schedule(DEFAULT_DAYS if days is None else days, bool(copy))
@@ -191,23 +152,8 @@ class Reminders:
     ) -> None:
         """Store a provider account's schedule (GLOBAL_SCHEDULE: the global one); None in a
         value means "as the global schedule says"."""
-        values = {
-            "days": None if days is None else format_days(days),
-            "copy_reseller": copy_reseller,
-            "updated_at": utcnow(),
-        }
-        update = reminder_schedules.update().values(values)
-        update = update.where(reminder_schedules.c.provider_account_id == provider_account_id)
-        with self.engine.begin() as conn:
-            if conn.execute(update).rowcount:
-                return
-        try:
-            with self.engine.begin() as conn:
-                insert = reminder_schedules.insert()
-                conn.execute(insert.values(provider_account_id=provider_account_id, **values))
-        except sa.exc.IntegrityError:  # another admin saved it meanwhile: this save wins
-            with self.engine.begin() as conn:
-                conn.execute(update)
+        text = None if days is None else format_days(days)
+        self.store.save_reminder_schedule(provider_account_id, text, copy_reseller)
 
     # --- a round --------------------------------------------------------------------------------
 
@@ -227,110 +173,17 @@ class Reminders:
         return report
 
     def due(self, now: datetime, schedules: Schedules) -> list[Due]:
-        """The reminders due at ``now``, in one query (due_query)."""
-        query = self.due_query(now, schedules)
-        if query is None:
-            return []
-        with self.engine.connect() as conn:
-            return [_due(row) for row in conn.execute(query)]
-
-    @staticmethod
-    def due_query(now: datetime, schedules: Schedules) -> sa.Select | None:
-        """Current issued certificates past a threshold they were not reminded of: an index
-        range on ``not_after`` up to the longest threshold (the certificates ending within it,
-        never the rest of the table), each row checked by primary key and unique index (a newer
-        certificate of its chain, a renewal in flight, a reminder sent). None when no schedule
-        sends anything."""
-        every = [schedules.default, *map(schedules.for_account, schedules.own)]
-        longest = max(max(s.days, default=0) for s in every)
-        if not longest:
-            return None
-        threshold = _threshold(schedules, now)
-        root = sa.func.coalesce(orders.c.root_id, orders.c.id)
-        later, renewal, reminded = (orders.alias(n) for n in ("later", "renewal", "reminded"))
-        newer = sa.exists().where(
-            later.c.status.in_((OrderState.ISSUED, OrderState.EXPIRED)),
-            sa.or_(later.c.root_id == root, later.c.id == orders.c.root_id),
-            sa.or_(
-                later.c.not_after > orders.c.not_after,
-                sa.and_(later.c.not_after == orders.c.not_after, later.c.id > orders.c.id),
-            ),
-        )
-        # sent (or being sent) for this certificate, or for an older one of its chain with the
-        # same end: a reissue keeps the end date, and its client was reminded already
-        done = sa.exists().where(
-            reminders.c.order_id == reminded.c.id,
-            sa.or_(reminded.c.id == root, reminded.c.root_id == root),
-            reminded.c.not_after == orders.c.not_after,
-            reminders.c.days <= threshold,
-            sa.or_(reminders.c.sent_at.is_not(None), reminders.c.claim_until > now),
-        )
-        in_flight = (
-            sa.select(sa.func.min(renewal.c.id))
-            .where(
-                renewal.c.root_id == root,
-                renewal.c.renewal_of.is_not(None),
-                renewal.c.status.in_(IN_FLIGHT),
-            )
-            .scalar_subquery()
-        )
-        return (
-            sa.select(
-                orders.c.id,
-                orders.c.account_id,
-                orders.c.provider_account_id,
-                orders.c.domain,
-                orders.c.product_name,
-                orders.c.contact,
-                orders.c.not_after,
-                threshold.label("threshold"),
-                provider_accounts.c.auto_renew,
-                in_flight.label("renewal_id"),
-            )
-            .join(provider_accounts, provider_accounts.c.id == orders.c.provider_account_id)
-            .where(
-                orders.c.status == OrderState.ISSUED,
-                orders.c.not_after > now,
-                orders.c.not_after <= now + timedelta(days=longest),
-                threshold.is_not(None),
-                ~newer,
-                ~done,
-            )
-            .order_by(orders.c.not_after, orders.c.id)
-        )
+        """The reminders due at ``now``, in one query (store/reminder_queries.py)."""
+        own = {account: schedules.for_account(account).days for account in schedules.own}
+        return self.store.reminders_due(now, schedules.default.days, own)
 
     # --- one reminder ---------------------------------------------------------------------------
 
     def _claim(self, item: Due, now: datetime) -> str | None:
-        """Take the reminder for this worker: the row's insert, or the takeover of a lease that
-        ran out unsent. None: another worker holds it or sent it."""
+        """Take the reminder for this worker; its claim token, or None: another worker holds
+        it or sent it."""
         token = secrets.token_hex(16)
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    reminders.insert().values(
-                        order_id=item.order_id,
-                        days=item.threshold,
-                        claim=token,
-                        claim_until=now + LEASE,
-                        attempts=1,
-                        recipients="",
-                    )
-                )
-            return token
-        except sa.exc.IntegrityError:
-            pass
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                reminders.update()
-                .where(
-                    _row(item),
-                    reminders.c.sent_at.is_(None),
-                    reminders.c.claim_until <= now,
-                )
-                .values(claim=token, claim_until=now + LEASE, attempts=reminders.c.attempts + 1)
-            ).rowcount
-        return token if taken == 1 else None
+        return token if self.store.claim_reminder(item, token, now, LEASE) else None
 
     def _send(self, item: Due, schedule: Schedule, now: datetime, token: str) -> str:
         """Mail the client (and a copy to the reseller); which RemindReport count it makes.
@@ -368,19 +221,13 @@ class Reminders:
     ) -> None:
         """Mark the reminder sent, or leave it for a later round (RETRY); by this worker's
         claim only, so a worker whose lease was taken over changes nothing."""
-        values = (
-            {"sent_at": now, "claim_until": None, "recipients": ", ".join(recipients or [])[:600]}
-            if sent
-            else {"claim_until": now + RETRY}
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                reminders.update().where(_row(item), reminders.c.claim == token).values(values)
-            )
-        if sent:
-            to = ", ".join(recipients or []) or f"nobody: {nobody}"
-            detail = f"{item.threshold}-day expiry reminder sent to {to}"
-            self.store.add_event(item.order_id, ACTOR, "reminder_sent", detail)
+        if not sent:
+            self.store.reminder_retry(item, token, now + RETRY)
+            return
+        self.store.reminder_sent(item, token, now, ", ".join(recipients or []))
+        to = ", ".join(recipients or []) or f"nobody: {nobody}"
+        detail = f"{item.threshold}-day expiry reminder sent to {to}"
+        self.store.add_event(item.order_id, ACTOR, "reminder_sent", detail)
 
     def _addressee(self, item: Due) -> tuple[str, str]:
         """The client's address to remind, and why there is none: the order's contact, if the
@@ -434,7 +281,7 @@ class Reminders:
             "days_left": left,
             "days_left_text": f"{left} day{'' if left == 1 else 's'}",
             "threshold": item.threshold,
-            "action": item.action,
+            "action": action(item),
             "renewal_id": item.renewal_id,
             "renew_url": public_link(
                 self.pm,
@@ -458,6 +305,13 @@ def mail_name(contact: dict) -> str:
     return name if len(name) <= MAIL_NAME_LIMIT and MAIL_NAME.fullmatch(name) else ""
 
 
+def action(item: Due) -> str:
+    """What the mail tells the client to do."""
+    if item.renewal_id is not None:
+        return RENEWAL_PENDING
+    return AUTO_RENEW if item.auto_renew else RENEW
+
+
 def mail_templates() -> jinja2.Environment:
     """Where the mail templates come from, the host's first, as for the page layouts: inside a
     Flask app with the plugin, the app's own loader (its templates folder, then the plugin's);
@@ -472,50 +326,3 @@ def mail_templates() -> jinja2.Environment:
 def _environment(folders: tuple[str, ...]) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader([*folders, str(resource_path("templates"))])
     return jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined)
-
-
-def _threshold(schedules: Schedules, now: datetime) -> sa.ColumnElement:
-    """The nearest threshold each certificate has crossed at ``now`` (NULL: none), as SQL: the
-    smallest d of its account's schedule with not_after <= now + d days."""
-
-    def crossed(days: tuple[int, ...]) -> sa.ColumnElement:
-        if not days:
-            return sa.null()
-        whens = [
-            (orders.c.not_after <= now + timedelta(days=d), sa.literal(d, sa.Integer))
-            for d in sorted(days)
-        ]
-        return sa.case(*whens, else_=sa.null())
-
-    accounts_by_days: dict[tuple[int, ...], list[int]] = {}
-    for account_id in schedules.own:
-        days = schedules.for_account(account_id).days
-        if days != schedules.default.days:
-            accounts_by_days.setdefault(days, []).append(account_id)
-    default = crossed(schedules.default.days)
-    if not accounts_by_days:
-        return default
-    branches = [
-        (orders.c.provider_account_id.in_(ids), crossed(days))
-        for days, ids in accounts_by_days.items()
-    ]
-    return sa.case(*branches, else_=default)
-
-
-def _row(item: Due) -> sa.ColumnElement:
-    return sa.and_(reminders.c.order_id == item.order_id, reminders.c.days == item.threshold)
-
-
-def _due(row: sa.Row) -> Due:
-    return Due(
-        order_id=row.id,
-        account_id=row.account_id,
-        provider_account_id=row.provider_account_id,
-        domain=row.domain,
-        product_name=row.product_name,
-        contact=json.loads(row.contact or "{}"),
-        not_after=row.not_after,
-        threshold=row.threshold,
-        auto_renew=bool(row.auto_renew),
-        renewal_id=row.renewal_id,
-    )

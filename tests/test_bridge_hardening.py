@@ -20,11 +20,11 @@ from datetime import timedelta
 
 import pytest
 
-from panel_ssl_plugin.bridge.records import IDLE, BridgeRecords
 from panel_ssl_plugin.bridge.signing import signed_headers
 from panel_ssl_plugin.bridge.web import COOKIE, EVENT_LIMIT
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import utcnow
+from panel_ssl_plugin.store.bridge import IDLE, BridgeRecords
 from tests.bridge_panel import KEYS, FakePanel, event_request, launch_token, post_event, service
 from tests.conftest import fresh_database
 from tests.ordering import draft

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from panel_ssl_plugin.bridge.records import IDLE
 from panel_ssl_plugin.bridge.tokens import CLAIMS
 from panel_ssl_plugin.bridge.web import COOKIE
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import bridge_grants, bridge_launches, bridge_sessions, utcnow
+from panel_ssl_plugin.store.bridge import IDLE
 from tests.bridge_panel import FakePanel, launch_token, service
 from tests.test_order_flow import FormReader
 

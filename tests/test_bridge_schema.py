@@ -1,4 +1,4 @@
-"""Migrations 0006 and 0008 make exactly the bridge's tables of store.py's metadata, on each
+"""Migrations 0006 and 0008 make exactly the bridge's tables of the store's metadata, on each
 database."""
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Any
 import flask
 
 from panel_ssl_plugin.bridge.client import BridgeClient, BridgeError
-from panel_ssl_plugin.bridge.records import Session
 from panel_ssl_plugin.hookspecs import AccountProfile, Actor, Contact, hookimpl
+from panel_ssl_plugin.store.bridge import Session
 
 log = logging.getLogger(__name__)
 SESSION_KEY = "panel_ssl_bridge_session"

@@ -18,7 +18,6 @@ import requests
 
 from panel_ssl_plugin.bridge.client import BridgeClient
 from panel_ssl_plugin.bridge.hooks import BridgeHost
-from panel_ssl_plugin.bridge.records import BridgeRecords
 from panel_ssl_plugin.bridge.settings import BridgeSettings
 from panel_ssl_plugin.bridge.signing import BridgeKeys
 from panel_ssl_plugin.bridge.web import create_bridge_blueprint
@@ -27,6 +26,7 @@ from panel_ssl_plugin.hookspecs import AdminPage, hookimpl
 from panel_ssl_plugin.logs import redact_logs
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import Outbox
+from panel_ssl_plugin.store.bridge import BridgeRecords
 from panel_ssl_plugin.web.headers import add_security_headers
 
 DELIVERY_SECONDS = 30.0  # webhooks are retried this often at least; a transition wakes it at once

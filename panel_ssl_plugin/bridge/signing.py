@@ -16,7 +16,7 @@ In PHP, ``hash_hkdf('sha256', $secret, 32, 'panel-ssl/v1/event')`` gives the sam
 
 A call or event signature covers ``"<timestamp>.<raw body>"``, so neither can be changed alone,
 and a timestamp more than five minutes off is refused, so a captured request cannot be replayed
-later; within those minutes an event's ``id`` is used once (web.py and records.py).
+later; within those minutes an event's ``id`` is used once (web.py and store/bridge.py).
 """
 
 from __future__ import annotations

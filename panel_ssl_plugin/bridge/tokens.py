@@ -5,7 +5,7 @@ the algorithm pinned, so ``none`` and public-key algorithms are refused whatever
 header says. Every claim is checked for its kind before it is used: text that is printable and
 fits its column (no NUL, no control character, no lone surrogate), times that are numbers, a
 role and target from their lists, and the admin pages for an admin's token only. Using a token
-once (its ``jti``) is records.py's business: the database refuses a second use.
+once (its ``jti``) is store/bridge.py's business: the database refuses a second use.
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ from wtforms import HiddenField
 from panel_ssl_plugin import __version__, events
 from panel_ssl_plugin.bridge.client import BridgeError
 from panel_ssl_plugin.bridge.hooks import SESSION_KEY, current_session
-from panel_ssl_plugin.bridge.records import SESSION_LIFETIME, BridgeRecords
 from panel_ssl_plugin.bridge.signing import TOLERANCE, BadSignature, BridgeKeys, signed_at, verify
 from panel_ssl_plugin.bridge.tokens import Launch, LaunchRefused, read_launch
 from panel_ssl_plugin.store import Outbox, utcnow
+from panel_ssl_plugin.store.bridge import SESSION_LIFETIME, BridgeRecords
 from panel_ssl_plugin.web import ADMIN_LAYOUT, LAYOUT, URL_PREFIX, require
 from panel_ssl_plugin.web.headers import add_security_headers
 

@@ -1,6 +1,6 @@
 """Webhooks to the panel (contract section 4): Standard Webhooks from the durable outbox.
 
-store.py queues each notification in the transaction of the order's transition; this module
+store/events.py queues each notification in the transaction of the order's transition; this module
 sends what is due, at least once: a webhook leaves the outbox only when the panel answered 2xx.
 Every attempt of one webhook carries the same ``webhook-id`` and body, so the panel keeps the
 first and ignores the rest. Failures wait longer each time (30 s, 1 min, 2 min ... 6 h) and

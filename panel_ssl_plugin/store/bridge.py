@@ -1,9 +1,9 @@
-"""What the bridge remembers between requests: used launch tokens and event ids, sessions and
-their accounts.
+"""What the bridge (panel_ssl_plugin/bridge) remembers between requests: used launch tokens and
+event ids, sessions and the accounts granted to them.
 
-The only SQL of the bridge besides the outbox (store.py, since it is written in an order's
-transaction). Every guarantee is the database's: a token id and an event id are primary keys,
-so of twenty processes presenting one token (or one signed event) at once exactly one uses it.
+Every guarantee is the database's: a token id and an event id are primary keys, so of twenty
+processes presenting one token (or one signed event) at once exactly one uses it. The bridge's
+webhooks are outbox.py's.
 
 A session ends after ``IDLE`` without a request, ``SESSION_LIFETIME`` after it began at the
 latest, when the panel posts ``logout`` for its user, or when the browser switches users.
@@ -15,12 +15,21 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from panel_ssl_plugin.bridge.tokens import Launch
 from panel_ssl_plugin.hookspecs import Actor
-from panel_ssl_plugin.store import bridge_events, bridge_grants, bridge_launches, bridge_sessions
+from panel_ssl_plugin.store.tables import (
+    Queries,
+    bridge_events,
+    bridge_grants,
+    bridge_launches,
+    bridge_sessions,
+)
+
+if TYPE_CHECKING:
+    from panel_ssl_plugin.bridge.tokens import Launch
 
 SESSION_LIFETIME = timedelta(hours=8)  # a working day at most; a new launch link starts a new one
 IDLE = timedelta(minutes=30)  # a session unused this long is over
@@ -45,11 +54,8 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class BridgeRecords:
+class BridgeRecords(Queries):
     """The queries of the bridge's own tables, on the host's engine."""
-
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
 
     def launch(self, launch: Launch, cookie: str | None, now: datetime) -> str | None:
         """Use ``launch`` once and grant its account to a session: the one ``cookie`` names
@@ -156,10 +162,9 @@ class BridgeRecords:
         ).inserted_primary_key[0]
 
     def forget_expired(self, now: datetime) -> None:
-        """Delete ended sessions with their grants, token ids whose tokens expired and event ids
-        whose timestamps did (both are refused for their time now). Run from the tick, apart
-        from the launches: a range delete beside the launch inserts would make MariaDB's gap
-        locks collide."""
+        """Delete ended sessions with their grants, and token ids whose tokens expired (they
+        are refused for their exp now). Run from the tick, apart from the launches: a range
+        delete beside the launch inserts would make MariaDB's gap locks collide."""
         ended = sa.select(bridge_sessions.c.id).where(bridge_sessions.c.expires_at <= now)
         with self.engine.begin() as conn:
             conn.execute(bridge_grants.delete().where(bridge_grants.c.session_id.in_(ended)))
