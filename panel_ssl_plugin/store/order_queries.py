@@ -234,7 +234,8 @@ class OrderQueries(Queries):
         business (the key is unique across accounts, since providers derive ids from it)."""
         with self.engine.connect() as conn:
             query = orders.select().where(
-                orders.c.idempotency_key == idempotency_key, orders.c.account_id == account_id
+                orders.c.idempotency_key == idempotency_key,
+                orders.c.account_id == str(account_id),
             )
             row = conn.execute(query).first()
         return _order(row) if row else None
