@@ -8,7 +8,9 @@ so an admin never has to see or retype a password to change a label.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import pluggy
 
 from panel_ssl_plugin.encryption import DecryptionError, Vault
-from panel_ssl_plugin.links import public_link
+from panel_ssl_plugin.links import NoPublicAddress, public_link
 from panel_ssl_plugin.providers.base import Provider, ProviderUnavailable
 from panel_ssl_plugin.store import ProviderAccountRecord, Store, utcnow
 
@@ -59,6 +61,22 @@ def provider_classes(pm: pluggy.PluginManager) -> dict[str, type[Provider]]:
     return classes
 
 
+# The client account the work at hand is about (an order being placed, an approval sent again),
+# so that mail an adapter sends names it (host_send_mail's account_id). Providers know nothing
+# of accounts; the order service says whose work it is around each call that may mail.
+_ABOUT: ContextVar[str | None] = ContextVar("panel_ssl_about_account", default=None)
+
+
+@contextmanager
+def about_account(account_id: str) -> Iterator[None]:
+    """Mail sent by adapters within is about ``account_id``."""
+    token = _ABOUT.set(account_id)
+    try:
+        yield
+    finally:
+        _ABOUT.reset(token)
+
+
 class _Bridge:
     """The ProviderHost an adapter gets: the host's hooks, and its own settings store."""
 
@@ -72,7 +90,9 @@ class _Bridge:
         return self._accounts.clock()
 
     def send_mail(self, to: str, subject: str, body: str) -> bool:
-        return bool(self._hook.host_send_mail(to=to, subject=subject, body=body))
+        return bool(
+            self._hook.host_send_mail(to=to, subject=subject, body=body, account_id=_ABOUT.get())
+        )
 
     def publish_http_challenge(self, domain: str, token: str, content: str) -> bool:
         return bool(
@@ -81,6 +101,9 @@ class _Bridge:
 
     def publish_http_file(self, domain: str, path: str, content: str) -> bool:
         return bool(self._hook.host_publish_http_file(domain=domain, path=path, content=content))
+
+    def unpublish_http_file(self, domain: str, path: str) -> bool:
+        return bool(self._hook.host_unpublish_http_file(domain=domain, path=path))
 
     def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:
         return bool(
@@ -93,15 +116,19 @@ class _Bridge:
         self._accounts.save_settings(self._account_id, settings)
 
     def callback_url(self, token: str) -> str:
-        """Where the provider's mail sends the approver (links.public_link)."""
+        """Where the provider's mail sends the approver (links.public_link). Without a public
+        address nothing is sent: the order waits, as for a mail server that is down."""
         account_id = self._account_id
-        return public_link(
-            self._accounts.pm,
-            "provider_callback",
-            f"/providers/{account_id}/callback/{token}",
-            provider_account_id=account_id,
-            token=token,
-        )
+        try:
+            return public_link(
+                self._accounts.pm,
+                "provider_callback",
+                f"/providers/{account_id}/callback/{token}",
+                provider_account_id=account_id,
+                token=token,
+            )
+        except NoPublicAddress as error:
+            raise ProviderUnavailable(str(error)) from None
 
 
 class ProviderAccounts:

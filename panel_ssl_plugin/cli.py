@@ -16,11 +16,11 @@ import click
 import pluggy
 import requests
 import waitress
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from panel_ssl_plugin import events, hookspecs, polling, schema
 from panel_ssl_plugin.bridge import service
 from panel_ssl_plugin.bridge.settings import BridgeMisconfigured, BridgeSettings
+from panel_ssl_plugin.bridge.signing import BridgeKeys
 from panel_ssl_plugin.bridge.webhooks import Deliverer
 from panel_ssl_plugin.encryption import DecryptionError, InvalidKey
 from panel_ssl_plugin.hookspecs import hookimpl
@@ -158,6 +158,9 @@ class Host:
     hooks: str | None = None
 
     def plugin_manager(self) -> pluggy.PluginManager:
+        """The hooks this command acts with. In the bridge's environment
+        (``PANEL_SSL_BRIDGE_SECRET``), the panel's hooks are the bridge's: the mail and the
+        validation files of the orders a poll moves reach the panel, as the service's do."""
         if not self.database_url:
             raise click.UsageError("no database: give --database-url or set PANEL_SSL_DATABASE_URL")
         if self.minipanel:
@@ -165,6 +168,9 @@ class Host:
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
         pm.register(CommandLineHost(self.database_url), name="command-line-host")
+        settings = optional_bridge_settings()
+        if settings is not None:
+            pm.register(service.bridge_host(settings, requests.Session()), name="bridge")
         if self.hooks:
             pm.register(load_hooks(self.hooks), name="host")
         pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
@@ -371,12 +377,18 @@ def event_account_updated(host: Host) -> None:
 # --- the service (panel_ssl_plugin/bridge) --------------------------------------------------------
 
 
-def bridge_settings() -> BridgeSettings:
-    """The bridge's settings from the environment, or a usage error saying what to set."""
+def optional_bridge_settings() -> BridgeSettings | None:
+    """The bridge's settings when its environment is set, None when not; a usage error for a
+    half-set one."""
     try:
-        settings = BridgeSettings.from_env()
+        return BridgeSettings.from_env()
     except BridgeMisconfigured as error:
         raise click.UsageError(str(error)) from None
+
+
+def bridge_settings() -> BridgeSettings:
+    """The bridge's settings from the environment, or a usage error saying what to set."""
+    settings = optional_bridge_settings()
     if settings is None:
         raise click.UsageError(
             "no bridge secret: set PANEL_SSL_BRIDGE_SECRET (or PANEL_SSL_BRIDGE_SECRET_FILE), "
@@ -390,29 +402,51 @@ def bridge_settings() -> BridgeSettings:
 @click.option(
     "--bind", default="127.0.0.1:8080", show_default=True, help="Address and port to listen on."
 )
-@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
+@click.option(
+    "--threads", default=8, show_default=True, type=click.IntRange(min=1),
+    help="Requests served at once (each waits up to PANEL_SSL_BRIDGE_TIMEOUT for the panel).",
+)  # fmt: skip
 @click.option(
     "--behind-proxy",
     is_flag=True,
-    help="Trust one reverse proxy's X-Forwarded-Proto/-Host/-Prefix headers (TLS, the public "
-    "address in approval links, a Secure session cookie).",
+    help="Take the client's address, scheme and host from the X-Forwarded-* headers of the "
+    "reverse proxy at --proxy (and from no one else).",
 )
-def serve(host: Host, bind: str, threads: int, behind_proxy: bool) -> None:
+@click.option(
+    "--proxy", default="127.0.0.1", show_default=True, metavar="ADDRESS",
+    help="The reverse proxy's address, trusted with --behind-proxy.",
+)  # fmt: skip
+def serve(host: Host, bind: str, threads: int, behind_proxy: bool, proxy: str) -> None:
     """Serve the popups to a panel in any language, under waitress (the bridge).
 
     The panel signs launch links and answers the plugin's calls at PANEL_SSL_BRIDGE_URL with
-    PANEL_SSL_BRIDGE_SECRET; webhooks go to PANEL_SSL_WEBHOOK_URL. See the bridge's pages in
-    the documentation (docs/bridge/).
+    PANEL_SSL_BRIDGE_SECRET; webhooks go to PANEL_SSL_WEBHOOK_URL; PANEL_SSL_PUBLIC_URL is where
+    browsers reach the service (links in mail, the host names it answers to). See the bridge's
+    pages in the documentation (docs/bridge/), "Deploying the bridge" first.
     """
-    import waitress
-
     settings = bridge_settings()
+    if not settings.public_url:
+        raise click.UsageError(
+            "no public address: set PANEL_SSL_PUBLIC_URL to where browsers reach the service, "
+            "like https://ssl.panel.example (approval links in mail lead there, and the service "
+            "answers only to its host name)"
+        )
     app = service.create_service(host.runtime().pm, settings)
-    if behind_proxy:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
     service.start_delivery(app)
-    click.echo(f"panel-ssl service on http://{bind}/ssl/ (bridge: {settings.url or 'none'})")
-    waitress.serve(app, listen=bind, threads=threads, ident="panel-ssl")
+    click.echo(
+        f"panel-ssl service on http://{bind}/ssl/ for {settings.public_url} "
+        f"(bridge: {settings.url or 'none'})"
+    )
+    proxy_options = {}
+    if behind_proxy:  # waitress drops X-Forwarded-* unless told whose to believe
+        proxy_options = {
+            "trusted_proxy": proxy,
+            "trusted_proxy_count": 1,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto",
+                                      "x-forwarded-host", "x-forwarded-port"},
+            "clear_untrusted_proxy_headers": True,
+        }  # fmt: skip
+    waitress.serve(app, listen=bind, threads=threads, ident="panel-ssl", **proxy_options)
 
 
 @main.group()
@@ -428,5 +462,6 @@ def webhooks_deliver(host: Host) -> None:
     if not settings.webhook_url:
         raise click.UsageError("no webhook address: set PANEL_SSL_WEBHOOK_URL")
     engine = host.runtime().engine
-    deliverer = Deliverer(Outbox(engine), settings.webhook_url, settings.secret, requests.Session())
+    key = BridgeKeys.from_secret(settings.secret).webhooks
+    deliverer = Deliverer(Outbox(engine), settings.webhook_url, key, requests.Session())
     click.echo(deliverer.deliver_due().summary())

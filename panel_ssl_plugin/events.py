@@ -2,7 +2,8 @@
 prints, and what the bridge's events endpoint takes and answers, from one implementation.
 
 Each event names its fields and checks them itself: nothing is assumed (a renewal without
-``period_months`` is refused, since the period is what was billed).
+``period_months`` is refused, since the period is what was billed), and nothing of the wrong
+kind gets through (a list for an id, a number no column holds, text with NUL).
 """
 
 from __future__ import annotations
@@ -16,20 +17,41 @@ from panel_ssl_plugin.followups import RenewalRefused
 from panel_ssl_plugin.orders import OrderNotFound, OrderRejected
 from panel_ssl_plugin.providers.base import ProviderError
 from panel_ssl_plugin.runtime import HostMisconfigured
+from panel_ssl_plugin.store import MAX_ID
 
 # exit codes of ``panel-ssl event``: done, refused (the reply says why), bad input or setup
 DONE, REFUSED, BAD_INPUT = 0, 1, 2
 REFUSALS = (OrderNotFound, OrderRejected, RenewalRefused, ProviderError, HostMisconfigured)
 
 
+TEXT_LIMIT = 64  # an account id's column
+
+
 def _field(payload: dict, name: str, kind: type, what: str):
-    """A payload field, or ValueError naming it and what it is for."""
-    if payload.get(name) in (None, ""):
+    """A payload field, or ValueError naming it and what it is for: text is printable and
+    fits its column, a number is whole and within the range of the plugin's ids (a number
+    written as text counts, as a shell script writes it)."""
+    value = payload.get(name)
+    if value in (None, ""):
         raise ValueError(f"{name} is missing: {what}")
-    try:
-        return kind(payload[name])
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {kind.__name__}: {what}") from None
+    if kind is str and isinstance(value, str | int) and not isinstance(value, bool):
+        text = str(value)
+        if text.isprintable() and len(text) <= TEXT_LIMIT:
+            return text
+    if kind is int and not isinstance(value, bool):
+        number = value if isinstance(value, int) else _digits(value)
+        if number is not None and 0 < number <= MAX_ID:
+            return number
+    raise ValueError(f"{name} must be {_KINDS[kind]}: {what}")
+
+
+_KINDS = {str: f"printable text of at most {TEXT_LIMIT} characters", int: "a whole number from 1"}
+
+
+def _digits(value: object) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        return int(value)
+    return None
 
 
 def renewal_due(pm: pluggy.PluginManager, payload: dict) -> dict:

@@ -431,7 +431,8 @@ def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
     the plugin hands every HTTP file and DNS record of an order to the host first and shows the
     user only what the host could not publish. The order popup's
     pre-flight check publishes a small probe the same way
-    (``.well-known/pki-validation/panel-ssl-probe-<random>.txt``) and fetches it back.
+    (``.well-known/pki-validation/panel-ssl-probe-<random>.txt``), fetches it back, and removes
+    it with :func:`host_unpublish_http_file`.
 
     Example::
 
@@ -440,6 +441,25 @@ def host_publish_http_file(domain: str, path: str, content: str) -> bool | None:
             target = docroot(domain) / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
+            return True
+    """
+
+
+@hookspec(firstresult=True)
+def host_unpublish_http_file(domain: str, path: str) -> bool | None:
+    """Stop serving ``http://<domain>/<path>``, a file :func:`host_publish_http_file` published.
+
+    Called by the SSL plugin right after the order popup's pre-flight check fetched its probe
+    file back, whether the fetch worked or not, so probes never pile up in a site's document
+    root. ``path`` is the one published, e.g. ``.well-known/pki-validation/panel-ssl-probe-
+    <random>.txt``. Optional: a host that does not implement it keeps the probe files (they are
+    a few bytes each, and say nothing). Return ``True`` once the file is gone.
+
+    Example::
+
+        @hookimpl
+        def host_unpublish_http_file(domain, path):
+            (docroot(domain) / path).unlink(missing_ok=True)
             return True
     """
 
@@ -461,18 +481,22 @@ def host_publish_dns_record(domain: str, name: str, record_type: str, value: str
 
 
 @hookspec(firstresult=True)
-def host_send_mail(to: str, subject: str, body: str) -> bool | None:
+def host_send_mail(to: str, subject: str, body: str, account_id: str | None) -> bool | None:
     """Send an e-mail on the plugin's behalf, through the host's own mail setup.
 
-    Called by the SSL plugin for the sandbox provider's approval links and for expiry
-    reminders. Return ``True`` when the host accepted the mail; anything else (or an exception)
-    and a reminder is tried again later.
+    Called by the SSL plugin's sandbox provider to deliver approval links, and for expiry
+    reminders. ``account_id`` is the client account the mail is about (``None`` for none): file
+    the mail, and show it in the panel, by that account, never by the address it goes to (one
+    address may be the contact of several clients, or of none). Return ``True`` when the host
+    accepted the mail. An implementation written before ``account_id`` existed, naming only
+    ``to``, ``subject`` and ``body``, keeps working: pluggy passes only the arguments it names.
 
     Example::
 
         @hookimpl
-        def host_send_mail(to, subject, body):
+        def host_send_mail(to, subject, body, account_id):
             smtp.send_message(make_message(to, subject, body))
+            db.file_mail(client_id=account_id, to=to, subject=subject)
             return True
     """
 

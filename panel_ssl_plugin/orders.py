@@ -23,7 +23,7 @@ import pluggy
 from cachetools import TTLCache
 
 from panel_ssl_plugin import drafts, keys, names
-from panel_ssl_plugin.accounts import ProviderAccounts, UnknownProviderAccount
+from panel_ssl_plugin.accounts import ProviderAccounts, UnknownProviderAccount, about_account
 from panel_ssl_plugin.downloads import Download, DownloadRefused, Material, make_download
 from panel_ssl_plugin.drafts import OrderDraft, OrderInvalid
 from panel_ssl_plugin.encryption import DecryptionError, Vault
@@ -74,6 +74,12 @@ FAILURE_STATES = {
 UNREADABLE_KEY = (
     "This order's private key cannot be read with the panel's encryption keys (a key was "
     "removed before the stored keys were re-encrypted); ask the panel's administrator."
+)
+
+
+KEY_TAKEN = (
+    "This form was used for another order already, so nothing was ordered: reload the page "
+    "and submit again."
 )
 
 
@@ -202,9 +208,10 @@ class OrderService:
 
     # --- pre-flight: what DNS says before anything is paid for ---------------------------------
 
-    def preflight_findings(self, draft: OrderDraft) -> list[Finding]:
-        """Every pre-flight check of a draft as typed (step 1, live): names that are not yet
-        domain names and approvers not yet chosen are left out, the form says what is wrong."""
+    def preflight_findings(self, draft: OrderDraft, actor: str) -> list[Finding]:
+        """Every pre-flight check of a draft as typed (step 1, live), as ``actor``'s work:
+        names that are not yet domain names and approvers not yet chosen are left out, and so
+        are names beyond what the product covers (the form says what is wrong)."""
         try:
             product = self.product(draft.provider_account_id, draft.product_id)
         except (UnknownProviderAccount, ProviderError):
@@ -213,15 +220,18 @@ class OrderService:
         order_names = _names(draft.domain, wildcard)
         if not order_names:
             return []
+        covered = product.max_sans if product else 0
         typed = [("approver_email", draft.approver_email)]
         typed += [("san_approvers", address) for address in draft.san_approvers.values()]
         plan = self._plan(
             draft.provider_account_id,
             product,
-            order_names + [n for name in draft.sans for n in _names(name, wildcard)],
+            order_names + [n for name in draft.sans[:covered] for n in _names(name, wildcard)],
             draft.dcv_method,
-            tuple((field, email) for field, address in typed for email in _emails(address)),
-        )
+            actor,
+            tuple((field, email) for field, address in typed[: covered + 1]
+                  for email in _emails(address)),
+        )  # fmt: skip
         return self.preflight.check(plan)
 
     def _plan(
@@ -230,6 +240,7 @@ class OrderService:
         product: Product | None,
         order_names: list[str],
         dcv_method: str,
+        actor: str,
         approvers: tuple[tuple[str, str], ...] = (),
     ) -> Plan:
         adapter = self.accounts.adapter(provider_account_id)
@@ -241,18 +252,21 @@ class OrderService:
             dcv_method=dcv_method,
             approvers=approvers,
             publish=adapter.host.publish_http_file,
+            unpublish=adapter.host.unpublish_http_file,
+            actor=actor,
         )
 
-    def _refuse_by_caa(self, values: dict[str, Any]) -> None:
-        """OrderInvalid, naming the records, when CAA certainly forbids the product's CA for
-        one of the order's names: the CA would refuse it after it was paid for. DNS that cannot
-        tell lets the order through."""
+    def _refuse_by_caa(self, values: dict[str, Any], actor: str) -> None:
+        """OrderInvalid, naming the records, when CAA forbids the product's CA for one of the
+        order's names (the CA would refuse it after it was paid for), or when CAA could not be
+        read in time for a CA whose names are known (preflight.Preflight.refusals)."""
         product = self.product(values["provider_account_id"], values["product_id"])
         plan = self._plan(
             values["provider_account_id"],
             product,
             [values["domain"], *values["sans"]],
             values["dcv_method"],
+            actor,
         )
         errors: dict[str, list[str]] = {}
         for refusal in self.preflight.refusals(plan):
@@ -269,11 +283,11 @@ class OrderService:
         order: the second caller gets the first one's order. A provider that refuses leaves the
         order as a draft (OrderRejected); see the module docstring for everything else.
         """
-        existing = self.store.order_by_key(draft.idempotency_key)
+        existing = self.store.order_by_key(draft.account_id, draft.idempotency_key)
         if existing is not None and existing.status != OrderState.DRAFT:
             return Placed(existing, duplicate=True)
         values = drafts.checked(draft, self)
-        self._refuse_by_caa(values)
+        self._refuse_by_caa(values, actor)
         key_pem, csr = drafts.key_and_csr(draft, values)
         values.update(
             csr=csr, private_key_encrypted=self.vault.encrypt(key_pem) if key_pem else None
@@ -285,7 +299,10 @@ class OrderService:
                 existing, actor, "resubmitted", status=OrderState.SUBMITTED, **values
             )
         except (DuplicateOrder, StaleOrder):
-            return Placed(self.store.order_by_key(draft.idempotency_key), duplicate=True)
+            found = self.store.order_by_key(draft.account_id, draft.idempotency_key)
+            if found is None:  # another account's key: it shows nothing of that order
+                raise OrderInvalid({"idempotency_key": KEY_TAKEN}) from None
+            return Placed(found, duplicate=True)
         return Placed(self.sending.submit(order, actor))
 
     # --- reading -------------------------------------------------------------------------------
@@ -508,17 +525,27 @@ class OrderService:
 
     # --- links the provider sent out, cancelling ------------------------------------------------
 
-    def handle_callback(self, provider_account_id: int, token: str) -> OrderRecord:
-        """A provider's link was followed (the sandbox's approval link): record it, then check.
+    def callback_order(self, provider_account_id: int, token: str) -> OrderRecord:
+        """The order a provider's link names, changing nothing (the page that asks the approver
+        to confirm). ProviderRejected for a forged token; OrderNotFound when it is gone."""
+        return self._callback(provider_account_id, token)[0]
 
-        ProviderRejected for a forged token; OrderNotFound when the order is gone. A link of
-        an order that is no longer pending changes nothing.
-        """
+    def _callback(self, provider_account_id: int, token: str) -> tuple[OrderRecord, dict]:
         adapter = self.accounts.adapter(provider_account_id)
         provider_order_id, data = adapter.handle_callback(token)
         order = self.store.order_by_provider_ref(provider_account_id, provider_order_id)
         if order is None:
             raise OrderNotFound(provider_order_id)
+        return order, data
+
+    def handle_callback(self, provider_account_id: int, token: str) -> OrderRecord:
+        """A provider's link was followed and confirmed (the sandbox's approval link, by POST):
+        record it, then check.
+
+        ProviderRejected for a forged token; OrderNotFound when the order is gone. A link of
+        an order that is no longer pending changes nothing.
+        """
+        order, data = self._callback(provider_account_id, token)
         if order.status != OrderState.PENDING:
             return order
         order = self.store.update_order(
@@ -535,7 +562,8 @@ class OrderService:
             raise OrderRejected(f"A {order.status} order has nothing to approve.", order)
         adapter = self.accounts.adapter(order.provider_account_id)
         try:
-            data = adapter.resend_approval(to_ref(order))
+            with about_account(order.account_id):
+                data = adapter.resend_approval(to_ref(order))
         except ProviderError as error:
             raise OrderRejected(str(error), order) from error
         event = "approval_resent" if order.dcv_method == DcvMethod.EMAIL else "validation_started"

@@ -7,13 +7,18 @@ plugin asks DNS what the CA will ask it:
   to the top-level domain) must let the product's CA issue. Only this check can stop an order,
   and only when records were read and forbid the CA; every other outcome is a warning.
 - **Approval mailbox**: the approver's domain takes mail (MX, or an address record without MX).
-- **HTTP validation**: the name resolves, and ``/.well-known/`` on it serves a probe file the
-  plugin publishes through the host.
+- **HTTP validation**: the name resolves to a public address, and ``/.well-known/`` there
+  serves a probe file the plugin publishes through the host (and removes afterwards); the
+  connection follows outbound.py's rule.
 - **DNS validation**: the name's zone has name servers that answer.
 
-Every lookup of one check shares one deadline (``LOOKUP_SECONDS``); the checks run side by side
-and the caller waits for them at most ``LOOKUP_SECONDS`` too, so a DNS outage costs the popup a
-moment and says "could not check", never more. Answers are kept briefly, in a bounded cache.
+Every check of one request shares one deadline (``LOOKUP_SECONDS``); the checks run side by
+side and the caller waits for them until then, so a DNS outage costs the popup a moment and says
+"could not check", never more; a check still queued at the deadline is cancelled. The work is
+bounded per request (the names the product covers), per actor (``NAMES_PER_MINUTE``) and per
+moment (workshare.FairPool: each actor's checks queue apart and take the threads in turn), so one
+reseller's flood leaves every other reseller's checks their threads. Answers are kept briefly,
+in a bounded cache.
 No Flask and no SQL here: the order service hands in the names, the CA's CAA identifiers and the
 host's publishing hook; ``PANEL_SSL_DNS_SERVER`` (``host:port``) points the resolver at a
 server of one's choice (tests and the demo use a local one).
@@ -25,25 +30,28 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
 import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.resolver
-import requests
 from cachetools import TTLCache
 
 from panel_ssl_plugin import names
+from panel_ssl_plugin.outbound import Outbound, Refused, Unreachable
 from panel_ssl_plugin.providers.base import DcvMethod
+from panel_ssl_plugin.workshare import FairPool, Throttle
 
 DNS_SERVER_ENV = "PANEL_SSL_DNS_SERVER"
 PROBE_PORT_ENV = "PANEL_SSL_PROBE_HTTP_PORT"
 OFF = "off"  # PANEL_SSL_DNS_SERVER=off: no checks (a panel that cannot reach DNS, benchmarks)
 LOOKUP_SECONDS = 2.0
+GRACE_SECONDS = 0.5  # a check that ran out of time says so within this, after the deadline
 CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 2000
 PROBE_DIRECTORY = ".well-known/pki-validation"
@@ -52,9 +60,18 @@ PROBE_DIRECTORY = ".well-known/pki-validation"
 KNOWN_CAA_TAGS = frozenset({"issue", "issuewild", "iodef", "contactemail", "contactphone"})
 CRITICAL = 128
 COULD_NOT = "Could not check"
-# Threads shared by every host in the process: the checks of many popups at once queue here
-# rather than start threads without bound.
-_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="panel-ssl-preflight")
+TOO_MANY = (
+    "Too many names checked in the last minute: the checks wait a minute. Nothing is wrong "
+    "with the order; at Place order CAA is checked again."
+)
+RETRY = (
+    "Nothing was ordered: a CA does not issue while it cannot read CAA either. Try again in "
+    "a moment."
+)
+NAMES_PER_MINUTE = 600  # names one actor may have checked per minute, live and at submit
+# Threads shared by every host in the process: the checks of many popups at once queue here,
+# each actor's apart, rather than start threads without bound.
+POOL = FairPool(workers=16, per_key=6, name="panel-ssl-preflight")
 
 
 class Level(StrEnum):
@@ -93,10 +110,11 @@ class CaaRecord:
 class Plan:
     """What to check for one order, as the order service knows it.
 
-    ``names`` are A-labels, the order's domain first (wildcards as ``*.name``); ``issuers`` are
-    the product's CA's CAA identifiers (empty: the CA is not known, CAA is only reported);
-    ``approvers`` map a field to the approver addresses chosen in it; ``publish`` is the host's
-    ``host_publish_http_file``.
+    ``names`` are A-labels, the order's domain first (wildcards as ``*.name``), no more than
+    the product covers; ``issuers`` are the product's CA's CAA identifiers (empty: the CA is
+    not known, CAA is only reported); ``approvers`` map a field to the approver addresses
+    chosen in it; ``publish`` and ``unpublish`` are the host's ``host_publish_http_file`` and
+    ``host_unpublish_http_file``; ``actor`` is whose work it is (workshare).
     """
 
     names: tuple[str, ...]
@@ -105,6 +123,8 @@ class Plan:
     dcv_method: str
     approvers: tuple[tuple[str, str], ...] = ()
     publish: Callable[[str, str, str], bool] | None = None
+    unpublish: Callable[[str, str], object] | None = None
+    actor: Hashable = ""
 
 
 class Unanswered(Exception):
@@ -116,12 +136,25 @@ def name_field(plan: Plan, name: str) -> str:
     return "domain" if name == plan.names[0] else "sans"
 
 
-class Preflight:
-    """The checks of one host, with their resolver and cache."""
+Job = tuple[Finding, Callable[[float], Finding]]  # (the finding if it is late, the check)
 
-    def __init__(self, server: str | None = None, probe_port: int = 80):
+
+class Preflight:
+    """The checks of one host, with their resolver, cache and outbound rule."""
+
+    def __init__(
+        self,
+        server: str | None = None,
+        probe_port: int = 80,
+        outbound: Outbound | None = None,
+        pool: FairPool = POOL,
+        throttle: Throttle | None = None,
+    ):
         self.server = server
         self.probe_port = probe_port
+        self.outbound = outbound or Outbound()
+        self.pool = pool
+        self.throttle = throttle or Throttle(NAMES_PER_MINUTE)
         self._cache: TTLCache = TTLCache(CACHE_ENTRIES, CACHE_SECONDS)
         self._lock = threading.Lock()
         self._resolver: dns.resolver.Resolver | None = None
@@ -129,9 +162,11 @@ class Preflight:
     @classmethod
     def from_environment(cls) -> Preflight:
         """``PANEL_SSL_DNS_SERVER`` (``host:port``; default the system's resolver; ``off``: no
-        checks) and ``PANEL_SSL_PROBE_HTTP_PORT`` (default 80, where a CA fetches files)."""
+        checks), ``PANEL_SSL_PROBE_HTTP_PORT`` (default 80, where a CA fetches files) and
+        ``PANEL_SSL_OUTBOUND_ALLOW`` (outbound.py)."""
         port = os.environ.get(PROBE_PORT_ENV, "").strip()
-        return cls(os.environ.get(DNS_SERVER_ENV, "").strip() or None, int(port or 80))
+        server = os.environ.get(DNS_SERVER_ENV, "").strip() or None
+        return cls(server, int(port or 80), Outbound.from_environment())
 
     # --- what callers ask ----------------------------------------------------------------------
 
@@ -139,48 +174,59 @@ class Preflight:
         """Every check the plan calls for, side by side, within one deadline."""
         if self.server == OFF:
             return []
-        jobs: list[tuple[Finding, Callable[[], Finding]]] = [
-            (self._late("caa", name_field(plan, name)), lambda n=name: self._caa(plan, n))
+        if not self.throttle.take(plan.actor, len(plan.names)):
+            return [Finding("caa", "domain", Level.WARNING, TOO_MANY)]
+        jobs: list[Job] = [
+            (_late("caa", name_field(plan, name)), partial(self._caa, plan, name))
             for name in plan.names
         ]
         if plan.dcv_method == DcvMethod.EMAIL:
             jobs += [
-                (self._late("mailbox", field), lambda f=field, a=address: self._mailbox(f, a))
+                (_late("mailbox", field), partial(self._mailbox, field, address))
                 for field, address in plan.approvers
             ]
         elif plan.dcv_method == DcvMethod.HTTP:
-            jobs += [
-                (self._late("http", "dcv_method"), lambda n=name: self._http(plan, n))
-                for name in plan.names
-            ]
+            jobs += [(_late("http", "dcv_method"), partial(self._http, plan, name))
+                     for name in plan.names]  # fmt: skip
         elif plan.dcv_method == DcvMethod.DNS:
-            jobs += [
-                (self._late("dns", "dcv_method"), lambda n=name: self._zone(n))
-                for name in plan.names
-            ]
-        return self._run(jobs)
+            jobs += [(_late("dns", "dcv_method"), partial(self._zone, name))
+                     for name in plan.names]  # fmt: skip
+        return self._run(plan.actor, jobs)
 
     def refusals(self, plan: Plan) -> list[Finding]:
-        """The CAA checks alone, asked afresh (a record fixed a moment ago counts), and only
-        those certain that the CA will refuse: what stops an order at submit."""
+        """What stops an order at submit: the CAA checks alone, asked afresh (a record fixed a
+        moment ago counts). A CAA answer that forbids the CA stops it; so does one that could
+        not be had in time when the CA is known, since the CA would not issue without it
+        either: the reseller is told to try again."""
         if self.server == OFF:
             return []
-        jobs = [
-            (self._late("caa", name_field(plan, name)), lambda n=name: self._caa(plan, n, True))
+        jobs: list[Job] = [
+            (_late("caa", name_field(plan, name)), partial(self._caa, plan, name, fresh=True))
             for name in plan.names
         ]
-        return [f for f in self._run(jobs) if f.level == Level.BLOCKED]
+        found = self._run(("submit", plan.actor), jobs)
+        blocked = [f for f in found if f.level == Level.BLOCKED]
+        if not plan.issuers:
+            return blocked
+        unknown = [
+            Finding(f.check, f.field, Level.BLOCKED, f"{f.message} {RETRY}")
+            for f in found
+            if f.level == Level.WARNING and f.message.startswith(COULD_NOT)
+        ]
+        return blocked + unknown
 
     # --- running -------------------------------------------------------------------------------
 
-    def _run(self, jobs: list[tuple[Finding, Callable[[], Finding]]]) -> list[Finding]:
-        futures: list[Future] = [_POOL.submit(job) for _, job in jobs]
-        wait(futures, timeout=LOOKUP_SECONDS + 0.5)
+    def _run(self, actor: Hashable, jobs: list[Job]) -> list[Finding]:
+        """Run the jobs as ``actor``'s, each given the one deadline; at the deadline the ones
+        not started are cancelled and every unfinished one answers "could not check in time"."""
+        deadline = time.monotonic() + LOOKUP_SECONDS
+        futures: list[Future] = [self.pool.submit(actor, partial(job, deadline))
+                                 for _, job in jobs]  # fmt: skip
+        wait(futures, timeout=LOOKUP_SECONDS + GRACE_SECONDS)
+        for future in futures:
+            future.cancel()
         return [_outcome(future, late) for (late, _), future in zip(jobs, futures, strict=True)]
-
-    @staticmethod
-    def _late(check: str, field: str) -> Finding:
-        return Finding(check, field, Level.WARNING, "Could not check in time; DNS is slow.")
 
     def _cached(self, key: tuple, make: Callable[[], Finding]) -> Finding:
         """A finding from the cache, or made now and kept unless DNS could not tell: the next
@@ -206,44 +252,45 @@ class Preflight:
 
     # --- the checks ----------------------------------------------------------------------------
 
-    def _caa(self, plan: Plan, name: str, fresh: bool = False) -> Finding:
+    def _caa(self, plan: Plan, name: str, deadline: float, fresh: bool = False) -> Finding:
         field = name_field(plan, name)
         key = ("caa", name, plan.ca, plan.issuers, field)
         if fresh:
             with self._lock:
                 self._cache.pop(key, None)
         return self._cached(
-            key, lambda: caa_finding(self.lookup(_deadline()), name, plan.ca, plan.issuers, field)
+            key, lambda: caa_finding(self.lookup(deadline), name, plan.ca, plan.issuers, field)
         )
 
-    def _mailbox(self, field: str, address: str) -> Finding:
+    def _mailbox(self, field: str, address: str, deadline: float) -> Finding:
         return self._cached(
             ("mailbox", address, field),
-            lambda: mailbox_finding(self.lookup(_deadline()), address, field),
+            lambda: mailbox_finding(self.lookup(deadline), address, field),
         )
 
-    def _zone(self, name: str) -> Finding:
-        return self._cached(("dns", name), lambda: zone_finding(self.lookup(_deadline()), name))
+    def _zone(self, name: str, deadline: float) -> Finding:
+        return self._cached(("dns", name), lambda: zone_finding(self.lookup(deadline), name))
 
-    def _http(self, plan: Plan, name: str) -> Finding:
+    def _http(self, plan: Plan, name: str, deadline: float) -> Finding:
+        probe = Probe(self.outbound, self.probe_port, plan.publish, plan.unpublish)
         return self._cached(
             ("http", name, self.probe_port),
-            lambda: http_finding(self.lookup(_deadline()), name, plan.publish, self.probe_port),
+            lambda: http_finding(self.lookup(deadline), name, probe),
         )
+
+
+def _late(check: str, field: str) -> Finding:
+    return Finding(check, field, Level.WARNING, f"{COULD_NOT} in time; DNS is slow.")
 
 
 def _outcome(future: Future, late: Finding) -> Finding:
     """A check's finding; ``late`` when it is still running, and words for one that broke."""
-    if not future.done():
+    if not future.done() or future.cancelled():
         return late
     error = future.exception()
     if error is None:
         return future.result()
     return Finding(late.check, late.field, Level.WARNING, f"{COULD_NOT}: {error}.")
-
-
-def _deadline() -> float:
-    return time.monotonic() + LOOKUP_SECONDS
 
 
 class Lookup:
@@ -277,6 +324,14 @@ class Lookup:
         if answer.rrset is None or not len(answer.rrset):
             return None
         return answer.rrset.name.to_text(omit_final_dot=True), list(answer.rrset)
+
+    def addresses(self, name: str) -> list[str]:
+        """The IPv4 addresses of ``name``, else its IPv6 ones; none when it has neither."""
+        for rdtype in ("A", "AAAA"):
+            found = self.records(name, rdtype)
+            if found is not None:
+                return [rdata.address for rdata in found[1]]
+        return []
 
     def climb(self, name: str, rdtype: str) -> tuple[str, list] | None:
         """The first non-empty RRset of ``name`` or of a parent of it, the top-level domain
@@ -424,47 +479,57 @@ def mailbox_finding(lookup: Lookup, address: str, field: str) -> Finding:
 # --- HTTP and DNS validation ---------------------------------------------------------------
 
 
-def http_finding(
-    lookup: Lookup, name: str, publish: Callable[[str, str, str], bool] | None, port: int
-) -> Finding:
-    """Whether the CA could fetch a validation file from ``name``: it resolves, and a probe
-    file the host publishes comes back over HTTP from the address DNS gives."""
+@dataclass(frozen=True)
+class Probe:
+    """How the HTTP check reaches a name: the outbound rule, the port a CA fetches from, and
+    the host's hooks that publish the probe file and remove it."""
+
+    outbound: Outbound
+    port: int
+    publish: Callable[[str, str, str], bool] | None
+    unpublish: Callable[[str, str], object] | None
+
+
+def http_finding(lookup: Lookup, name: str, probe: Probe) -> Finding:
+    """Whether the CA could fetch a validation file from ``name``: it resolves to a public
+    address, and a probe file the host publishes comes back over HTTP from that address."""
     try:
-        found = lookup.records(name, "A")
+        addresses = lookup.addresses(name)
     except Unanswered as why:
         return _could_not("http", "dcv_method", f"whether {name} resolves", why)
-    if found is None:
+    if not addresses:
         return Finding(
             "http", "dcv_method", Level.WARNING,
-            f"{name} has no address (A record): the CA cannot fetch the validation file.",
+            f"{name} has no address (A or AAAA record): the CA cannot fetch the validation "
+            "file.",
         )  # fmt: skip
+    try:
+        target = probe.outbound.target(name, addresses, probe.port)
+    except Refused as why:
+        return Finding("http", "dcv_method", Level.WARNING, str(why))
     token = secrets.token_urlsafe(16)
     path = f"{PROBE_DIRECTORY}/panel-ssl-probe-{token}.txt"
-    if publish is None or not publish(name, path, token):
+    if probe.publish is None or not probe.publish(name, path, token):
         return Finding(
             "http", "dcv_method", Level.OK,
             f"{name} resolves; the panel does not publish files there, so put the validation "
             "file in place yourself.",
         )  # fmt: skip
-    address = found[1][0].address
     try:
-        reply = requests.get(
-            f"http://{address}:{port}/{path}",
-            headers={"Host": name},
-            timeout=max(0.1, lookup.deadline - time.monotonic()),
-            allow_redirects=False,
-        )
-    except requests.RequestException as error:
+        status, body = probe.outbound.http_get(target, path, lookup.deadline)
+    except Unreachable as why:
         return Finding(
             "http", "dcv_method", Level.WARNING,
-            f"http://{name}/.well-known/ did not answer ({type(error).__name__}): the CA "
-            "could not fetch the validation file.",
+            f"http://{name}/.well-known/ {why}: the CA could not fetch the validation file.",
         )  # fmt: skip
-    if reply.status_code == 200 and reply.text.strip() == token:
+    finally:
+        if probe.unpublish is not None:
+            probe.unpublish(name, path)
+    if status == 200 and body.strip() == token.encode():
         return Finding("http", "dcv_method", Level.OK, f"http://{name}/.well-known/ answers.")
     return Finding(
         "http", "dcv_method", Level.WARNING,
-        f"http://{name}/.well-known/ answered {reply.status_code} instead of the file the "
+        f"http://{name}/.well-known/ answered {status} instead of the file the "
         "panel published: the CA would see the same.",
     )  # fmt: skip
 

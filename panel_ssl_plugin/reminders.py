@@ -51,6 +51,14 @@ TEMPLATES_VARIABLE = "PANEL_SSL_TEMPLATES"
 SUBJECT_TEMPLATE = "panel_ssl/mail/expiry_reminder_subject.txt"
 BODY_TEMPLATE = "panel_ssl/mail/expiry_reminder.txt"
 ACTOR = "reminders"
+# The admin's leave to remind any contact address an order names, not only the client's own
+# contacts in the panel ("1"); without it, a reseller cannot make the panel mail whomever they
+# like in the panel's name.
+ANY_CONTACT_ENV = "PANEL_SSL_REMIND_ANY_CONTACT"
+# A name as mail may show it: letters, joined by spaces, dots, apostrophes and hyphens; anything
+# else a reseller typed (a colon, a link, digits) is left out of the mail, not quoted.
+MAIL_NAME = re.compile("[^\\W\\d_]+(?:[ .'\u2019-]+[^\\W\\d_]+)*\\.?")
+MAIL_NAME_LIMIT = 64
 # what the mail tells the client to do
 RENEW, RENEWAL_PENDING, AUTO_RENEW = "renew", "renewal_pending", "auto_renew"
 
@@ -125,6 +133,8 @@ class Reminders:
     def __init__(self, orders: OrderService):
         self.pm: pluggy.PluginManager = orders.pm
         self.store: Store = orders.store
+        self.any_contact = os.environ.get(ANY_CONTACT_ENV, "").strip() == "1"
+        self._contacts: dict[str, frozenset[str]] = {}  # per round: an account's addresses
 
     # --- settings -------------------------------------------------------------------------------
 
@@ -152,6 +162,7 @@ class Reminders:
         schedules = self.schedules()
         due = self.due(now, schedules)
         report = RemindReport(due=len(due))
+        self._contacts.clear()
         for item in due:
             token = self._claim(item, now)
             if token is None:
@@ -180,20 +191,20 @@ class Reminders:
         The reminder counts as sent once the host accepted the client's mail; the copy is not
         retried, since that would mail the client again. Without any address it is settled
         too: the order's contact will not change, and asking every round helps nobody."""
-        client = (item.contact.get("email") or "").strip()
+        client, why = self._addressee(item)
         reseller = self._reseller(item) if schedule.copy_reseller else None
         first = client or reseller
         if not first:
-            self._settle(item, token, now, sent=True)
+            self._settle(item, token, now, sent=True, nobody=why)
             return "unaddressed"
         subject, body = self.compose(item, now)
-        if not self._mail(first, subject, body):
+        if not self._mail(first, subject, body, item.account_id):
             self._settle(item, token, now, sent=False)
             return "refused"
         recipients = [first]
         if client and reseller:
             _, copy = self.compose(item, now, copy_of=client)
-            if self._mail(reseller, subject, copy):
+            if self._mail(reseller, subject, copy, item.account_id):
                 recipients.append(reseller)
         self._settle(item, token, now, sent=True, recipients=recipients)
         return "sent"
@@ -206,6 +217,7 @@ class Reminders:
         *,
         sent: bool,
         recipients: list[str] | None = None,
+        nobody: str = "the order has no contact address",
     ) -> None:
         """Mark the reminder sent, or leave it for a later round (RETRY); by this worker's
         claim only, so a worker whose lease was taken over changes nothing."""
@@ -213,19 +225,46 @@ class Reminders:
             self.store.reminder_retry(item, token, now + RETRY)
             return
         self.store.reminder_sent(item, token, now, ", ".join(recipients or []))
-        to = ", ".join(recipients or []) or "nobody: the order has no contact address"
+        to = ", ".join(recipients or []) or f"nobody: {nobody}"
         detail = f"{item.threshold}-day expiry reminder sent to {to}"
         self.store.add_event(item.order_id, ACTOR, "reminder_sent", detail)
+
+    def _addressee(self, item: Due) -> tuple[str, str]:
+        """The client's address to remind, and why there is none: the order's contact, if the
+        host knows it as one of the account's contacts (or the admin allows any)."""
+        address = (item.contact.get("email") or "").strip()
+        if not address:
+            return "", "the order has no contact address"
+        if self.any_contact or address.lower() in self._known(item.account_id):
+            return address, ""
+        return "", f"{address} is not one of the client's contacts in the panel"
+
+    def _known(self, account_id: str) -> frozenset[str]:
+        """The addresses the host has for the account's contacts, asked once per round."""
+        if account_id not in self._contacts:
+            try:
+                contacts = self.pm.hook.host_account_contacts(account_id=account_id) or []
+                profile = self.pm.hook.host_account_profile(account_id=account_id)
+            except Exception:
+                log.exception("the host could not say the contacts of account %s", account_id)
+                contacts, profile = [], None
+            if profile is not None and profile.default_contact is not None:
+                contacts = [*contacts, profile.default_contact]
+            self._contacts[account_id] = frozenset(c.email.lower() for c in contacts if c.email)
+        return self._contacts[account_id]
 
     def _reseller(self, item: Due) -> str | None:
         address = self.pm.hook.host_reseller_email(account_id=item.account_id)
         return address.strip() if isinstance(address, str) and address.strip() else None
 
-    def _mail(self, to: str, subject: str, body: str) -> bool:
-        """Whether the host accepted the mail; a host's mailer failing is a refusal, not the
-        end of the round."""
+    def _mail(self, to: str, subject: str, body: str, account_id: str) -> bool:
+        """Whether the host accepted the mail (about ``account_id``); a host's mailer failing
+        is a refusal, not the end of the round."""
         try:
-            return self.pm.hook.host_send_mail(to=to, subject=subject, body=body) is True
+            sent = self.pm.hook.host_send_mail(
+                to=to, subject=subject, body=body, account_id=account_id
+            )
+            return sent is True
         except Exception:
             log.exception("the host's host_send_mail failed for an expiry reminder")
             return False
@@ -237,9 +276,7 @@ class Reminders:
             "domain": names.display_domain(item.domain),
             "certificate_id": item.order_id,
             "product_name": item.product_name,
-            "contact_name": " ".join(
-                filter(None, (item.contact.get("first_name"), item.contact.get("last_name")))
-            ),
+            "contact_name": mail_name(item.contact),
             "end_date": f"{item.not_after:%Y-%m-%d %H:%M} UTC",
             "days_left": left,
             "days_left_text": f"{left} day{'' if left == 1 else 's'}",
@@ -258,6 +295,14 @@ class Reminders:
         subject = " ".join(env.get_template(SUBJECT_TEMPLATE).render(context).split())
         body = env.get_template(BODY_TEMPLATE).render(context).strip() + "\n"
         return subject, body
+
+
+def mail_name(contact: dict) -> str:
+    """The contact's name, if it is one (MAIL_NAME, at most MAIL_NAME_LIMIT characters);
+    else nothing: the mail says "Hello," rather than repeat what a reseller typed."""
+    first, last = (str(contact.get(key) or "").strip() for key in ("first_name", "last_name"))
+    name = " ".join(filter(None, (first, last)))
+    return name if len(name) <= MAIL_NAME_LIMIT and MAIL_NAME.fullmatch(name) else ""
 
 
 def action(item: Due) -> str:

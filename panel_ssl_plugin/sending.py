@@ -28,7 +28,7 @@ from typing import Any
 import pluggy
 
 from panel_ssl_plugin import names
-from panel_ssl_plugin.accounts import ProviderAccounts
+from panel_ssl_plugin.accounts import ProviderAccounts, about_account
 from panel_ssl_plugin.providers.base import (
     DcvMethod,
     OrderState,
@@ -183,7 +183,8 @@ class Sending:
         """Make the create call of an order this worker holds and record what came of it."""
         adapter = self.accounts.adapter(order.provider_account_id)
         try:
-            ref = self._create(adapter, order)
+            with about_account(order.account_id):
+                ref = self._create(adapter, order)
         except ProviderRejected as error:
             state = OrderState.DRAFT if order.follows is None else OrderState.FAILED
             rejected = self.settle(

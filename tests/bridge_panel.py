@@ -23,12 +23,14 @@ from werkzeug.wrappers import Request, Response
 from panel_ssl_plugin import hookimpls, hookspecs, schema
 from panel_ssl_plugin.bridge.service import create_service
 from panel_ssl_plugin.bridge.settings import BridgeSettings
-from panel_ssl_plugin.bridge.signing import BadSignature, verify
+from panel_ssl_plugin.bridge.signing import BadSignature, BridgeKeys, signed_headers, verify
 from panel_ssl_plugin.cli import CommandLineHost
 from panel_ssl_plugin.hookspecs import hookimpl
 from panel_ssl_plugin.runtime import runtime_for
 
 SECRET = secrets.token_urlsafe(32)
+KEYS = BridgeKeys.from_secret(SECRET)  # what the panel derives from the secret, as PHP does
+PUBLIC_URL = "http://localhost"  # the test client's own host
 FERNET_KEY = Fernet.generate_key().decode()
 PROFILE = {
     "organization": "Bäckerei Müller GmbH",
@@ -51,6 +53,7 @@ class FakePanel:
     def __init__(self) -> None:
         self.profiles: dict[str, dict] = {"7": PROFILE, "8": {**PROFILE, "organization": "Other"}}
         self.calls: list[tuple[str, dict]] = []
+        self.raw: list[tuple[dict, bytes]] = []  # (headers, body) of every signed call
         self.mails: list[dict] = []
         self.webhooks: list[tuple[str, dict]] = []  # (webhook-id, body), verified
         self.webhooks_down = False
@@ -70,9 +73,10 @@ class FakePanel:
         if request.path == "/webhooks":
             return self.receive(request)
         try:
-            verify(SECRET, request.headers, request.get_data(), int(time.time()))
+            verify(KEYS.calls, request.headers, request.get_data(), int(time.time()))
         except BadSignature as error:
             return _json({"error": str(error)}, 401)
+        self.raw.append((dict(request.headers), request.get_data()))
         if self.refuse:
             return _json({"error": self.refuse}, 500)
         call = json.loads(request.get_data())
@@ -92,7 +96,7 @@ class FakePanel:
     def receive(self, request: Request) -> Response:
         if self.webhooks_down:
             return _json({"error": "down for maintenance"}, 503)
-        body = Webhook(SECRET.encode()).verify(request.get_data(), dict(request.headers))
+        body = Webhook(KEYS.webhooks).verify(request.get_data(), dict(request.headers))
         self.webhooks.append((request.headers["webhook-id"], body))
         return Response(status=204)
 
@@ -129,6 +133,7 @@ def service(database_url: str, panel: FakePanel, *, migrate: bool = True, **sett
         "url": f"{panel.url}/bridge",
         "secret": SECRET,
         "webhook_url": f"{panel.url}/webhooks",
+        "public_url": PUBLIC_URL,
         **settings,
     }
     app = create_service(pm, BridgeSettings(**values), requests.Session())
@@ -139,9 +144,9 @@ def service(database_url: str, panel: FakePanel, *, migrate: bool = True, **sett
     return app
 
 
-def launch_token(secret: str = SECRET, algorithm: str = "HS256", **claims: Any) -> str:
-    """A launch token for reseller 2 on account 7's order popup; ``claims`` change it (None
-    leaves a claim out)."""
+def launch_token(secret: Any = KEYS.launch, algorithm: str = "HS256", **claims: Any) -> str:
+    """A launch token for reseller 2 on account 7's order popup, signed with the launch key;
+    ``claims`` change it (None leaves a claim out)."""
     now = int(time.time())
     values = {
         "sub": "2",
@@ -155,3 +160,21 @@ def launch_token(secret: str = SECRET, algorithm: str = "HS256", **claims: Any) 
         **claims,
     }
     return jwt.encode({k: v for k, v in values.items() if v is not None}, secret, algorithm)
+
+
+def event_request(payload: object, key: bytes = KEYS.events, **headers: str) -> dict[str, Any]:
+    """The keyword arguments of a signed event POST: ``payload`` with a fresh ``id`` (when it
+    is an object without one), signed with ``key``, and ``headers`` on top."""
+    if isinstance(payload, dict):
+        payload = {"id": f"evt_{secrets.token_hex(16)}", **payload}
+    body = json.dumps(payload).encode()
+    signed = signed_headers(key, int(time.time()), body)
+    return {
+        "data": body,
+        "headers": {"Content-Type": "application/json", **signed, **headers},
+    }
+
+
+def post_event(app, name: str, payload: object, key: bytes = KEYS.events):
+    """A signed event, as a panel posts it."""
+    return app.test_client().post(f"/ssl/bridge/events/{name}", **event_request(payload, key))

@@ -87,13 +87,14 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'panel.db'}"
 
 
-def minipanel(database_url: str, *plugins: object) -> flask.Flask:
+def minipanel(database_url: str, *plugins: object, **config: object) -> flask.Flask:
     """The minipanel on ``database_url`` with this plugin (and ``plugins``) registered directly,
-    its tables migrated and the demo data in."""
+    its tables migrated and the demo data in; ``config`` adds to its configuration."""
     schema.upgrade(database_url)
     app = create_app(
-        {"DATABASE_URL": database_url, "PLUGINS": [hookimpls, *plugins], "TESTING": True}
-    )
+        {"DATABASE_URL": database_url, "PLUGINS": [hookimpls, *plugins], "TESTING": True,
+         **config}
+    )  # fmt: skip
     prepare_demo(app)
     app.before_request_funcs.setdefault(None, []).insert(0, _forget_g)
     return app

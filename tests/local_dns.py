@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,11 +21,13 @@ from panel_ssl_plugin import preflight
 
 
 class LocalDns(BaseResolver):
-    """The zone: ``add`` lines in zone-file syntax; names in ``servfail`` answer SERVFAIL."""
+    """The zone: ``add`` lines in zone-file syntax; names in ``servfail`` answer SERVFAIL;
+    names ending in a key of ``slow`` answer that many seconds late (a far, slow name server)."""
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, str], list[RR]] = {}
         self.servfail: set[str] = set()
+        self.slow: dict[str, float] = {}
         self.asked: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         quiet = DNSLogger("-recv,-send,-request,-reply,-truncated,-data")
@@ -45,11 +48,15 @@ class LocalDns(BaseResolver):
         with self._lock:
             self.records.clear()
             self.servfail.clear()
+            self.slow.clear()
             self.asked.clear()
 
     def resolve(self, request, handler):
         reply = request.reply()
         name, qtype = str(request.q.qname).lower(), QTYPE[request.q.qtype]
+        late = [s for suffix, s in self.slow.items() if name.rstrip(".").endswith(suffix)]
+        if late:  # each question is answered on a thread of its own (dnslib's ThreadingMixIn)
+            time.sleep(max(late))
         with self._lock:
             self.asked.append((name.rstrip("."), qtype))
             if name.rstrip(".") in self.servfail:

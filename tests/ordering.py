@@ -12,7 +12,8 @@ from panel_ssl_plugin import names
 from panel_ssl_plugin.drafts import OrderDraft
 from panel_ssl_plugin.store import OrderRecord
 
-CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@example.com"}
+# client 1's contact in the minipanel: reminders go to addresses the host knows for the account
+CONTACT = {"first_name": "Hans", "last_name": "Müller", "email": "hans@baeckerei-mueller.example"}
 # the organization's address: OV/EV products need it, the others leave it out
 ADDRESS = {
     "street": "Hauptstraße 12",
@@ -95,3 +96,11 @@ def issued(app, runtime, **changes) -> OrderRecord:
     account = runtime.accounts.all()[0].id
     order = runtime.orders.place(draft(account, **changes), "alice").order
     return approve(app, runtime, order)
+
+
+def follow_approval_link(client, path: str):
+    """What the approver does: open the link (a page with a button), then press the button."""
+    page = client.get(path)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True))
+    assert token, f"no approval button on {path} ({page.status_code})"
+    return client.post(path, data={"csrf_token": token.group(1)})

@@ -13,11 +13,12 @@ from panel_ssl_plugin.bridge.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     BadSignature,
+    BridgeKeys,
     signed_headers,
     verify,
 )
 from panel_ssl_plugin.cli import main
-from tests.bridge_panel import FERNET_KEY, SECRET, FakePanel, service
+from tests.bridge_panel import FERNET_KEY, KEYS, SECRET, FakePanel, post_event, service
 
 BODY = b'{"method": "send_mail", "params": {}}'
 
@@ -29,13 +30,23 @@ def panel():
     panel.stop()
 
 
-def test_a_signature_is_the_hex_hmac_of_timestamp_and_body():
-    headers = signed_headers("k" * 40, 1_800_000_000, b"{}")
-    # as `printf "1800000000.{}" | openssl dgst -sha256 -hmac <secret>` and PHP's hash_hmac say
+def test_a_signature_is_the_hex_hmac_of_timestamp_and_body_with_a_derived_key():
+    # as PHP says: hash_hmac('sha256', '1800000000.{}', hash_hkdf('sha256', $secret, 32,
+    # 'panel-ssl/v1/event'))
+    key = BridgeKeys.from_secret("k" * 40).events
+    assert key.hex() == "e6cc728e8ec5a72f55e7f64d044b613ea39d9db2500fba85e43cb3416e7a734b"
+    headers = signed_headers(key, 1_800_000_000, b"{}")
     assert headers == {
         TIMESTAMP_HEADER: "1800000000",
-        SIGNATURE_HEADER: "v1=bfc66f477999f67496847d7e6ef53962bdc389d6125217e3475e65fd20a48e88",
+        SIGNATURE_HEADER: "v1=a29ca0841bb2944992830309968bdd92fe80299716170d245c4d391cf14034b4",
     }
+
+
+def test_each_purpose_has_its_own_key():
+    keys = BridgeKeys.from_secret(SECRET)
+    derived = [keys.launch, keys.events, keys.calls, keys.webhooks, keys.forms]
+    assert len(set(derived)) == 5 and all(len(key) == 32 for key in derived)
+    assert SECRET.encode() not in derived and repr(keys) == "BridgeKeys(…)"
 
 
 @pytest.mark.parametrize(
@@ -48,23 +59,16 @@ def test_a_signature_is_the_hex_hmac_of_timestamp_and_body():
     ],
 )
 def test_a_changed_request_is_refused(change, words):
-    headers, body = change(signed_headers(SECRET, int(time.time()), BODY), BODY)
+    headers, body = change(signed_headers(KEYS.events, int(time.time()), BODY), BODY)
     with pytest.raises(BadSignature, match=words):
-        verify(SECRET, headers, body, int(time.time()))
+        verify(KEYS.events, headers, body, int(time.time()))
 
 
 def test_a_request_signed_long_ago_is_refused():
     now = int(time.time())
     with pytest.raises(BadSignature, match="more than 300 seconds off"):
-        verify(SECRET, signed_headers(SECRET, now - 301, BODY), BODY, now)
-    verify(SECRET, signed_headers(SECRET, now - 300, BODY), BODY, now)
-
-
-def post_event(app, name: str, payload: object, secret: str = SECRET):
-    body = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json"}
-    headers.update(signed_headers(secret, int(time.time()), body))
-    return app.test_client().post(f"/ssl/bridge/events/{name}", data=body, headers=headers)
+        verify(KEYS.events, signed_headers(KEYS.events, now - 301, BODY), BODY, now)
+    verify(KEYS.events, signed_headers(KEYS.events, now - 300, BODY), BODY, now)
 
 
 def cli_event(database_url: str, name: str, payload: object, monkeypatch) -> tuple[int, dict]:
@@ -92,18 +96,18 @@ def test_an_event_answers_what_panel_ssl_event_prints(
     app = service(sqlite_url, panel)
     response = post_event(app, name, payload)
     assert response.status_code == status
-    code, printed = cli_event(sqlite_url, name, payload, monkeypatch)
+    code, printed = cli_event(sqlite_url, name, payload, monkeypatch)  # no id: nothing is sent
     assert response.json == printed
     assert {200: 0, 409: 1, 400: 2}[status] == code
 
 
 def test_an_unsigned_or_unknown_event_does_nothing(sqlite_url, panel):
     app = service(sqlite_url, panel)
-    refused = post_event(app, "tick", {}, secret="x" * 40)
+    refused = post_event(app, "tick", {}, key=BridgeKeys.from_secret("x" * 40).events)
     assert refused.status_code == 401
     assert refused.json == {
         "ok": False,
-        "error": "The request's signature does not match the bridge secret.",
+        "error": "The request's signature does not match the bridge's key for it.",
     }
     unsigned = app.test_client().post("/ssl/bridge/events/tick", json={})
     assert unsigned.status_code == 401

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,12 +16,13 @@ import pluggy
 import pytest
 import requests
 
-from panel_ssl_plugin import hookspecs
+from panel_ssl_plugin import hookspecs, schema
 from panel_ssl_plugin.bridge.client import METHODS, BridgeClient
 from panel_ssl_plugin.bridge.hooks import BridgeHost
 from panel_ssl_plugin.bridge.webhooks import signer
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
-from tests.bridge_panel import SECRET, FakePanel
+from tests.bridge_panel import KEYS, SECRET, FakePanel
+from tests.test_bridge_production import serving
 
 PAGE = (Path(__file__).resolve().parents[1] / "docs" / "bridge" / "index.md").read_text()
 TABLE = PAGE[PAGE.index("<!-- bridge-methods") : PAGE.index("<!-- /bridge-methods -->")]
@@ -31,6 +34,7 @@ READS_AS = {
     "account_contacts": list,
     "publish_http_challenge": bool,
     "publish_http_file": bool,
+    "unpublish_http_file": bool,
     "publish_dns_record": bool,
     "send_mail": bool,
     "reseller_email": str,
@@ -64,7 +68,7 @@ def test_each_documented_answer_reads_as_the_hook_returns(method, panel):
     panel.answers[method] = result
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    client = BridgeClient(f"{panel.url}/bridge", SECRET, 5.0, requests.Session())
+    client = BridgeClient(f"{panel.url}/bridge", KEYS.calls, 5.0, requests.Session())
     pm.register(BridgeHost(client))
     answer = getattr(pm.hook, f"host_{method}")(**params)
     assert panel.calls == [(method, params)]
@@ -84,8 +88,32 @@ def test_the_documented_receiver_verifies_what_the_service_sends():
     headers = {
         "webhook-id": "msg_1",
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signer(SECRET).sign("msg_1", now, body),
+        "webhook-signature": signer(KEYS.webhooks).sign("msg_1", now, body),
     }
     assert namespace["verified"](SECRET, body.encode(), headers) == json.loads(body)
     with pytest.raises(Exception, match="No matching signature"):
         namespace["verified"]("x" * 40, body.encode(), headers)
+
+
+def test_the_pages_shell_event_is_signed_as_the_service_checks_it(sqlite_url):
+    """The curl example of "Events", run by bash against a served instance: the signature
+    (a key derived with openssl kdf) holds, so the answer is the event's own refusal (there is
+    no certificate 12), not a 401."""
+    block = PAGE[PAGE.index("## Events") :]
+    script = re.search(r"```sh\n(.*?)```", block, flags=re.S).group(1)
+    schema.upgrade(sqlite_url)
+    panel = FakePanel()
+    url, process = serving(sqlite_url, panel)
+    try:
+        script = script.replace("http://127.0.0.1:8080", url)
+        done = subprocess.run(
+            ["bash", "-c", script], env={**os.environ, "PANEL_SSL_BRIDGE_SECRET": SECRET},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        reply = json.loads(done.stdout)
+        assert reply["ok"] is False and "12" in reply["error"], reply
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        panel.stop()

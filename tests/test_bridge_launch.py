@@ -19,8 +19,9 @@ from panel_ssl_plugin.bridge.tokens import CLAIMS
 from panel_ssl_plugin.bridge.web import COOKIE
 from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import bridge_grants, bridge_launches, bridge_sessions, utcnow
-from panel_ssl_plugin.store.bridge import SESSION_LIFETIME
+from panel_ssl_plugin.store.bridge import IDLE
 from tests.bridge_panel import FakePanel, launch_token, service
+from tests.test_order_flow import FormReader
 
 
 @pytest.fixture
@@ -163,14 +164,33 @@ def test_a_session_reaches_only_the_accounts_its_tokens_named(bridged, sqlite_ur
     assert sorted(granted) == ["7", "8"]
 
 
-def test_another_actors_token_starts_its_own_session(bridged, sqlite_url):
+def test_another_actors_token_asks_first_then_starts_its_own_session(bridged, sqlite_url):
+    """Issue 19, finding 9: a link someone else signed no longer swaps the session silently
+    (login CSRF); the person is asked, and agreeing ends the old session."""
     client = bridged.test_client()
     client.get("/ssl/launch", query_string={"token": launch_token()})
     token = launch_token(sub="3", name="Bob", account="8", target="certs")
-    client.get("/ssl/launch", query_string={"token": token})
+    asked = client.get("/ssl/launch", query_string={"token": token})
+    assert asked.status_code == 200 and "Continue as Bob" in asked.text
+    assert COOKIE not in str(asked.headers.getlist("Set-Cookie"))
+    assert client.get("/ssl/accounts/7/certs").status_code == 200  # still Alice's
+    agreed = client.post("/ssl/launch", data=FormReader(asked.text).values)
+    assert agreed.status_code == 302 and agreed.location == "/ssl/accounts/8/certs"
     assert client.get("/ssl/accounts/7/certs").status_code == 403  # Bob's session now
     assert client.get("/ssl/accounts/8/certs").status_code == 200
-    assert sessions(sqlite_url) == 2
+    assert sessions(sqlite_url) == 1  # Alice's ended
+
+
+def test_the_switch_needs_the_form_and_a_fresh_token(bridged, sqlite_url):
+    client = bridged.test_client()
+    client.get("/ssl/launch", query_string={"token": launch_token()})
+    token = launch_token(sub="3", name="Bob")
+    assert client.post("/ssl/launch", data={"token": token}).status_code == 400  # no CSRF
+    asked = client.get("/ssl/launch", query_string={"token": token})
+    assert client.post("/ssl/launch", data=FormReader(asked.text).values).status_code == 302
+    again = client.post("/ssl/launch", data=FormReader(asked.text).values)
+    assert again.status_code == 401 and "used already" in again.text
+    assert sessions(sqlite_url) == 1
 
 
 def test_the_admin_role_reaches_the_admin_pages(bridged):
@@ -207,11 +227,12 @@ def test_the_panels_refusal_is_said_in_words(bridged, panel):
     assert "Your panel refused account_profile: Client 7 is suspended." in response.text
 
 
-def test_a_session_ends_and_the_tick_forgets_it(bridged, sqlite_url):
+def test_an_idle_session_ends_and_the_tick_forgets_it(bridged, sqlite_url):
+    """Issue 19, finding 9: unused for IDLE, a session is over (it used to live 8 hours)."""
     client = bridged.test_client()
     client.get("/ssl/launch", query_string={"token": launch_token()})
     pm = bridged.extensions["panel_ssl"]
-    later = utcnow() + SESSION_LIFETIME
+    later = utcnow() + IDLE
     pm.hook.panel_tick(pm=pm, now=later - timedelta(minutes=1))
     assert sessions(sqlite_url) == 1
     pm.hook.panel_tick(pm=pm, now=later)

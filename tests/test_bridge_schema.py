@@ -1,4 +1,5 @@
-"""Migration 0006 makes exactly the bridge's tables of the store's metadata, on each database."""
+"""Migrations 0006 and 0008 make exactly the bridge's tables of the store's metadata, on each
+database."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ BRIDGE_TABLES = {
     "ssl_bridge_launches",
     "ssl_bridge_sessions",
     "ssl_bridge_grants",
+    "ssl_bridge_events",
     "ssl_webhook_outbox",
 }
 
@@ -35,6 +37,13 @@ def test_the_migration_matches_the_metadata(database_url):
         differences = [d for d in compare_metadata(context, metadata) if _of_the_bridge(d)]
     engine.dispose()
     assert differences == []
+
+
+def test_down_to_0006_removes_the_event_ids_and_keeps_the_rest(database_url):
+    schema.upgrade(database_url)
+    schema.downgrade(database_url, "0006_panel_ssl_bridge")
+    left = set(sa.inspect(sa.create_engine(database_url)).get_table_names())
+    assert BRIDGE_TABLES - left == {"ssl_bridge_events"}
 
 
 def test_down_to_0005_removes_them(sqlite_url):

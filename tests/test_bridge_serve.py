@@ -3,7 +3,6 @@ environment, answering a launch link and a signed event over real HTTP."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -14,9 +13,15 @@ from pathlib import Path
 import requests
 
 from panel_ssl_plugin import schema
-from panel_ssl_plugin.bridge.signing import signed_headers
 from panel_ssl_plugin.runtime import runtime_for
-from tests.bridge_panel import FERNET_KEY, SECRET, FakePanel, launch_token, service_pm
+from tests.bridge_panel import (
+    FERNET_KEY,
+    SECRET,
+    FakePanel,
+    event_request,
+    launch_token,
+    service_pm,
+)
 
 PANEL_SSL = Path(sys.executable).parent / "panel-ssl"
 
@@ -49,6 +54,7 @@ def test_serve_answers_a_launch_link_and_a_signed_event(sqlite_url):
         "PANEL_SSL_BRIDGE_SECRET": SECRET,
         "PANEL_SSL_BRIDGE_URL": f"{panel.url}/bridge",
         "PANEL_SSL_WEBHOOK_URL": f"{panel.url}/webhooks",
+        "PANEL_SSL_PUBLIC_URL": f"http://127.0.0.1:{port}",
     }
     process = subprocess.Popen(
         [PANEL_SSL, "serve", "--bind", f"127.0.0.1:{port}"],
@@ -67,10 +73,10 @@ def test_serve_answers_a_launch_link_and_a_signed_event(sqlite_url):
         assert opened.status_code == 200
         assert "Bäckerei Müller GmbH" in opened.text
 
-        body = json.dumps({"account_id": "7"}).encode()
-        headers = signed_headers(SECRET, int(time.time()), body)
         event = requests.post(
-            f"{service}/ssl/bridge/events/account-updated", data=body, headers=headers, timeout=5
+            f"{service}/ssl/bridge/events/account-updated",
+            timeout=5,
+            **event_request({"account_id": "7"}),
         )
         assert (event.status_code, event.json()) == (200, {"ok": True})
     finally:

@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 from tests.bridge_panel import FakePanel, launch_token, service
+from tests.ordering import follow_approval_link
 from tests.test_order_flow import DOMAIN, submit
 
 
@@ -22,7 +23,7 @@ def test_order_approve_list_and_webhook_through_the_bridge(sqlite_url):
     assert [call for call, _ in panel.calls].count("account_contacts") == 1
     mail = panel.mails[-1]
     link = re.search(r"http\S+/callback/\S+", mail["body"]).group(0)
-    assert client.get(urlsplit(link).path).status_code == 200  # the approver follows it
+    assert follow_approval_link(client, urlsplit(link).path).status_code == 200
 
     token = launch_token(target="certs")
     listing = client.get(client.get("/ssl/launch", query_string={"token": token}).location)
@@ -37,15 +38,17 @@ def test_order_approve_list_and_webhook_through_the_bridge(sqlite_url):
     panel.stop()
 
 
-def test_approval_links_lead_to_the_public_url_when_one_is_set(sqlite_url, monkeypatch):
-    monkeypatch.setenv("PANEL_SSL_PUBLIC_URL", "https://ssl.panel.example")
+def test_approval_links_lead_to_the_public_url_never_the_host_header(sqlite_url):
+    """Issue 19, finding 5: a request naming another host gets 400 (TRUSTED_HOSTS), and the
+    link in the mail is the configured address whatever the request said."""
     panel = FakePanel()
-    client = service(sqlite_url, panel).test_client()
-    client.get("/ssl/launch", query_string={"token": launch_token()})
+    app = service(
+        sqlite_url, panel, public_url="https://ssl.panel.example", trusted_hosts=("localhost",)
+    )
+    client = app.test_client()
+    assert client.get("/ssl/launch", query_string={"token": launch_token()}).status_code == 302
+    forged = client.get("/ssl/accounts/7/order", headers={"Host": "attacker.example"})
+    assert forged.status_code == 400
     assert submit(client, "7").status_code == 200
     assert "https://ssl.panel.example/ssl/providers/" in panel.mails[-1]["body"]
-    monkeypatch.delenv("PANEL_SSL_PUBLIC_URL")
-    client.get("/ssl/launch", query_string={"token": launch_token(account="8")})
-    assert submit(client, "8").status_code == 200
-    assert "http://localhost/ssl/providers/" in panel.mails[-1]["body"]  # this request's host
     panel.stop()

@@ -23,7 +23,7 @@ from panel_ssl_plugin.runtime import runtime_for
 from panel_ssl_plugin.store import OrderRecord
 from panel_ssl_plugin.web import certs
 from tests.conftest import csrf_token
-from tests.ordering import draft
+from tests.ordering import draft, follow_approval_link
 from tests.providers.gogetssl_sim import PASSWORD as GOGETSSL_PASSWORD
 from tests.providers.gogetssl_sim import USER as GOGETSSL_USER
 from tests.test_minipanel import client_ids
@@ -67,7 +67,7 @@ def approval_path(app, order: OrderRecord) -> str:
 def issued(app, runtime, account_id: str, domain: str = "shop.example.com", **fields):
     """An issued sandbox certificate: placed, then approved through the link in the outbox."""
     order = place(runtime, account_id, domain, **fields)
-    response = app.test_client().get(approval_path(app, order))
+    response = follow_approval_link(app.test_client(), approval_path(app, order))
     assert response.status_code == 200 and "is approved" in response.text
     return runtime.orders.get(order.id)
 
@@ -144,7 +144,7 @@ def test_renewals_are_grouped_under_what_they_renew(app, runtime, alice, bakery)
 def test_reissues_are_grouped_like_renewals_and_say_which_they_are(app, runtime, alice, bakery):
     first = issued(app, runtime, bakery, "first.example.com")
     reissue = runtime.follow_ups.reissue(first.id, "alice").order
-    app.test_client().get(approval_path(app, reissue))
+    follow_approval_link(app.test_client(), approval_path(app, reissue))
     renewal = runtime.follow_ups.renew(reissue.id, "alice").order
     page = alice.get(f"/ssl/accounts/{bakery}/certs").text
     (group,) = page.split('<tbody class="cert-group">')[1:]
@@ -489,7 +489,7 @@ def test_reissue_twice_from_the_same_form_then_approve_it(app, runtime, alice, b
     assert f"Reissue in progress: reissue #{reissue.id} pending" in old_page
     assert "reissue-form" not in old_page
 
-    approved = app.test_client().get(approval_path(app, reissue))
+    approved = follow_approval_link(app.test_client(), approval_path(app, reissue))
     assert approved.status_code == 200 and "is approved" in approved.text
     done = runtime.orders.get(reissue.id)
     assert done.status == "issued" and done.key_type == "rsa2048"

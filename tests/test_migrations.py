@@ -23,6 +23,7 @@ PLUGIN_TABLES = {
     "ssl_bridge_launches",
     "ssl_bridge_sessions",
     "ssl_bridge_grants",
+    "ssl_bridge_events",
     "ssl_webhook_outbox",
     "ssl_reminder_schedules",
     "ssl_reminders",

@@ -95,7 +95,12 @@ def test_profile_and_contacts_hooks(app):
 
 def test_outbox_and_http_challenges(app, as_user, client):
     pm = app.extensions["hosting_panel"]
-    assert pm.hook.host_send_mail(to="a@b.example", subject="Approve", body="http://x/y") is True
+    assert (
+        pm.hook.host_send_mail(
+            to="a@b.example", subject="Approve", body="http://x/y", account_id=None
+        )
+        is True
+    )
     assert "Approve" in as_user("admin").get("/outbox").text
     assert "Approve" not in as_user("alice").get("/outbox").text  # about none of her clients
     pm.hook.host_publish_http_challenge(domain="d.example", token="tok", content="tok.thumb")

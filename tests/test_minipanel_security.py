@@ -77,7 +77,9 @@ def test_outbox_shows_each_reseller_only_mail_about_their_clients(panel):
     alices = place(panel, client_ids(panel, "alice")[0], "shop.alice.example", "alice")
     bobs = place(panel, client_ids(panel, "bob")[0], "tours.bob.example", "bob")
     pm = panel.extensions["hosting_panel"]
-    pm.hook.host_send_mail(to="ops@panel.example", subject="Nightly report", body="all fine")
+    pm.hook.host_send_mail(
+        to="ops@panel.example", subject="Nightly report", body="all fine", account_id=None
+    )
     pages = {}
     for user in ("alice", "bob", "admin"):
         client = panel.test_client()

@@ -768,12 +768,20 @@ def test_a_caa_record_naming_another_ca_stops_submit_before_the_provider(
     assert len(script.placed) == 1 and [o.status for o in all_orders(runtime)] == ["pending"]
 
 
-def test_dns_that_cannot_answer_never_stops_an_order(
+def test_dns_that_cannot_answer_stops_an_order_until_it_can(
     alice, bakery, runtime, script, scripted, local_dns
 ):
+    """A CA does not issue while CAA cannot be read (RFC 8659), so neither does the plugin
+    place the order: it says to try again, and the retry once DNS answers goes through
+    (issue 19; it used to let the order through)."""
     local_dns.servfail.add("xn--bcher-kva.example")
     response = submit(alice, bakery, {"provider_account_id": str(scripted)})
-    assert response.status_code == 200 and len(script.placed) == 1
+    assert response.status_code == 422 and script.placed == []
+    assert "Try again in a moment" in errors_of(response.text, "domain")
+    local_dns.servfail.clear()
+    placed = post(alice, step2_url(bakery), response.text, "contact")
+    assert post(alice, step2_url(bakery), placed.text, "submit").status_code == 200
+    assert len(script.placed) == 1
 
 
 def preflight(client, account: str, **changes) -> list[dict]:

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from panel_ssl_plugin.outbound import Outbound, parse_allow
 from panel_ssl_plugin.preflight import (
     CaaRecord,
     Level,
@@ -229,7 +230,8 @@ def http(checks: Preflight, name: str, publish):
 
 def test_http_validation_probes_a_published_file_through_the_host(local_dns, web_host):
     local_dns.add("shop.example. 60 A 127.0.0.1", "elsewhere.example. 60 A 127.0.0.1")
-    checks = Preflight(local_dns.address, probe_port=web_host.server_address[1])
+    loopback = Outbound(parse_allow("127.0.0.0/8"))  # the admin's allow-list (test_outbound.py)
+    checks = Preflight(local_dns.address, web_host.server_address[1], loopback)
     assert http(checks, "shop.example", web_host.publish).level == Level.OK
     assert len(web_host.files) == 1
     (path,) = web_host.files

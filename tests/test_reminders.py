@@ -129,12 +129,12 @@ def test_time_moves_from_31_days_to_the_end_with_two_pollers(database_url):
     assert f"/ssl/certs/{plain.id}/renew" in bodies["plain.example.com"]
     assert f"A renewal is already pending (order #{renewal.id})" in bodies["renewed.example.com"]
     assert "Auto-renew will handle it" in bodies["auto.example.com"]
-    assert {m.recipient for m in reminder_mails(app)} == {"hans@example.com"}
+    assert {m.recipient for m in reminder_mails(app)} == {"hans@baeckerei-mueller.example"}
     with rt.engine.connect() as conn:
         rows = conn.execute(sa.select(reminders.c.order_id, reminders.c.days)).all()
     assert len(rows) == 14 and Counter(rows).most_common(1)[0][1] == 1
     events = [e.detail for e in rt.orders.store.events(plain.id) if e.event == "reminder_sent"]
-    assert events[0] == "30-day expiry reminder sent to hans@example.com"
+    assert events[0] == "30-day expiry reminder sent to hans@baeckerei-mueller.example"
 
 
 def issued_orders(app, count: int, end: datetime) -> list[datetime]:
@@ -142,7 +142,7 @@ def issued_orders(app, count: int, end: datetime) -> list[datetime]:
     rows the query must pass over, as many as a big panel has; their end dates."""
     template = runtime(app).orders.get(certificate(app, "template.example.com").id)
     values = {c.name: getattr(template, c.name) for c in orders.c if c.name != "id"}
-    values["contact"] = '{"email": "hans@example.com"}'
+    values["contact"] = '{"email": "hans@baeckerei-mueller.example"}'
     for name in ("addons", "sans", "validation", "provider_data"):
         values[name] = "[]" if name != "provider_data" else "{}"
     values["organization_address"] = values["san_approvers"] = None
@@ -270,14 +270,20 @@ def test_the_reseller_gets_a_copy_when_the_settings_ask_for_one(sqlite_url):
     cert = certificate(app, "copy.example.com")
     reminder = Reminders(runtime(app).orders)
     reminder.run(cert.not_after - timedelta(days=29))
-    assert [m.recipient for m in reminder_mails(app)] == ["hans@example.com"]
+    assert [m.recipient for m in reminder_mails(app)] == ["hans@baeckerei-mueller.example"]
 
     reminder.save_schedule(GLOBAL_SCHEDULE, (30, 14), True)
     reminder.run(cert.not_after - timedelta(days=13))
 
     mails = reminder_mails(app)
-    assert [m.recipient for m in mails] == ["hans@example.com", "hans@example.com", RESELLER]
-    assert mails[-1].body.startswith("A copy of the reminder sent to hans@example.com.")
+    assert [m.recipient for m in mails] == [
+        "hans@baeckerei-mueller.example",
+        "hans@baeckerei-mueller.example",
+        RESELLER,
+    ]
+    assert mails[-1].body.startswith(
+        "A copy of the reminder sent to hans@baeckerei-mueller.example."
+    )
 
 
 def test_a_host_overrides_the_mail_templates(sqlite_url, tmp_path, monkeypatch):

@@ -1,18 +1,22 @@
 """Calls from the plugin to the panel: one signed JSON POST per host hook (contract section 2).
 
 A popup waits while the panel answers, so every call has a short timeout and every failure is
-a BridgeError whose message says, in words a reseller can pass on, what went wrong.
+a BridgeError whose message says, in words a reseller can pass on, what went wrong: never where
+the panel answers (an internal address is for the log, which has it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import requests
 
 from panel_ssl_plugin.bridge.signing import signed_headers
+
+log = logging.getLogger(__name__)
 
 # The host hooks a panel answers over the bridge: the method is the hook's name without
 # ``host_``, its params the hookspec's arguments (the table in docs/bridge/index.md is tested
@@ -22,6 +26,7 @@ METHODS = (
     "account_contacts",
     "publish_http_challenge",
     "publish_http_file",
+    "unpublish_http_file",
     "publish_dns_record",
     "send_mail",
     "reseller_email",
@@ -33,11 +38,11 @@ class BridgeError(Exception):
 
 
 class BridgeClient:
-    """Signed calls to the panel at ``url``."""
+    """Calls to the panel at ``url``, signed with the bridge's ``calls`` key."""
 
-    def __init__(self, url: str, secret: str, timeout: float, session: requests.Session):
+    def __init__(self, url: str, key: bytes, timeout: float, session: requests.Session):
         self.url = url
-        self._secret = secret
+        self._key = key
         self.timeout = timeout
         self.session = session
 
@@ -46,20 +51,22 @@ class BridgeClient:
         body = json.dumps({"method": method, "params": params}).encode()
         headers = {
             "Content-Type": "application/json",
-            **signed_headers(self._secret, int(time.time()), body),
+            **signed_headers(self._key, int(time.time()), body),
         }
         try:
             response = self.session.post(
                 self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             )
         except requests.Timeout:
+            log.warning("bridge call %s to %s timed out after %g s", method, self.url, self.timeout)
             raise BridgeError(
                 f"Your panel did not answer {method} within {self.timeout:g} seconds; "
                 "please try again in a moment."
             ) from None
-        except requests.RequestException:
+        except requests.RequestException as error:
+            log.warning("bridge call %s to %s failed: %s", method, self.url, error)
             raise BridgeError(
-                f"Your panel could not be reached at {self.url}; please try again in a moment."
+                "Your panel could not be reached; please try again in a moment."
             ) from None
         return _result(method, response)
 

@@ -3,7 +3,8 @@
 Registered on the PluginManager like any host. Who is acting comes from the launch session
 (web.py puts it on ``flask.g``); what they may do too: the accounts their launch tokens named,
 and for the admin role also the plugin's admin pages. Profiles, contacts, publishing and mail
-are one bridge call each (client.py).
+are one bridge call each (client.py); what a request reads (a profile, the contacts, the
+reseller's address) is asked once per request, however often the plugin asks for it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from panel_ssl_plugin.store.bridge import Session
 
 log = logging.getLogger(__name__)
 SESSION_KEY = "panel_ssl_bridge_session"
+READS_KEY = "panel_ssl_bridge_reads"
 ACCOUNT_ACTIONS = frozenset({"ssl.view", "ssl.order"})
 ADMIN_ACTION = "ssl.admin"
 # Names a panel may use for a profile's street, as in the contract's example
@@ -78,8 +80,9 @@ def profile(account_id: str, values: Any) -> AccountProfile | None:
 class BridgeHost:
     """The host hooks of a panel on the other end of the bridge."""
 
-    def __init__(self, client: BridgeClient | None):
+    def __init__(self, client: BridgeClient | None, public_url: str | None = None):
         self.client = client
+        self.public_url = public_url
 
     def _call(self, method: str, **params: Any) -> Any:
         if self.client is None:
@@ -87,6 +90,16 @@ class BridgeHost:
                 "The SSL service has no bridge to your panel: set PANEL_SSL_BRIDGE_URL."
             )
         return self.client.call(method, params)
+
+    def _read(self, method: str, account_id: str) -> Any:
+        """A read call's answer, asked once per request (the plugin asks for the profile in
+        several places of one order); outside a request, each time."""
+        if not flask.has_request_context():
+            return self._call(method, account_id=account_id)
+        answers = flask.g.setdefault(READS_KEY, {})
+        if (method, account_id) not in answers:
+            answers[method, account_id] = self._call(method, account_id=account_id)
+        return answers[method, account_id]
 
     def _act(self, method: str, **params: Any) -> bool | None:
         """A call that publishes or sends: a failure is logged and answered None, so the
@@ -107,19 +120,19 @@ class BridgeHost:
     def host_permission_allowed(self, actor: Actor, action: str, account_id: str | None) -> bool:
         return may(current_session(), actor, action, account_id)
 
-    @hookimpl(trylast=True)
+    @hookimpl
     def host_public_url(self) -> str | None:
-        """This service's own address while a request runs (approval links lead here), unless
-        the host configured one (``PANEL_SSL_PUBLIC_URL``), which answers first."""
-        return flask.request.host_url.rstrip("/") if flask.has_request_context() else None
+        """Where browsers reach this service (``PANEL_SSL_PUBLIC_URL``): approval links lead
+        here. Never the request's Host header, which the client chooses."""
+        return self.public_url
 
     @hookimpl
     def host_account_profile(self, account_id: str) -> AccountProfile | None:
-        return profile(account_id, self._call("account_profile", account_id=account_id))
+        return profile(account_id, self._read("account_profile", account_id))
 
     @hookimpl
     def host_account_contacts(self, account_id: str) -> list[Contact]:
-        result = self._call("account_contacts", account_id=account_id)
+        result = self._read("account_contacts", account_id)
         if not isinstance(result, list):
             raise BridgeError("Your panel's contacts are not a JSON list.")
         return [contact(values) for values in result]
@@ -133,6 +146,10 @@ class BridgeHost:
         return self._act("publish_http_file", domain=domain, path=path, content=content)
 
     @hookimpl
+    def host_unpublish_http_file(self, domain: str, path: str) -> bool | None:
+        return self._act("unpublish_http_file", domain=domain, path=path)
+
+    @hookimpl
     def host_publish_dns_record(
         self, domain: str, name: str, record_type: str, value: str
     ) -> bool | None:
@@ -141,14 +158,16 @@ class BridgeHost:
         )
 
     @hookimpl
-    def host_send_mail(self, to: str, subject: str, body: str) -> bool | None:
-        return self._act("send_mail", to=to, subject=subject, body=body)
+    def host_send_mail(
+        self, to: str, subject: str, body: str, account_id: str | None
+    ) -> bool | None:
+        return self._act("send_mail", to=to, subject=subject, body=body, account_id=account_id)
 
     @hookimpl
     def host_reseller_email(self, account_id: str) -> str | None:
         """The copy of an expiry reminder is a courtesy: a panel that cannot say sends none."""
         try:
-            result = self._call("reseller_email", account_id=account_id)
+            result = self._read("reseller_email", account_id)
         except BridgeError as error:
             log.warning("bridge call reseller_email failed: %s", error)
             return None

@@ -8,10 +8,9 @@ and sessions away.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import flask
 import pluggy
@@ -20,6 +19,7 @@ import requests
 from panel_ssl_plugin.bridge.client import BridgeClient
 from panel_ssl_plugin.bridge.hooks import BridgeHost
 from panel_ssl_plugin.bridge.settings import BridgeSettings
+from panel_ssl_plugin.bridge.signing import BridgeKeys
 from panel_ssl_plugin.bridge.web import create_bridge_blueprint
 from panel_ssl_plugin.bridge.webhooks import Deliverer
 from panel_ssl_plugin.hookspecs import AdminPage, hookimpl
@@ -30,6 +30,9 @@ from panel_ssl_plugin.store.bridge import BridgeRecords
 from panel_ssl_plugin.web.headers import add_security_headers
 
 DELIVERY_SECONDS = 30.0  # webhooks are retried this often at least; a transition wakes it at once
+MAX_REQUEST = 1024 * 1024  # bytes of any request's body (an order form with a pasted CSR: ~20 KB)
+FORM_COOKIE = "panel_ssl_form"  # Flask's session (the forms' CSRF token), named so as not to
+# overwrite a panel's own "session" cookie on the same host
 
 
 class ServiceWork:
@@ -69,10 +72,15 @@ class ServiceWork:
             self.deliverer.wake.set()
 
 
-def flask_secret(secret: str) -> str:
-    """The Flask secret (forms' CSRF tokens) of every instance sharing the bridge secret, so a
-    form served by one instance posts to another behind the same load balancer."""
-    return hmac.new(secret.encode(), b"panel-ssl flask secret", hashlib.sha256).hexdigest()
+def bridge_host(settings: BridgeSettings, http: requests.Session) -> BridgeHost:
+    """The bridge as the host of the plugin's hooks: the service registers it, and so does a
+    cron command run in the bridge's environment (cli.py), so its mail and publishing reach
+    the panel too."""
+    client = None
+    if settings.url:
+        client = BridgeClient(settings.url, BridgeKeys.from_secret(settings.secret).calls,
+                              settings.timeout, http)  # fmt: skip
+    return BridgeHost(client, settings.public_url)
 
 
 def create_service(
@@ -80,24 +88,33 @@ def create_service(
 ) -> flask.Flask:
     """The service's Flask app on ``pm``; ``http`` carries the bridge calls and webhooks."""
     http = http or requests.Session()
+    keys = BridgeKeys.from_secret(settings.secret)
     engine = runtime_for(pm).engine
     records, outbox = BridgeRecords(engine), Outbox(engine)
-    client = None
-    if settings.url:
-        client = BridgeClient(settings.url, settings.secret, settings.timeout, http)
     deliverer = None
     if settings.webhook_url:
-        deliverer = Deliverer(outbox, settings.webhook_url, settings.secret, http)
-    pm.register(BridgeHost(client), name="bridge")
+        deliverer = Deliverer(outbox, settings.webhook_url, keys.webhooks, http)
+    if pm.get_plugin("bridge") is not None:  # the command line's, made before the app
+        pm.unregister(name="bridge")
+    pm.register(bridge_host(settings, http), name="bridge")
     pm.register(ServiceWork(records, deliverer), name="bridge-service")
 
     app = flask.Flask(__name__, template_folder="templates")
-    app.config.update(SECRET_KEY=flask_secret(settings.secret), SESSION_COOKIE_SAMESITE="Lax")
+    secure = bool(settings.public_url) and urlsplit(settings.public_url).scheme == "https"
+    app.config.update(
+        # shared by every instance with the bridge secret: a form one serves posts to another
+        SECRET_KEY=keys.forms.hex(),
+        SESSION_COOKIE_NAME=FORM_COOKIE,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        MAX_CONTENT_LENGTH=MAX_REQUEST,
+        TRUSTED_HOSTS=settings.hosts() or None,
+    )
     app.extensions["panel_ssl_deliverer"] = deliverer
     for blueprints in pm.hook.panel_blueprints(pm=pm):
         for blueprint in blueprints:
             app.register_blueprint(blueprint)
-    app.register_blueprint(create_bridge_blueprint(pm, settings.secret, records, outbox))
+    app.register_blueprint(create_bridge_blueprint(pm, keys, records, outbox, secure))
     app.after_request(add_security_headers)
     redact_logs(app.logger.name)
 

@@ -32,9 +32,9 @@ def retry_after(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** min(attempts - 1, 16), MAX_RETRY)
 
 
-def signer(secret: str) -> Webhook:
-    """Standard Webhooks' signer with the bridge secret's bytes as the key."""
-    return Webhook(secret.encode())
+def signer(key: bytes) -> Webhook:
+    """Standard Webhooks' signer with the bridge's ``webhooks`` key (signing.BridgeKeys)."""
+    return Webhook(key)
 
 
 @dataclass
@@ -49,10 +49,10 @@ class DeliveryReport:
 class Deliverer:
     """Sends the outbox's due webhooks to ``url``."""
 
-    def __init__(self, outbox: Outbox, url: str, secret: str, session: requests.Session):
+    def __init__(self, outbox: Outbox, url: str, key: bytes, session: requests.Session):
         self.outbox = outbox
         self.url = url
-        self.signer = signer(secret)
+        self.signer = signer(key)
         self.session = session
         self.wake = threading.Event()
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 import pluggy
@@ -85,8 +86,9 @@ def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
 
     Config: ``DATABASE_URL`` (or ``ENGINE``), ``SECRET_KEY``, ``SSL_SECRET_KEYS`` (Fernet keys,
     newest first), ``PLUGINS`` (objects to register instead of loading entry points), ``DEMO``,
-    ``PUBLIC_URL`` (for links built outside a request), ``PERMANENT_SESSION_LIFETIME`` (how
-    long a login lasts at most; 12 hours unless set).
+    ``PUBLIC_URL`` (the panel's address, for every link that leaves it; the only host name it
+    answers to, unless ``TRUSTED_HOSTS`` says more), ``PERMANENT_SESSION_LIFETIME`` (how long
+    a login lasts at most; 12 hours unless set).
     """
     config = dict(config or {})
     engine = config.pop("ENGINE", None) or make_engine(config.get("DATABASE_URL", "sqlite://"))
@@ -98,6 +100,8 @@ def create_app(config: dict[str, Any] | None = None) -> flask.Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
+    if config.get("PUBLIC_URL") and "TRUSTED_HOSTS" not in config:
+        app.config["TRUSTED_HOSTS"] = [urlsplit(config["PUBLIC_URL"]).hostname]
     app.config.update(config)
     pm = make_plugin_manager(host, config.get("PLUGINS"))
     app.extensions["minipanel"] = db

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,8 +66,8 @@ outbox = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
 )
 
-# Which client a mail concerns (see PanelDB.send_mail); a mail without a row is the admin's alone.
-# A table of its own, so a database made before it needs no migration.
+# Which client a mail concerns (host_send_mail's account_id); a mail without a row is the admin's
+# alone. A table of its own, so a database made before it needs no migration.
 mail_clients = sa.Table(
     "mp_mail_clients",
     metadata,
@@ -76,17 +75,6 @@ mail_clients = sa.Table(
         "mail_id", sa.Integer, sa.ForeignKey("mp_outbox.id"), primary_key=True, autoincrement=False
     ),
     sa.Column("client_id", sa.Integer, sa.ForeignKey("mp_clients.id"), nullable=False),
-)
-
-# What the host learns from the SSL plugin's ssl_order_status_changed notifications: whose order
-# it is, the provider's id for it and its approver, so the outbox knows whose mail names it.
-ssl_orders = sa.Table(
-    "mp_ssl_orders",
-    metadata,
-    sa.Column("order_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("client_id", sa.Integer, sa.ForeignKey("mp_clients.id"), nullable=False),
-    sa.Column("provider_order_id", sa.String(100)),
-    sa.Column("approver_email", sa.String(254), index=True),
 )
 
 # Logged-in sessions: the cookie holds the token, this table its hash, so a copy of the cookie
@@ -301,41 +289,16 @@ class PanelDB:
             return list(conn.execute(query))
 
     # outbox and challenges
-    def send_mail(self, to: str, subject: str, body: str) -> None:
-        """Keep the mail, and mark it as its client's when it names an order already known."""
+    def send_mail(self, to: str, subject: str, body: str, client_id: int | None) -> None:
+        """Keep the mail, as ``client_id``'s (None: the admin's alone)."""
         with self.engine.begin() as conn:
             mail_id = conn.execute(
                 outbox.insert().values(
                     sent_at=_naive(datetime.now(UTC)), recipient=to, subject=subject, body=body
                 )
             ).inserted_primary_key[0]
-            _assign_mail(conn, mail_id, to, body)
-
-    def record_order(
-        self, order_id: int, client_id: int, provider_order_id: str | None, approver: str | None
-    ) -> None:
-        """Remember whose order this is. The sandbox mails the approver while the order is being
-        placed, before the provider's id for it is known: mails that name it become its client's
-        now."""
-        with self.engine.begin() as conn:
-            conn.execute(ssl_orders.delete().where(ssl_orders.c.order_id == order_id))
-            conn.execute(
-                ssl_orders.insert().values(
-                    order_id=order_id,
-                    client_id=client_id,
-                    provider_order_id=provider_order_id,
-                    approver_email=approver,
-                )
-            )
-            if not provider_order_id or not approver:
-                return
-            unassigned = outbox.select().where(
-                outbox.c.recipient == approver,
-                outbox.c.body.contains(provider_order_id, autoescape=True),
-                ~sa.exists().where(mail_clients.c.mail_id == outbox.c.id),
-            )
-            for mail in conn.execute(unassigned).all():
-                _assign_mail(conn, mail.id, mail.recipient, mail.body)
+            if client_id is not None:
+                conn.execute(mail_clients.insert().values(mail_id=mail_id, client_id=client_id))
 
     def mails(self, limit: int = 100) -> list[sa.Row]:
         """Every mail, newest first: the admin's outbox (and the tests')."""
@@ -362,6 +325,12 @@ class PanelDB:
         with self.engine.begin() as conn:
             conn.execute(well_known.delete().where(well_known.c.path == path))
             conn.execute(well_known.insert().values(path=path, domain=domain, content=content))
+
+    def unpublish_file(self, domain: str, path: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                well_known.delete().where(well_known.c.path == path, well_known.c.domain == domain)
+            )
 
     def published_file(self, path: str) -> str | None:
         if not _storable(path, well_known.c.path):
@@ -419,7 +388,6 @@ def new_secret() -> str:
 FAILURES_KEPT = timedelta(days=1)
 # The largest id an Integer column holds on every database (PostgreSQL's int4).
 MAX_ID = 2**31 - 1
-_WORD = re.compile(r"[\w-]+")
 
 
 def _user(row: sa.Row) -> User:
@@ -450,21 +418,3 @@ def _storable(text: str, column: sa.Column) -> bool:
 def _dummy_hash() -> str:
     """A hash made the way real ones are, so checking it costs what checking theirs does."""
     return generate_password_hash(secrets.token_urlsafe(16))
-
-
-def _assign_mail(conn: sa.Connection, mail_id: int, to: str, body: str) -> None:
-    """A mail concerns the client of the order it names: sent to that order's approver, with the
-    provider's id for the order as a word of its text. Naming no order, a mail to one of a
-    client's contacts (an expiry reminder) is that client's. The contract's ``host_send_mail``
-    has no account, so this is how the host knows. Anything else, or two clients: the mail stays
-    the admin's alone."""
-    query = sa.select(ssl_orders.c.client_id, ssl_orders.c.provider_order_id).where(
-        ssl_orders.c.approver_email == to, ssl_orders.c.provider_order_id.is_not(None)
-    )
-    words = set(_WORD.findall(body))
-    owners = {row.client_id for row in conn.execute(query) if row.provider_order_id in words}
-    if not owners:
-        query = sa.select(contacts.c.client_id).where(contacts.c.email == to)
-        owners = set(conn.execute(query).scalars())
-    if len(owners) == 1:
-        conn.execute(mail_clients.insert().values(mail_id=mail_id, client_id=owners.pop()))

@@ -41,8 +41,7 @@ class MiniPanelHost:
 
     @hookimpl
     def host_public_url(self) -> str:
-        if flask.has_request_context():
-            return flask.request.host_url.rstrip("/")
+        """The configured address (``PUBLIC_URL``), never the request's Host header."""
         return self.public_url
 
     @hookimpl
@@ -91,8 +90,11 @@ class MiniPanelHost:
         return [_contact(row) for row in self.db.contacts_of(client.id)] if client else []
 
     @hookimpl
-    def host_send_mail(self, to: str, subject: str, body: str) -> bool:
-        self.db.send_mail(to, subject, body)
+    def host_send_mail(self, to: str, subject: str, body: str, account_id: str | None) -> bool:
+        """Kept in the outbox, filed as the mail of the client it is about (the reseller of
+        that client sees it); a mail about no client is the admin's alone."""
+        client = self.client(account_id) if account_id is not None else None
+        self.db.send_mail(to, subject, body, client.id if client else None)
         return True
 
     @hookimpl
@@ -105,14 +107,9 @@ class MiniPanelHost:
         return True
 
     @hookimpl
-    def ssl_order_status_changed(self, order: dict, old: str, new: str) -> None:
-        """Remember whose order it is: the outbox shows a client's mail to that client's
-        reseller only, and ``host_send_mail`` does not say which client a mail is about."""
-        client = self.client(order["account_id"])
-        if client is not None:
-            self.db.record_order(
-                order["id"], client.id, order["provider_order_id"], order["approver_email"]
-            )
+    def host_unpublish_http_file(self, domain: str, path: str) -> bool:
+        self.db.unpublish_file(domain, path.lstrip("/"))
+        return True
 
     @hookimpl
     def ssl_certificate_issued(self, certificate: dict) -> None:

@@ -325,6 +325,9 @@ class ProviderHost(Protocol):
     def publish_http_file(self, domain: str, path: str, content: str) -> bool:
         """Ask the host to serve a validation file at http://domain/path; False when it cannot."""
 
+    def unpublish_http_file(self, domain: str, path: str) -> bool:
+        """Ask the host to stop serving a file publish_http_file published."""
+
     def save_settings(self, settings: dict[str, Any]) -> None:
         """Persist the adapter's settings (encrypted), e.g. a newly registered ACME account."""
 

@@ -547,7 +547,11 @@ class SandboxProvider(Provider):
             )
             subject = f"Approve the SSL certificate for {names[0]}"
             if not self.host.send_mail(approver, subject, body):
-                raise ProviderUnavailable("The approval e-mail could not be sent; try again later.")
+                # False or no answer at all (a panel too busy to answer in time may have sent it)
+                raise ProviderUnavailable(
+                    "The panel did not confirm the approval e-mail, so nothing was ordered yet; "
+                    "it is tried again later (the approver may get the mail twice)."
+                )
 
     def _waiting(self, data: dict[str, Any]) -> ProviderStatus | None:
         """Pending status while approval or the configured delay is outstanding, else None."""

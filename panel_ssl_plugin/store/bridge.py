@@ -1,8 +1,12 @@
-"""What the bridge (panel_ssl_plugin/bridge) remembers between requests: used launch tokens,
-sessions and the accounts granted to them.
+"""What the bridge (panel_ssl_plugin/bridge) remembers between requests: used launch tokens and
+event ids, sessions and the accounts granted to them.
 
-Every guarantee is the database's: a token id is a primary key, so of twenty processes presenting
-one token at once exactly one starts a session. The bridge's webhooks are outbox.py's.
+Every guarantee is the database's: a token id and an event id are primary keys, so of twenty
+processes presenting one token (or one signed event) at once exactly one uses it. The bridge's
+webhooks are outbox.py's.
+
+A session ends after ``IDLE`` without a request, ``SESSION_LIFETIME`` after it began at the
+latest, when the panel posts ``logout`` for its user, or when the browser switches users.
 """
 
 from __future__ import annotations
@@ -16,12 +20,20 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from panel_ssl_plugin.hookspecs import Actor
-from panel_ssl_plugin.store.tables import Queries, bridge_grants, bridge_launches, bridge_sessions
+from panel_ssl_plugin.store.tables import (
+    Queries,
+    bridge_events,
+    bridge_grants,
+    bridge_launches,
+    bridge_sessions,
+)
 
 if TYPE_CHECKING:
     from panel_ssl_plugin.bridge.tokens import Launch
 
-SESSION_LIFETIME = timedelta(hours=8)  # a working day; a new launch link starts a new one
+SESSION_LIFETIME = timedelta(hours=8)  # a working day at most; a new launch link starts a new one
+IDLE = timedelta(minutes=30)  # a session unused this long is over
+TOUCH = timedelta(minutes=1)  # a session's end moves at most once a minute (a write, not each hit)
 KEEP_USED = timedelta(minutes=5)  # a used token id is kept this long past the token's exp
 
 
@@ -67,6 +79,34 @@ class BridgeRecords(Queries):
             return None
         return cookie
 
+    def use_event(self, event_id: str, keep_until: datetime) -> bool:
+        """Record a signed event's id; False when it was received before (a replay)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(bridge_events.insert().values(id=event_id, expires_at=keep_until))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def end(self, cookie: str) -> None:
+        """End the session ``cookie`` names (the browser switched users)."""
+        ended = sa.select(bridge_sessions.c.id).where(bridge_sessions.c.token_hash == _hash(cookie))
+        self._delete(ended)
+
+    def end_sessions_of(self, actor_id: str) -> int:
+        """End every session of the panel's user ``actor_id`` (the panel logged them out)."""
+        return self._delete(
+            sa.select(bridge_sessions.c.id).where(bridge_sessions.c.actor_id == actor_id)
+        )
+
+    def _delete(self, sessions: sa.Select) -> int:
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(sessions).scalars())
+            if ids:
+                conn.execute(bridge_grants.delete().where(bridge_grants.c.session_id.in_(ids)))
+                conn.execute(bridge_sessions.delete().where(bridge_sessions.c.id.in_(ids)))
+        return len(ids)
+
     @staticmethod
     def _use(conn: sa.Connection, launch: Launch) -> None:
         try:
@@ -79,12 +119,14 @@ class BridgeRecords(Queries):
             raise _UsedBefore from None  # leaving the block rolls the transaction back
 
     def session(self, cookie: str, now: datetime) -> Session | None:
-        """The open session ``cookie`` names, or None."""
+        """The open session ``cookie`` names, or None; using it keeps it open ``IDLE`` longer
+        (within its lifetime), written at most once a ``TOUCH``."""
         with self.engine.connect() as conn:
-            return self._open(conn, cookie, now)
+            return self._open(conn, cookie, now, touch=True)
 
-    @staticmethod
-    def _open(conn: sa.Connection, cookie: str, now: datetime) -> Session | None:
+    def _open(
+        self, conn: sa.Connection, cookie: str, now: datetime, touch: bool = False
+    ) -> Session | None:
         row = conn.execute(
             bridge_sessions.select().where(
                 bridge_sessions.c.token_hash == _hash(cookie), bridge_sessions.c.expires_at > now
@@ -92,6 +134,14 @@ class BridgeRecords(Queries):
         ).first()
         if row is None:
             return None
+        until = min(row.created_at + SESSION_LIFETIME, now + IDLE)
+        if touch and until - row.expires_at >= TOUCH:
+            with self.engine.begin() as writer:
+                writer.execute(
+                    bridge_sessions.update()
+                    .where(bridge_sessions.c.id == row.id)
+                    .values(expires_at=until)
+                )
         accounts = conn.execute(
             sa.select(bridge_grants.c.account_id).where(bridge_grants.c.session_id == row.id)
         ).scalars()
@@ -107,7 +157,7 @@ class BridgeRecords(Queries):
                 actor_name=actor.name,
                 role=actor.role,
                 created_at=now,
-                expires_at=now + SESSION_LIFETIME,
+                expires_at=now + min(IDLE, SESSION_LIFETIME),
             )
         ).inserted_primary_key[0]
 
@@ -120,3 +170,4 @@ class BridgeRecords(Queries):
             conn.execute(bridge_grants.delete().where(bridge_grants.c.session_id.in_(ended)))
             conn.execute(bridge_sessions.delete().where(bridge_sessions.c.expires_at <= now))
             conn.execute(bridge_launches.delete().where(bridge_launches.c.expires_at < now))
+            conn.execute(bridge_events.delete().where(bridge_events.c.expires_at < now))

@@ -7,20 +7,21 @@ commit loses neither. Reading and delivering the queued webhooks is outbox.py's.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from panel_ssl_plugin import notifications
+from panel_ssl_plugin.notifications import CERTIFICATE_ISSUED, STATUS_CHANGED
 from panel_ssl_plugin.store.tables import Queries, order_events, utcnow, webhook_outbox
 
 if TYPE_CHECKING:
     from panel_ssl_plugin.store.order_queries import OrderRecord
 
-STATUS_CHANGED, CERTIFICATE_ISSUED = "order.status_changed", "certificate.issued"
+__all__ = ["CERTIFICATE_ISSUED", "STATUS_CHANGED", "EventQueries", "EventRecord"]
 
 
 @dataclass(frozen=True)
@@ -72,37 +73,26 @@ def _event(conn: sa.Connection, order_id: int, actor: str, event: str, detail: s
     )
 
 
-def _webhook_body(event_type: str, data: dict[str, Any], at: datetime) -> str:
-    """The body of one webhook, fixed when it is queued: every retry sends these bytes."""
-    body = {"type": event_type, "timestamp": at.isoformat(), "data": data}
-    return json.dumps(body, default=_json_value, sort_keys=True)
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _queue_webhooks(conn: sa.Connection, order: OrderRecord, old: str) -> None:
-    """The webhooks of one transition, as the hooks ssl_order_status_changed and
-    ssl_certificate_issued hear it after the commit.
+def _queue_webhooks(
+    conn: sa.Connection, order: OrderRecord, old: str, replaced: OrderRecord | None = None
+) -> None:
+    """The webhooks of one transition (notifications.py says what they carry), as the hooks
+    ssl_order_status_changed and ssl_certificate_issued hear it after the commit; ``replaced``
+    is the certificate an issued renewal or reissue replaces.
 
     Queued whatever the host is: the transition may be made by any process (the service, a
     cron poller, an event script), and only some of them know where webhooks go; a row costs
-    one INSERT per status change, and the rows of a host without webhooks are pruned by the
-    plugin's tick (Outbox.prune)."""
-    now, public = utcnow(), order.public()
-    events = [(STATUS_CHANGED, {**public, "old": old, "new": str(order.status)})]
-    if order.status == "issued":
-        events.append((CERTIFICATE_ISSUED, public))
-    for event_type, data in events:
+    one INSERT per event, and the rows of a host without webhooks are pruned by the plugin's
+    tick (Outbox.prune)."""
+    now = utcnow()
+    for event_type, data in notifications.transition_events(order, old, replaced):
+        message_id = f"msg_{uuid.uuid4().hex}"
         conn.execute(
             webhook_outbox.insert().values(
-                message_id=f"msg_{uuid.uuid4().hex}",
+                message_id=message_id,
                 event_type=event_type,
                 order_id=order.id,
-                payload=_webhook_body(event_type, data, now),
+                payload=notifications.body(message_id, event_type, data, now),
                 created_at=now,
                 next_attempt_at=now,
                 attempts=0,

@@ -229,9 +229,14 @@ class OrderQueries(Queries):
             row = conn.execute(orders.select().where(orders.c.id == order_id)).first()
         return _order(row) if row else None
 
-    def order_by_key(self, idempotency_key: str) -> OrderRecord | None:
+    def order_by_key(self, account_id: str, idempotency_key: str) -> OrderRecord | None:
+        """The order of ``account_id`` made with this key; another account's is none of its
+        business (the key is unique across accounts, since providers derive ids from it)."""
         with self.engine.connect() as conn:
-            query = orders.select().where(orders.c.idempotency_key == idempotency_key)
+            query = orders.select().where(
+                orders.c.idempotency_key == idempotency_key,
+                orders.c.account_id == str(account_id),
+            )
             row = conn.execute(query).first()
         return _order(row) if row else None
 
@@ -394,7 +399,7 @@ class OrderQueries(Queries):
             _event(conn, order.id, actor, event, detail)
             updated = replace(order, **_as_read(values))
             if announce_from is not None and updated.status != announce_from:
-                _queue_webhooks(conn, updated, str(announce_from))
+                _queue_webhooks(conn, updated, str(announce_from), _replaced(conn, updated))
         return updated
 
     def mark_checked(
@@ -452,3 +457,11 @@ class OrderQueries(Queries):
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _replaced(conn: sa.Connection, order: OrderRecord) -> OrderRecord | None:
+    """The certificate an issued renewal or reissue replaces (its certificate.superseded)."""
+    if order.status != "issued" or order.follows is None:
+        return None
+    row = conn.execute(orders.select().where(orders.c.id == order.follows)).first()
+    return _order(row) if row is not None else None

@@ -24,6 +24,10 @@ TABLE_PREFIX = "ssl_"
 # (integer out of range) and SQLite (beyond 64 bits), so lookups answer "none" without asking.
 MAX_ID = 2**31 - 1
 
+# Identifier columns: compared byte for byte on every database (MariaDB's default collation
+# ignores case and trailing spaces; migration 0008 gives these a binary one there).
+EXACT = {"exact": True}
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -64,7 +68,7 @@ provider_accounts = sa.Table(
     "ssl_provider_accounts",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("provider_key", sa.String(40), nullable=False),
+    sa.Column("provider_key", sa.String(40), nullable=False, info=EXACT),
     sa.Column("label", sa.String(200), nullable=False),
     sa.Column("settings_encrypted", sa.Text, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
@@ -78,14 +82,14 @@ orders = sa.Table(
     "ssl_orders",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.String(64), nullable=False, info=EXACT),
     sa.Column(
         "provider_account_id",
         sa.Integer,
         sa.ForeignKey("ssl_provider_accounts.id"),
         nullable=False,
     ),
-    sa.Column("provider_order_id", sa.String(100)),
+    sa.Column("provider_order_id", sa.String(100), info=EXACT),
     sa.Column("product_id", sa.String(100), nullable=False),
     sa.Column("product_name", sa.String(200), nullable=False, default=""),
     sa.Column("addons", sa.Text, nullable=False, default="[]"),
@@ -114,7 +118,7 @@ orders = sa.Table(
     sa.Column("provider_data", sa.Text, nullable=False, default="{}"),
     sa.Column("renewal_of", sa.Integer, sa.ForeignKey("ssl_orders.id")),
     sa.Column("reissue_of", sa.Integer, sa.ForeignKey("ssl_orders.id")),
-    sa.Column("idempotency_key", sa.String(100), nullable=False),
+    sa.Column("idempotency_key", sa.String(100), nullable=False, info=EXACT),
     sa.Column("version", sa.Integer, nullable=False, default=1),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -126,7 +130,7 @@ orders = sa.Table(
     sa.Column("root_id", sa.Integer, sa.ForeignKey("ssl_orders.id")),
     # "renewal:<root>" or "reissue:<root>" while a follow-up is in flight: the database itself
     # refuses a second one, whatever races
-    sa.Column("flight", sa.String(80)),
+    sa.Column("flight", sa.String(80), info=EXACT),
     sa.Column("sent_at", UTCDateTime),  # when the last create call left for the provider
     # JSON, NULL in rows written before them: an OV/EV order's organization address, and the
     # approver chosen for each additional name
@@ -165,7 +169,7 @@ order_events = sa.Table(
 bridge_launches = sa.Table(  # launch token ids already used, kept until the token expires
     "ssl_bridge_launches",
     metadata,
-    sa.Column("jti", sa.String(128), primary_key=True),
+    sa.Column("jti", sa.String(128), primary_key=True, info=EXACT),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Index("ix_ssl_bridge_launches_expires_at", "expires_at"),
 )
@@ -174,8 +178,8 @@ bridge_sessions = sa.Table(  # a launch token's session: the cookie holds a toke
     "ssl_bridge_sessions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("token_hash", sa.String(64), nullable=False),
-    sa.Column("actor_id", sa.String(100), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, info=EXACT),
+    sa.Column("actor_id", sa.String(100), nullable=False, info=EXACT),
     sa.Column("actor_name", sa.String(200), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -193,14 +197,22 @@ bridge_grants = sa.Table(  # the accounts a session was granted, one launch toke
         sa.ForeignKey("ssl_bridge_sessions.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(64), primary_key=True, info=EXACT),
+)
+
+bridge_events = sa.Table(  # ids of signed events received, kept while their timestamp is valid
+    "ssl_bridge_events",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True, info=EXACT),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_ssl_bridge_events_expires_at", "expires_at"),
 )
 
 webhook_outbox = sa.Table(  # webhooks to the panel, written in the transition's transaction
     "ssl_webhook_outbox",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False, info=EXACT),
     sa.Column("event_type", sa.String(40), nullable=False),
     sa.Column("order_id", sa.Integer, sa.ForeignKey("ssl_orders.id"), nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
@@ -236,7 +248,7 @@ reminders = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("order_id", sa.Integer, sa.ForeignKey("ssl_orders.id"), nullable=False),
     sa.Column("days", sa.Integer, nullable=False),
-    sa.Column("claim", sa.String(32), nullable=False),
+    sa.Column("claim", sa.String(32), nullable=False, info=EXACT),
     sa.Column("claim_until", UTCDateTime),
     sa.Column("attempts", sa.Integer, nullable=False, default=1),
     sa.Column("sent_at", UTCDateTime),

@@ -71,6 +71,7 @@ def register(blueprint: flask.Blueprint) -> None:
         "/providers/<ssl_id:provider_account_id>/callback/<token>",
         "provider_callback",
         provider_callback,
+        methods=["GET", "POST"],
     )
 
 
@@ -294,11 +295,23 @@ def reveal_key(order_id: int) -> ResponseReturnValue:
 
 def provider_callback(provider_account_id: int, token: str) -> ResponseReturnValue:
     """The approval link of the sandbox's email. The approver is no panel user: the signed
-    token is the permission, and it can only move its own order forward."""
+    token is the permission, and it can only move its own order forward. Opening the link
+    (GET) shows the order and a button; only the button (POST) approves, so a mail scanner or
+    a link preview that fetches every link approves nothing."""
+    runtime = current_runtime()
     try:
-        order = current_runtime().orders.handle_callback(provider_account_id, token)
+        if flask.request.method == "POST":
+            posted(ButtonForm)
+            order = runtime.orders.handle_callback(provider_account_id, token)
+            confirm = None
+        else:
+            order = runtime.orders.callback_order(provider_account_id, token)
+            confirm = ButtonForm() if order.status == OrderState.PENDING else None
     except (ProviderError, OrderNotFound, UnknownProviderAccount):
         return flask.render_template("panel_ssl/cert_approved.html", order=None), 404
     return flask.render_template(
-        "panel_ssl/cert_approved.html", order=order, domain=names.display_domain(order.domain)
+        "panel_ssl/cert_approved.html",
+        order=order,
+        confirm=confirm,
+        domain=names.display_domain(order.domain),
     )

@@ -274,9 +274,10 @@ def dcv_emails(account_id: str) -> ResponseReturnValue:
     """The approver addresses for ``?domain=`` as JSON: the popup's live dropdown.
 
     Errors come back as ``{"error": text, "field": name}`` so the page can show the provider's
-    own words beside the field they concern.
+    own words beside the field they concern. The client's record is not needed here, so it
+    is not asked for (over the bridge, each read is a call to the panel).
     """
-    _client(account_id)
+    require(ORDER, account_id)
     asked = flask.request.args.get("provider_account_id", type=int)
     account = _enabled_account(asked, default=True)
     if account is None:
@@ -293,12 +294,13 @@ def preflight(account_id: str) -> ResponseReturnValue:
     ``{"findings": [{"check", "field", "level", "message"}]}``, each shown beside its field.
 
     Nothing is stopped here: a CAA refusal found now is asked again at submit, and stops it.
+    The client's record is not needed, so not asked for.
     """
-    _client(account_id)
+    actor = require(ORDER, account_id)
     form = posted(OrderForm)
     if _enabled_account(form.provider_account_id.data) is None:
         return {"findings": []}
-    findings = current_runtime().orders.preflight_findings(form.draft(account_id))
+    findings = current_runtime().orders.preflight_findings(form.draft(account_id), actor.audit_name)
     return {"findings": [asdict(finding) for finding in findings]}
 
 
@@ -344,7 +346,10 @@ def _findings_by_field(account_id: str, form: OrderForm, offer: Offer) -> dict[s
     """The pre-flight findings, each under the field the page shows it beside (the domain's
     when that field is not on the page), as order.js places them."""
     by_field: dict[str, list[Finding]] = {}
-    for finding in current_runtime().orders.preflight_findings(form.draft(account_id)):
+    actor = current_runtime().pm.hook.host_current_actor()
+    for finding in current_runtime().orders.preflight_findings(
+        form.draft(account_id), actor.audit_name
+    ):
         field = "domain" if finding.field in offer.unseen else finding.field
         by_field.setdefault(field, []).append(finding)
     return by_field
@@ -499,6 +504,10 @@ def _submit(
     try:
         placed = current_runtime().orders.place(form.draft(account_id), actor.audit_name)
     except OrderInvalid as error:
+        if "idempotency_key" in error.errors:
+            form.idempotency_key.data = ""
+            form.keep_key()
+            return _step1(account_id, form, alert=error.errors["idempotency_key"])
         return _invalid(account_id, form, profile, error.errors)
     except OrderRejected as error:
         return _step1(account_id, form, alert=str(error))

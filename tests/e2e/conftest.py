@@ -52,9 +52,11 @@ def panel_server(tmp_path) -> Iterator[PanelServer]:
     app = create_app({"DATABASE_URL": database, "PLUGINS": [hookimpls], "DEMO": True})
     prepare_demo(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.extensions["hosting_panel"].get_plugin("minipanel").public_url = url  # links in mail
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield PanelServer(f"http://127.0.0.1:{server.server_port}", app)
+    yield PanelServer(url, app)
     server.shutdown()
     thread.join()
 

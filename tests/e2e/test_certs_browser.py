@@ -74,6 +74,7 @@ def test_list_check_details_download_and_renew(panel_server, context, screenshot
 
     page.get_by_role("link", name="Outbox").click()
     page.get_by_role("link", name=re.compile("callback")).last.click()
+    page.get_by_role("button", name=re.compile("Approve the certificate")).click()
     expect(page.get_by_role("status")).to_contain_text(f"the certificate for {DOMAIN} is approved")
 
     popup = open_list_popup(page, context, panel_server.url)
@@ -250,6 +251,7 @@ def test_long_names_wrap_in_the_popup_and_the_pager_counts_rows(panel_server, co
     log_in(page, panel_server.url)
     page.get_by_role("link", name="Outbox").click()
     page.get_by_role("link", name=re.compile("callback")).last.click()
+    page.get_by_role("button", name=re.compile("Approve the certificate")).click()
     expect(page.get_by_role("status")).to_contain_text("is approved")
     panel_server.runtime.follow_ups.renew(first.id, "2")
 

@@ -31,6 +31,7 @@ import requests
 from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
+from panel_ssl_plugin.bridge.signing import BridgeKeys
 from panel_ssl_plugin.hookspecs import AccountProfile, Contact
 
 pytestmark = pytest.mark.e2e
@@ -144,6 +145,7 @@ def test_a_reseller_orders_in_the_php_panel_and_hears_the_signed_webhook(
     with context.expect_page() as opened:
         mail.locator("a[href*='/callback/']").click()  # the approval link
     approval = opened.value
+    approval.get_by_role("button", name=re.compile("Approve the certificate")).click()
     expect(approval.get_by_role("status")).to_contain_text("is approved")
     screenshot(approval, "3-approved")
     approval.close()
@@ -214,6 +216,18 @@ def test_bob_cannot_launch_into_alices_client(stack, context):
     assert "Bäckerei" not in alices.text()
 
 
+def test_logging_out_of_the_panel_ends_the_services_session(stack, context):
+    """The PHP panel's logout posts the signed logout event: the popups' session ends too."""
+    page = context.new_page()
+    log_in(page, stack, "alice")
+    certs = f"{stack.service_url}/ssl/accounts/{BAKERY}/certs"
+    assert context.request.get(f"{stack.panel_url}/clients/{BAKERY}/ssl/certs").ok
+    assert context.request.get(certs).status == 200
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    assert context.request.get(certs).status == 401
+
+
 def test_the_admin_opens_the_services_provider_pages_and_a_reseller_does_not(stack, context):
     page = context.new_page()
     log_in(page, stack, "alice")
@@ -239,10 +253,11 @@ def _swap_account(launch_url: str, account: str) -> str:
 
 
 def bridge_call(setup, method: str, params: dict, secret: str | None = None, skew: int = 0):
-    """A bridge call as the service signs it (contract section 2)."""
+    """A bridge call as the service signs it (contract section 2): the call key, derived."""
     body = json.dumps({"method": method, "params": params}).encode()
     timestamp = str(int(time.time()) + skew)
-    mac = hmac.new((secret or setup.secret).encode(), f"{timestamp}.".encode() + body, "sha256")
+    key = BridgeKeys.from_secret(secret or setup.secret).calls
+    mac = hmac.new(key, f"{timestamp}.".encode() + body, "sha256")
     headers = {
         "Content-Type": "application/json",
         "X-Panel-SSL-Timestamp": timestamp,
@@ -269,7 +284,7 @@ def test_the_php_bridge_answers_in_the_hookspecs_fields_and_refuses_bad_signatur
     served = requests.get(f"{stack.panel_url}/.well-known/pki-validation/x.txt", timeout=10)
     assert served.text == "ok"
 
-    mail = {"to": APPROVER, "subject": "Hello", "body": "Hi"}
+    mail = {"to": APPROVER, "subject": "Hello", "body": "Hi", "account_id": BAKERY}
     refusals = [
         bridge_call(stack, "send_mail", mail, secret="another secret of more than 32 chars"),
         bridge_call(stack, "send_mail", mail, skew=-301),
@@ -280,12 +295,17 @@ def test_the_php_bridge_answers_in_the_hookspecs_fields_and_refuses_bad_signatur
     assert all(r.json()["error"].endswith(".") for r in refusals)  # a sentence, in words
     assert panel_rows(stack, "SELECT COUNT(*) FROM mail") == [(0,)]
     assert bridge_call(stack, "send_mail", mail).json() == {"result": True}
-    assert panel_rows(stack, "SELECT recipient, subject FROM mail") == [(APPROVER, "Hello")]
+    filed = "SELECT recipient, subject, account_id FROM mail"
+    assert panel_rows(stack, filed) == [(APPROVER, "Hello", BAKERY)]  # filed by the account
+    probe = {"domain": DOMAIN, "path": ".well-known/pki-validation/x.txt"}
+    assert bridge_call(stack, "unpublish_http_file", probe).json() == {"result": True}
+    gone = requests.get(f"{stack.panel_url}/.well-known/pki-validation/x.txt", timeout=10)
+    assert gone.status_code == 404
 
 
 def post_webhook(setup, webhook_id: str, payload: dict, key: bytes | None = None):
-    """A webhook as the service sends it: Standard Webhooks, keyed with the secret's bytes."""
-    key = key or setup.secret.encode()
+    """A webhook as the service sends it: Standard Webhooks, with the derived webhook key."""
+    key = key or BridgeKeys.from_secret(setup.secret).webhooks
     body = json.dumps(payload)
     signer = Webhook("whsec_" + base64.b64encode(key).decode())
     now = datetime.now(UTC)

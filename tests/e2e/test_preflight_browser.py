@@ -48,7 +48,11 @@ def test_caa_refusal_and_a_mailbox_without_mx_in_the_popup(
     assert panel_server.app.extensions["minipanel"].mails() == []
 
 
-def test_without_dns_the_popup_warns_and_orders(panel_server, context, screenshot, local_dns):
+def test_without_dns_the_popup_warns_and_the_order_waits_for_caa(
+    panel_server, context, screenshot, local_dns
+):
+    """Issue 19: CAA that cannot be read stops the order with a sentence to retry (a CA does not
+    issue without it either); nothing is stored or sent, every value is kept."""
     panel_server.runtime.orders.preflight = Preflight("127.0.0.1:9")  # nothing listens there
     popup = open_order_popup(context.new_page(), context, panel_server.url)
     fill_step1(popup)
@@ -61,4 +65,7 @@ def test_without_dns_the_popup_warns_and_orders(panel_server, context, screensho
     screenshot(popup, "1-no-dns")
     popup.get_by_role("button", name="Specify Contact Info").click()
     popup.get_by_role("button", name="Place order").click()
-    expect(popup.get_by_role("status")).to_contain_text("Order received")
+    expect(popup.locator("#domain-errors")).to_contain_text("Try again in a moment")
+    expect(popup.get_by_label("Domain name")).to_have_value(DOMAIN)
+    screenshot(popup, "2-no-dns-refused")
+    assert panel_server.runtime.orders.store.account_orders("1")[0] == []

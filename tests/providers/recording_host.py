@@ -24,6 +24,7 @@ HOST_METHODS = frozenset(
         "send_mail",
         "publish_http_challenge",
         "publish_http_file",
+        "unpublish_http_file",
         "publish_dns_record",
         "save_settings",
         "callback_url",
@@ -101,6 +102,10 @@ class RecordingHost:
 
     def publish_http_file(self, domain: str, path: str, content: str) -> bool:
         self._record("publish_http_file", domain, path, content)
+        return self.can_publish
+
+    def unpublish_http_file(self, domain: str, path: str) -> bool:
+        self._record("unpublish_http_file", domain, path)
         return self.can_publish
 
     def publish_dns_record(self, domain: str, name: str, record_type: str, value: str) -> bool:

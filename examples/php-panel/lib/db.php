@@ -42,12 +42,14 @@ CREATE TABLE IF NOT EXISTS published (
     value TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
--- The mail the service sent through the panel (the sandbox's approval links land here).
+-- The mail the service sent through the panel (the sandbox's approval links land here), filed
+-- under the client it is about (the service's account_id; NULL: the admin's alone).
 CREATE TABLE IF NOT EXISTS mail (
     id INTEGER PRIMARY KEY,
     recipient TEXT NOT NULL,
     subject TEXT NOT NULL,
     body TEXT NOT NULL,
+    account_id TEXT,
     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 -- Each verified webhook once, by its webhook-id: a retry only counts another delivery.
@@ -122,9 +124,19 @@ function db(): PDO
         ]);
         $pdo->exec('PRAGMA foreign_keys = ON');
         $pdo->exec(SCHEMA);
+        upgrade_schema($pdo);
         seed_demo($pdo);
     }
     return $pdo;
+}
+
+/** A database made by an older copy of this panel: mail learned whose it is (account_id). */
+function upgrade_schema(PDO $pdo): void
+{
+    $columns = array_column($pdo->query('PRAGMA table_info(mail)')->fetchAll(), 'name');
+    if (!in_array('account_id', $columns, true)) {
+        $pdo->exec('ALTER TABLE mail ADD COLUMN account_id TEXT');
+    }
 }
 
 /** The demo users and clients, once: the first worker to get the write lock seeds. */
@@ -186,18 +198,12 @@ function clients_for(array $user): array
         . ' WHERE ? = \'admin\' OR reseller_id = ? ORDER BY clients.id', [$user['role'], $user['id']]);
 }
 
-/**
- * The mail $user may read. The service's send_mail names no client, so a mail belongs to the
- * client of the order it is about: the webhooks told which order went to which approver under
- * which provider order id, and the mail to that approver names that id.
- */
+/** The mail $user may read: about their own clients (the account the service named), all for the admin. */
 function mail_for(array $user): array
 {
-    return query('SELECT * FROM mail WHERE ? = \'admin\' OR EXISTS ('
-        . ' SELECT 1 FROM ssl_orders JOIN clients ON clients.id = ssl_orders.account_id'
-        . ' WHERE clients.reseller_id = ? AND ssl_orders.approver_email = mail.recipient'
-        . " AND ssl_orders.provider_order_id <> '' AND instr(mail.body, ssl_orders.provider_order_id) > 0"
-        . ') ORDER BY id DESC', [$user['role'], $user['id']]);
+    return query('SELECT mail.* FROM mail LEFT JOIN clients ON clients.id = mail.account_id'
+        . ' WHERE ? = \'admin\' OR clients.reseller_id = ? ORDER BY mail.id DESC',
+        [$user['role'], $user['id']]);
 }
 
 function webhooks_for(array $user): array

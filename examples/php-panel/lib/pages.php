@@ -118,10 +118,15 @@ function login_page(): never
         . '<p><button>Log in</button></p></form><p>Demo users: admin, alice, bob (password = user name).</p>');
 }
 
+/** Log out here, and end the user's sessions at the SSL service too (its popups stay open otherwise). */
 function logout(): never
 {
     check_csrf();
+    $user = current_user();
     session_destroy();
+    if ($user !== null) {
+        post_event('logout', ['user' => (string) $user['id']]);
+    }
     redirect('/login');
 }
 

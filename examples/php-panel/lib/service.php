@@ -20,6 +20,7 @@ function handle_bridge(): void
         'account_contacts' => ['account_id'],
         'publish_http_challenge' => ['domain', 'token', 'content'],
         'publish_http_file' => ['domain', 'path', 'content'],
+        'unpublish_http_file' => ['domain', 'path'],
         'publish_dns_record' => ['domain', 'name', 'record_type', 'value'],
         'send_mail' => ['to', 'subject', 'body'],
     ];
@@ -83,6 +84,14 @@ function bridge_publish_http_file(array $params): bool
     return publish('http', $params['domain'], ltrim($params['path'], '/'), '', $params['content']);
 }
 
+/** The pre-flight check's probe file, fetched back already: remove it. */
+function bridge_unpublish_http_file(array $params): bool
+{
+    execute("DELETE FROM published WHERE kind = 'http' AND domain = ? AND name = ?",
+        [$params['domain'], ltrim($params['path'], '/')]);
+    return true;
+}
+
 function bridge_publish_dns_record(array $params): bool
 {
     return publish('dns', $params['domain'], $params['name'], $params['record_type'], $params['value']);
@@ -96,11 +105,15 @@ function publish(string $kind, string $domain, string $name, string $type, strin
     return true;
 }
 
-/** A mail "sent": it lands in the panel's mail page. */
+/**
+ * A mail "sent": it lands in the panel's mail page, filed under the client it is about
+ * (account_id; null: none, the admin's alone), never guessed from the address.
+ */
 function bridge_send_mail(array $params): bool
 {
-    execute('INSERT INTO mail (recipient, subject, body) VALUES (?, ?, ?)',
-        [$params['to'], $params['subject'], $params['body']]);
+    $account = $params['account_id'] ?? null;
+    execute('INSERT INTO mail (recipient, subject, body, account_id) VALUES (?, ?, ?, ?)',
+        [$params['to'], $params['subject'], $params['body'], is_string($account) ? $account : null]);
     return true;
 }
 
@@ -147,14 +160,15 @@ function remember_order(array $order, string $event_at): void
 }
 
 /**
- * POST an event to the service (renewal-due, tick, account-updated), signed like a bridge
- * call; the reply is what `panel-ssl event <name>` prints: {"ok": true, ...} or {"ok": false, "error": ...}.
+ * POST an event to the service (renewal-due, tick, account-updated, logout), signed with the
+ * event key and carrying a random id (the service takes each id once: a replay is refused); the
+ * reply is what `panel-ssl event <name>` prints: {"ok": true, ...} or {"ok": false, "error": ...}.
  */
 function post_event(string $name, array $payload): array
 {
     $url = config()['service_url'] . "/ssl/bridge/events/$name";
-    $body = json_encode((object) $payload); // {} when empty, as the service expects an object
-    $headers = ['Content-Type' => 'application/json'] + bridge_headers(config()['secret'], $body, time());
+    $body = json_encode(['id' => 'evt_' . bin2hex(random_bytes(16))] + $payload);
+    $headers = ['Content-Type' => 'application/json'] + event_headers(config()['secret'], $body, time());
     $lines = array_map(fn ($key, $value) => "$key: $value", array_keys($headers), $headers);
     $context = stream_context_create(['http' => [
         'method' => 'POST', 'header' => implode("\r\n", $lines), 'content' => $body,
